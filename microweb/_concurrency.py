@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 
 from ._app_loop import AppLoop, LoopStopped, adopt
 from ._closing import close_both, close_sync_in
-from ._effects import Apart, Effects, Ending, Offload, closing_here
+from ._effects import Apart, Effects, Ending, Offload, closing_here, flow_step_ending
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
 from ._request import Request, logged_method, logged_path
@@ -119,7 +119,7 @@ def _drive(
                 # and a shutdown runs its other steps. Left out, they ran at collection.
                 # NOTE: an async def step's own GeneratorExit too, as drive_async() takes it:
                 # this is no generator, so none is its closing (review314).
-                error = exc
+                error = flow_step_ending(effect, exc)
             except asyncio.CancelledError as exc:
                 # NOTE: no server cancels a call in this thread: a def handler's, flow's or
                 # callback's own, an error as under ASGI (where the pool's future carries it).
@@ -165,7 +165,7 @@ async def drive_async(effects: Effects, pool: WorkerPool) -> Any:
                 # async def handler's own GeneratorExit too; this coroutine's closing goes on.
                 if closing_here(exc):
                     raise
-                error = exc
+                error = flow_step_ending(effect, exc)
             else:
                 effect = send(value)
                 continue

@@ -513,14 +513,13 @@ def _advance(
     try:
         if is_async:
             try:
-                out = yield (
-                    _athrow(gen, exc) if exc is not None else own_exit_carried(gen.asend(value))
-                )
+                out = yield (_athrow(gen, exc) if exc is not None else gen.asend(value))
             except Ending as carrier:
-                # NOTE: the flow's own GeneratorExit, carried out as a def flow's is (_OwnExit).
-                # Thrown back in by the driver as it was, it closed the core as a whole (a
-                # throw() at a yield from closes what it delegates to), and an async flow
-                # outside was left to its collection ("ignored GeneratorExit") (review336).
+                # NOTE: the flow's own GeneratorExit, carried out as a def flow's is (_OwnExit):
+                # by _athrow, or by the driver for a step (flow_step_ending). Thrown back in as
+                # it was, it closed the core as a whole (a throw() at a yield from closes what
+                # it delegates to), and an async flow outside was left to its collection
+                # ("ignored GeneratorExit") (review336).
                 raise _OwnExit(cast("GeneratorExit", carrier.ended)) from None
             if out is _ENDED:
                 return None, True
