@@ -56,6 +56,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import SecurityError
 from websockets.frames import Frame
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from ._asgi_request import DENIAL_SENT_WHOLE
 from ._emission import no_body_status
@@ -158,6 +159,7 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
             if not self.handshake_initiated and self.conn.handshake_exc is not None:
                 self.refuse_handshake()
                 return
+            self.send_pong_due()
 
     def parse_next_slice(self) -> None:
         """Parse the next slice of what was read; read on once it is all parsed, unless
@@ -390,18 +392,27 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         self.transport.close()
 
     def handle_ping(self) -> None:
-        """Answer a ping as Uvicorn does, unless writes wait: then keep the last pong only."""
-        output = self.conn.data_to_send()
-        if self.write_paused:
-            kept = []
-            for frame in output:
-                if frame[:1] == _PONG:
-                    self.pong_due = frame
-                else:
-                    kept.append(frame)
-            output = kept
-        if output:
-            self.transport.write(b"".join(output))
+        """Keep the pong to the last ping, written once the slice is parsed (or, while writes
+        wait, once they can go on)."""
+        # NOTE: Uvicorn writes each pong as it parses its ping: a write (a send() call) a
+        # ping, and a slice of empty pings took 1.5 times as long as one of pongs (review339).
+        # SPEC: RFC 6455 5.5.3: of pings not answered yet, only the last may be.
+        kept = []
+        for frame in self.conn.data_to_send():
+            if frame[:1] == _PONG:
+                self.pong_due = frame
+            else:
+                kept.append(frame)
+        if kept:
+            self.transport.write(b"".join(kept))
+
+    def send_pong_due(self) -> None:
+        """Write the pong owed, if any, unless writes wait; none after a close frame."""
+        if not self.pong_due or self.write_paused:
+            return
+        pong, self.pong_due = self.pong_due, b""
+        if self.conn.state is State.OPEN and not self.transport.is_closing():
+            self.transport.write(pong)
 
     def pause_writing(self) -> None:
         """Hold the app's sends, and the pongs."""
@@ -415,8 +426,6 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
     def resume_writing(self) -> None:
         """Write the pong owed, if any, then let the app send."""
         self.write_paused = False
-        pong, self.pong_due = self.pong_due, b""
-        if pong and not self.transport.is_closing():
-            self.transport.write(pong)
+        self.send_pong_due()
         self.writable.set()
         super().resume_writing()
