@@ -24,6 +24,7 @@ What Uvicorn's protocol left unbounded, it bounds (hunt56):
   1 KiB, so one 256 KiB read queued 250 MiB for an app that had not received yet.
 - It parses one slice an event loop's turn, reading paused until the rest is parsed: pings
   and pongs wait for no app, and one read of 43,690 empty pings held the loop 170 ms (review339).
+  It answers the last ping of a slice only, where Uvicorn wrote a pong (a send) per ping.
 - A message may come in ``MAX_FRAGMENTS`` fragments at most (1009 past them): websockets
   counts a message's bytes, not its fragments, and empty ones went on for ever.
 - A text message that is not UTF-8 closes with 1007, as under Uvicorn, with no traceback in
