@@ -22,10 +22,16 @@ What Uvicorn's protocol left unbounded, it bounds (hunt56):
 - It parses a read a slice at a time, and keeps the rest unparsed while a message waits for
   the app: Uvicorn parsed the whole read first, and with permessage-deflate 1 MiB inflates from
   1 KiB, so one 256 KiB read queued 250 MiB for an app that had not received yet.
+- It parses one slice an event loop's turn, reading paused until the rest is parsed: pings
+  and pongs wait for no app, and one read of 43,690 empty pings held the loop 170 ms (review339).
+  It answers the last ping of a slice only, where Uvicorn wrote a pong (a send) per ping.
 - A message may come in ``MAX_FRAGMENTS`` fragments at most (1009 past them): websockets
   counts a message's bytes, not its fragments, and empty ones went on for ever.
 - A text message that is not UTF-8 closes with 1007, as under Uvicorn, with no traceback in
   the log.
+- A handshake that offers more than ``MAX_OFFERS`` extensions or subprotocols (their
+  parameters counted) is refused with 431 before websockets parses them, in Python: 120,000
+  extensions, within the 256 KiB head, took 220 ms of CPU with the event loop held.
 - A handshake websockets refuses (more than 128 header lines, say) is answered and closed:
   Uvicorn sent no answer, kept the connection, and failed on it at shutdown.
 - A handshake the app refused with a response of its own (the denial-response extension) is
@@ -51,6 +57,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import SecurityError
 from websockets.frames import Frame
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from ._asgi_request import DENIAL_SENT_WHOLE
 from ._emission import no_body_status
@@ -64,9 +71,11 @@ _PONG = b"\x8a"
 # NOTE: bytes of a read parsed at once: with permessage-deflate, whose 4 KiB inflate to 4 MiB
 # at most (a ratio of about 1000 to 1); else, a slice holds its own size of messages.
 # PERF: 20 messages of 1 MiB took 24 ms of CPU to parse in 4 KiB slices, 15 ms in 64 KiB
-# ones and 13 ms in 256 KiB reads; 20,000 small messages took 200 ms in any of them.
+# ones and 13 ms in 256 KiB reads; 20,000 small messages took 200 ms in any of them. A slice
+# of empty pings (6 bytes each, 3 us in websockets) took 32 ms in 64 KiB, 8 ms in 16 KiB,
+# while 20 messages of 1 MiB took 13 ms in either (review339).
 DEFLATED_SLICE = 4 * 1024
-READ_SLICE = 64 * 1024
+READ_SLICE = 16 * 1024
 _BAD_HANDSHAKE = (
     b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8"
     b"\r\nContent-Length: 30\r\n\r\nInvalid WebSocket handshake.\r\n"
@@ -79,6 +88,12 @@ _LARGE_HANDSHAKE = (
 # NOTE: fragments of one message. Each costs 3 to 7 us of CPU: 4096 take 12 to 30 ms; a
 # message under the default 1 MiB limit passes in fragments of 256 bytes.
 MAX_FRAGMENTS = 4096
+# NOTE: header lines, elements and parameters of a handshake's Sec-WebSocket-Extensions, and
+# of its Sec-WebSocket-Protocol; browsers offer one extension with a parameter, apps a few
+# subprotocols. PERF: websockets parses each in Python, 2 us an extension (120,000 took
+# 220 ms of CPU) and 1 us a subprotocol (review339); 256 take 0.5 ms at most.
+MAX_OFFERS = 256
+_OFFERED = ("Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol")
 
 
 class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtocol):
@@ -98,18 +113,36 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
     # HTTP protocols that read them with the handshake (_stall.hand_over).
     held_for_handshake = False
     keeps_early_frames = True
+    # NOTE: whether the rest of a read waits for the event loop's next turn (reading paused).
+    parse_scheduled = False
 
     def data_received(self, data: bytes) -> None:
         """Parse ``data`` a slice at a time, until a message waits for the app."""
         self.unparsed += data
+        if self.parse_scheduled:
+            # NOTE: reading resumed meanwhile (by Uvicorn, for the app's receive): one read
+            # more at most waits.
+            self.transport.pause_reading()
+            return
         self.parse_unparsed()
 
     def parse_unparsed(self) -> None:
-        """Parse what was read, a slice at a time, until a message waits for the app."""
+        """Parse what was read, a slice a turn of the event loop, until a message waits for
+        the app."""
+        if self.parse_scheduled:
+            return  # NOTE: the turn scheduled parses it.
         data, self.unparsed = self.unparsed, b""
         size = DEFLATED_SLICE if self.conn.extensions else READ_SLICE
         for start in range(0, len(data), size):
             if self.transport.is_closing():
+                return
+            if start:
+                # NOTE: a slice a turn: control frames wait for no app, and a read of them
+                # took 3 us a frame, 170 ms for 256 KiB of empty pings, with the loop held.
+                self.unparsed = data[start:]
+                self.parse_scheduled = True
+                self.transport.pause_reading()
+                self.loop.call_soon(self.parse_next_slice)
                 return
             if self.read_paused:
                 # NOTE: reading is paused too, so this holds one read at most.
@@ -127,6 +160,19 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
             if not self.handshake_initiated and self.conn.handshake_exc is not None:
                 self.refuse_handshake()
                 return
+            self.send_pong_due()
+
+    def parse_next_slice(self) -> None:
+        """Parse the next slice of what was read; read on once it is all parsed, unless
+        reading waits for the app (a message it has not taken, a handshake it has not
+        answered)."""
+        self.parse_scheduled = False
+        if self.lost:
+            return
+        self.parse_unparsed()
+        waits = self.parse_scheduled or self.read_paused or self.held_for_handshake
+        if not waits and not self.unparsed and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def handshake_waits(self) -> bool:
         """Return whether the handshake is read and not answered yet.
@@ -303,6 +349,16 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
 
     def handle_connect(self, event: Request) -> None:
         """Answer a handshake as Uvicorn does, unless the connections are at the limit: 503."""
+        for name in _OFFERED:
+            values = event.headers.get_all(name)
+            if sum(1 + value.count(",") + value.count(";") for value in values) > MAX_OFFERS:
+                # SPEC: RFC 6585 5, 431: a header field too large; the client may send fewer.
+                self.refuse_connect(
+                    event,
+                    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    f"{name} offers more than {MAX_OFFERS} elements and parameters.\n",
+                )
+                return
         limit = self.config.limit_concurrency
         if limit is None or (len(self.connections) < limit and len(self.tasks) < limit):
             # NOTE: Uvicorn decodes the path with urllib.parse.unquote(), a Python loop that
@@ -326,27 +382,38 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
             return
         # NOTE: the checks and the warning of Uvicorn's HTTP protocols, for their 503.
         self.logger.warning("Exceeded concurrency limit.")
+        self.refuse_connect(event, HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable")
+
+    def refuse_connect(self, event: Request, status: HTTPStatus, text: str) -> None:
+        """Answer the handshake ``event`` with ``status`` and ``text``, and close."""
         self.request = event
         self.handshake_initiated = self.handshake_complete = self.close_sent = True
-        self.conn.send_response(
-            self.conn.reject(HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable")
-        )
+        self.conn.send_response(self.conn.reject(status, text))
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.transport.close()
 
     def handle_ping(self) -> None:
-        """Answer a ping as Uvicorn does, unless writes wait: then keep the last pong only."""
-        output = self.conn.data_to_send()
-        if self.write_paused:
-            kept = []
-            for frame in output:
-                if frame[:1] == _PONG:
-                    self.pong_due = frame
-                else:
-                    kept.append(frame)
-            output = kept
-        if output:
-            self.transport.write(b"".join(output))
+        """Keep the pong to the last ping, written once the slice is parsed (or, while writes
+        wait, once they can go on)."""
+        # NOTE: Uvicorn writes each pong as it parses its ping: a write (a send() call) a
+        # ping, and a slice of empty pings took 1.5 times as long as one of pongs (review339).
+        # SPEC: RFC 6455 5.5.3: of pings not answered yet, only the last may be.
+        kept = []
+        for frame in self.conn.data_to_send():
+            if frame[:1] == _PONG:
+                self.pong_due = frame
+            else:
+                kept.append(frame)
+        if kept:
+            self.transport.write(b"".join(kept))
+
+    def send_pong_due(self) -> None:
+        """Write the pong owed, if any, unless writes wait; none after a close frame."""
+        if not self.pong_due or self.write_paused:
+            return
+        pong, self.pong_due = self.pong_due, b""
+        if self.conn.state is State.OPEN and not self.transport.is_closing():
+            self.transport.write(pong)
 
     def pause_writing(self) -> None:
         """Hold the app's sends, and the pongs."""
@@ -360,8 +427,6 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
     def resume_writing(self) -> None:
         """Write the pong owed, if any, then let the app send."""
         self.write_paused = False
-        pong, self.pong_due = self.pong_due, b""
-        if pong and not self.transport.is_closing():
-            self.transport.write(pong)
+        self.send_pong_due()
         self.writable.set()
         super().resume_writing()

@@ -19,7 +19,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 
 from microweb import App, WebSocket, WebSocketDisconnect
-from microweb._ws_flow import MAX_FRAGMENTS, FlowControlledWebSockets
+from microweb._ws_flow import MAX_FRAGMENTS, MAX_OFFERS, READ_SLICE, FlowControlledWebSockets
 
 HANDSHAKE = (
     b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -205,7 +205,15 @@ def test_a_client_that_sends_a_message_whole_before_reading_is_read() -> None:
         protocol, transport = await _accepted(FlowControlledWebSockets, app, True)
         message = _masked(0x2, b"c" * (8 * HIGH_WATER))
         fed = 0
-        while transport.reading and fed < len(message):
+        while fed < len(message):
+            # NOTE: a read is parsed a slice a turn, reading paused meanwhile; reading that
+            # stays paused is the deadlock.
+            for _ in range(100):
+                if transport.reading:
+                    break
+                await asyncio.sleep(0)
+            if not transport.reading:
+                break
             protocol.data_received(message[fed : fed + HIGH_WATER])
             fed += HIGH_WATER
         for _ in range(100):
@@ -698,3 +706,120 @@ def test_a_handshake_path_of_escapes_is_decoded_in_c_as_uvicorn_decodes_it(path:
         query,
     )
     assert len(raised) < 10
+
+
+def test_a_read_of_pings_is_parsed_a_slice_a_turn_with_reading_paused_meanwhile() -> None:
+    # NOTE: control frames wait for no app: one 256 KiB read of empty pings (43,690 frames,
+    # 3 to 4 us each) was parsed in one callback, holding the event loop 170 ms, and a client
+    # that sent them on kept every other connection waiting (an echo on another took 460 ms;
+    # review339). A slice's worth is parsed a turn, and reading waits for the rest.
+    pings = _ping(b"") * (256 * 1024 // 6)
+
+    async def connection() -> tuple[int, bool, int, bool, bytes]:
+        app = App()
+
+        @app.websocket("/ws")
+        async def idle(ws: WebSocket) -> None:
+            await ws.accept()
+            await ws.receive_text()
+
+        protocol, transport = await _accepted(FlowControlledWebSockets, app)
+        start = len(transport.written)
+        protocol.data_received(pings)
+        first_turn = len(pings) - len(protocol.unparsed)
+        reading_meanwhile = transport.reading
+        for _ in range(200):
+            if not protocol.unparsed and transport.reading:
+                break
+            await asyncio.sleep(0)
+        answered = transport.written[start:].count(b"\x8a\x00")
+        left = protocol.unparsed
+        reading = transport.reading
+        protocol.connection_lost(None)
+        return first_turn, reading_meanwhile, answered, reading, left
+
+    first_turn, reading_meanwhile, answered, reading, left = asyncio.run(connection())
+    assert first_turn <= READ_SLICE
+    assert not reading_meanwhile
+    # NOTE: a pong a slice, to its last ping.
+    assert answered == -(-len(pings) // READ_SLICE)
+    assert (reading, left) == (True, b"")
+
+
+def _handshake_answered(extra: bytes) -> tuple[bytes, int]:
+    """The status line the handshake with ``extra`` header lines got, and the subprotocols
+    the app was offered (-1 if it was not called)."""
+    offered: list[int] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def accept(ws: WebSocket) -> None:
+        offered.append(len(ws.subprotocols))
+        await ws.accept()
+
+    async def connection() -> bytes:
+        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
+        config.load()
+        protocol = FlowControlledWebSockets(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Unread(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(HANDSHAKE[:-2] + extra + b"\r\n")
+        for _ in range(200):
+            if protocol.handshake_complete:
+                break
+            await asyncio.sleep(0.001)
+        protocol.connection_lost(None)
+        return bytes(transport.written).split(b"\r\n", 1)[0]
+
+    status = asyncio.run(connection())
+    return status, offered[0] if offered else -1
+
+
+@pytest.mark.parametrize("name", [b"Sec-WebSocket-Extensions", b"Sec-WebSocket-Protocol"])
+def test_a_handshake_offering_too_many_extensions_or_subprotocols_is_431(name: bytes) -> None:
+    # NOTE: websockets parses each offer in Python: a handshake of 120,000 extensions (within
+    # the 256 KiB head) took 220 ms of CPU and 13 MB, 120,000 subprotocols 100 ms, with the
+    # event loop held (review339). Past MAX_OFFERS, elements and parameters, it is refused
+    # before any is parsed.
+    line = name + b": " + b",".join([b"x"] * 100) + b"\r\n"
+    assert _handshake_answered(line * 30)[0] == b"HTTP/1.1 431 Request Header Fields Too Large"
+    params = name + b": x" + b";a" * MAX_OFFERS + b"\r\n"
+    assert _handshake_answered(params)[0] == b"HTTP/1.1 431 Request Header Fields Too Large"
+
+
+def test_a_handshake_offering_as_many_subprotocols_as_allowed_is_accepted() -> None:
+    line = b"Sec-WebSocket-Protocol: " + b", ".join([b"chat"] * (MAX_OFFERS // 2)) + b"\r\n"
+    assert _handshake_answered(line * 2) == (b"HTTP/1.1 101 Switching Protocols", MAX_OFFERS)
+    # NOTE: each line, comma and semicolon counts: 1 + 1 + 127 * 2 = MAX_OFFERS.
+    offers = b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"
+    offers += b", x; a=1" * ((MAX_OFFERS - 2) // 2) + b"\r\n"
+    assert _handshake_answered(offers)[0] == b"HTTP/1.1 101 Switching Protocols"
+
+
+def test_the_pings_of_a_slice_get_one_pong_the_last_ones() -> None:
+    # NOTE: a pong written as each ping was parsed cost a write (a send() call) each: a
+    # slice of empty pings took 1.5 times as long as one of pongs (review339). RFC 6455 5.5.3
+    # lets an endpoint answer only the most recent of the pings it has not answered yet.
+    async def connection() -> tuple[bytes, bytes]:
+        app = App()
+
+        @app.websocket("/ws")
+        async def idle(ws: WebSocket) -> None:
+            await ws.accept()
+            await ws.receive_text()
+
+        protocol, transport = await _accepted(FlowControlledWebSockets, app)
+        start = len(transport.written)
+        protocol.data_received(_ping(b"one") + _ping(b"two") + _ping(b"three"))
+        pongs = bytes(transport.written[start:])
+        # NOTE: a ping, then a bad frame (a text message that is not UTF-8): no pong after
+        # the close frame.
+        start = len(transport.written)
+        protocol.data_received(_ping(b"four") + _masked(0x1, b"\xff"))
+        closing = bytes(transport.written[start:])
+        protocol.connection_lost(None)
+        return pongs, closing
+
+    pongs, closing = asyncio.run(connection())
+    assert pongs == b"\x8a\x05three"
+    assert closing.startswith(b"\x88") and b"\x8a" not in closing
