@@ -409,15 +409,17 @@ def logged_path(request: Request, *, whole: bool = False) -> str:
     without spaces or control characters; a path that is not UTF-8 is its bytes so encoded.
     ``whole`` puts the root path (the app's mount) before it: the path the client asked for.
     """
-    root = quote(request.root_path, safe=PATH_SAFE) if whole else ""
+    # NOTE: the root path is cut with the path: a prefix that takes a client's text (a mount
+    # at "/{tenant}" in another framework) was written whole (review337).
+    root = request.root_path if whole else ""
     # NOTE: escaped control characters kept a request on one line, but a space ("/a%20200")
     # let it add fields, and a reader splitting the line on spaces took "200" for the status.
     if request.path_is_valid:
-        path = request.path
-        return root + quote(path[:LOGGED_PATH], safe=PATH_SAFE) + _cut(len(path))
+        path = root + request.path
+        return quote(path[:LOGGED_PATH], safe=PATH_SAFE) + _cut(len(path))
     # NOTE: not UTF-8, or not a path ("*" for a GET): request.path is "", and the line lost a
     # field ("GET  400"). Its bytes then, in the same spelling.
-    return root + logged_bytes(percent_decode_bytes(request.raw_path))
+    return logged_bytes(root.encode() + percent_decode_bytes(request.raw_path))
 
 
 # NOTE: the characters (or bytes) of a path that a log line holds; past them, "[...+N]" says

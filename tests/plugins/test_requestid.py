@@ -320,6 +320,22 @@ def test_access_log_cuts_a_long_path_and_says_how_much_it_cut(
     assert record.getMessage().split()[1] == logged
 
 
+def test_access_log_cuts_a_long_root_path_with_the_path(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the path was cut, but the root path before it was not: mounted under a prefix
+    # that takes a client's text (Starlette's Mount("/{tenant}")), a client still wrote its
+    # whole head into the log with each request (review337).
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    root = "/" + "r" * 10_000
+    with TestClient(id_app(AccessLog()), interface=interface, root_path=root) as client:
+        client.get(root + "/" + "a" * 100)
+    [record] = access_records(caplog)
+    logged = record.http_path  # type: ignore[attr-defined]
+    assert logged == root[:4096] + "[...+6006]"
+    assert record.getMessage().split()[1] == logged
+
+
 def test_access_log_takes_a_logger_and_respects_its_level(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
