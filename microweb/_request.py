@@ -392,13 +392,24 @@ def logged_method(request: Request) -> str:
     A server that passes on any method (Waitress: all up to a space), a raw environ or scope,
     let CR LF in it start a forged line in the log, as in a path (see ``logged_path``).
     """
-    method = request.method
+    return logged_method_name(request.method)
+
+
+def logged_method_name(method: str) -> str:
+    """Return ``method`` as ``logged_method()`` spells a request's."""
     # NOTE: a method of letters alone (all but a few) as it is, with no quote().
-    if method.isalpha() and method.isascii():
+    if len(method) <= LOGGED_METHOD and method.isalpha() and method.isascii():
         return method
     # NOTE: a lone surrogate (a raw environ's) raised out of the log call, and of the app:
     # written as repr() writes it, then encoded.
-    return quote(method, safe=_METHOD_SAFE, errors="backslashreplace")
+    kept = quote(method[:LOGGED_METHOD], safe=_METHOD_SAFE, errors="backslashreplace")
+    return kept + _cut(len(method), LOGGED_METHOD)
+
+
+# NOTE: the characters of a method that a log line holds (the longest registered one has
+# 17), then "[...+N]" as for a path. A method is any token under h11 and Waitress (anything
+# in a raw environ or scope): one as long as the head (256 KiB) was logged whole (review337).
+LOGGED_METHOD = 64
 
 
 def logged_path(request: Request, *, whole: bool = False) -> str:
@@ -430,8 +441,8 @@ def logged_path(request: Request, *, whole: bool = False) -> str:
 LOGGED_PATH = 4096
 
 
-def _cut(length: int) -> str:
-    return f"[...+{length - LOGGED_PATH}]" if length > LOGGED_PATH else ""
+def _cut(length: int, kept: int = LOGGED_PATH) -> str:
+    return f"[...+{length - kept}]" if length > kept else ""
 
 
 def logged_bytes(path: bytes) -> str:

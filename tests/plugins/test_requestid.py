@@ -336,6 +336,28 @@ def test_access_log_cuts_a_long_root_path_with_the_path(
     assert record.getMessage().split()[1] == logged
 
 
+@pytest.mark.parametrize(
+    ("method", "logged"),
+    [
+        ("A" * 64, "A" * 64),
+        ("A" * 20_000, "A" * 64 + "[...+19936]"),
+        ("B%" * 40, "B%25" * 32 + "[...+16]"),
+    ],
+    ids=["at-the-cut", "long", "encoded"],
+)
+def test_access_log_cuts_a_long_method_and_says_how_much_it_cut(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, method: str, logged: str
+) -> None:
+    # NOTE: a method is any token under h11 (and anything up to a space under Waitress): one
+    # as long as the head (256 KiB) was written whole into the log with each request
+    # (review337).
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    make_client(id_app(AccessLog())).request(method, "/")
+    [record] = access_records(caplog)
+    assert record.http_method == logged  # type: ignore[attr-defined]
+    assert record.getMessage().split()[0] == logged
+
+
 def test_access_log_takes_a_logger_and_respects_its_level(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
