@@ -335,3 +335,47 @@ def test_a_trailer_section_with_a_bare_lf_a_fold_or_a_control_is_400_under_every
     answer = _exchange(server, head + b"5\r\nhello\r\n0\r\n" + trailer + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"smuggled" not in answer
+
+
+CHUNKED_READS = {
+    "leading-zeros-and-upper-case": [b"0005\r\nhello\r\n000A\r\n0123456789\r\n0\r\n\r\n"],
+    "twenty-digits": [b"0" * 19 + b"5\r\nhello\r\n0\r\n\r\n"],
+    "data-holding-a-last-chunk": [b"7\r\n\r\n0\r\n\r\n\r\n1\r\nx\r\n0\r\n\r\n"],
+    "cut-before-the-crlf": [b"1\r\na\r\n2\r\nbc", b"\r\n1\r\nd\r\n0\r\n\r\n"],
+    "cut-inside-the-crlf": [b"1\r\na\r\n2\r\nbc\r", b"\n1\r\nd\r\n0\r\n\r\n"],
+    "cut-after-the-size": [b"1\r\na\r\n2\r\n", b"bc\r\n1\r\nd\r\n0\r\n\r\n"],
+    "trailer-then-the-next-request": [b"1\r\na\r\n1\r\nb\r\n0\r\nX-T: 1\r\n\r\n"],
+    "extension-then-plain": [b"1;a=b\r\na\r\n1\r\nb\r\n1;c\r\nc\r\n1\r\nd\r\n0\r\n\r\n"],
+}
+BODIES_READ = {
+    "leading-zeros-and-upper-case": b"hello0123456789",
+    "twenty-digits": b"hello",
+    "data-holding-a-last-chunk": b"\r\n0\r\n\r\nx",
+    "cut-before-the-crlf": b"abcd",
+    "cut-inside-the-crlf": b"abcd",
+    "cut-after-the-size": b"abcd",
+    "trailer-then-the-next-request": b"ab",
+    "extension-then-plain": b"abcd",
+}
+
+
+@pytest.mark.parametrize("name", CHUNKED_READS)
+def test_plain_chunks_in_any_reads_frame_the_body_alike_under_every_server(
+    server: ServedWay, name: str
+) -> None:
+    # NOTE: h11 reads the plain chunks a read holds whole itself (_h11.take_whole_chunks()),
+    # and the CRLF after a chunk: the body and the request after it must be the same bytes
+    # under every server (review337).
+    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    reads = list(CHUNKED_READS[name])
+    reads[0] = head + reads[0]
+    reads[-1] += NEXT
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        for data in reads:
+            sock.sendall(data)
+            time.sleep(0.05)
+        answer = read_until_closed(sock)
+    assert statuses(answer) == [b"200", b"200"], answer[-300:]
+    body = BODIES_READ[name]
+    assert b"\r\n\r\n" + body + b"HTTP/1.1 200 " in answer, answer[-300:]
+    assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
