@@ -320,6 +320,27 @@ def test_access_log_cuts_a_long_path_and_says_how_much_it_cut(
     assert record.getMessage().split()[1] == logged
 
 
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/" + "a" * 4095, "/" + "a" * 4095),
+        ("/" + "a" * 4096, "/" + "a" * 4095 + "[...+1]"),
+        ("/" + "%C3%A9" * 5000, "/" + "%C3%A9" * 4095 + "[...+905]"),
+        ("/%FF%FF" + "%C3%A9" * 3000, "/%FF%FF" + "%C3%A9" * 2046 + "%C3[...+1907]"),
+    ],
+    ids=["at-the-cut", "one-past", "two-byte-characters", "not-utf8-cut-in-a-character"],
+)
+def test_access_log_cuts_a_path_at_its_limit_each_escape_whole(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, path: str, logged: str
+) -> None:
+    # NOTE: a path is cut by characters, one that is not UTF-8 by bytes: either way each
+    # escape in the line is whole (review337).
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    make_client(id_app(AccessLog())).get(path)
+    [record] = access_records(caplog)
+    assert record.http_path == logged  # type: ignore[attr-defined]
+
+
 def test_access_log_cuts_a_long_root_path_with_the_path(
     interface: str, caplog: pytest.LogCaptureFixture
 ) -> None:
