@@ -22,6 +22,7 @@ from h11._readers import ChunkedReader, maybe_read_from_IDLE_client
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from ._parsing import (
+    CHUNK_EXTENSIONS,
     MAX_CHUNK_EXTENSIONS,
     UNSUPPORTED_CODING,
     folded_framing,
@@ -147,9 +148,10 @@ def check_codings(lines: list[bytearray]) -> None:
 
 class ChunkLinesChecked:
     """h11's receive buffer, as its reader of a chunked body sees it, refusing a chunk line
-    with whitespace before its CRLF and a trailer line that is no CRLF-ended field line, as
-    Waitress and httptools do, and chunk extensions past ``MAX_CHUNK_EXTENSIONS`` bytes a
-    body, as Waitress does (``reader`` counts them)."""
+    with whitespace before its CRLF or a chunk extension that is no name and value, and a
+    trailer line that is no CRLF-ended field line, as Waitress and httptools do, and chunk
+    extensions past ``MAX_CHUNK_EXTENSIONS`` bytes a body, as Waitress does (``reader``
+    counts them)."""
 
     def __init__(self, buf: Any, reader: StrictChunkedReader) -> None:
         self.buf = buf
@@ -159,7 +161,8 @@ class ChunkLinesChecked:
         """Return the next line as h11's buffer does (a chunk line, here), once checked.
 
         Raises:
-            h11.RemoteProtocolError: For a chunk size and whitespace (400).
+            h11.RemoteProtocolError: For a chunk size and whitespace, or extensions too long
+                or that are no name and value (400).
         """
         line: bytearray | None = self.buf.maybe_extract_next_line()
         if line is not None and line.endswith(SPACED_END):
@@ -174,6 +177,11 @@ class ChunkLinesChecked:
             self.reader.extensions += len(line) - 2 - semi
             if self.reader.extensions > MAX_CHUNK_EXTENSIONS:
                 raise h11.RemoteProtocolError("chunk extensions too long", 400)
+            if not CHUNK_EXTENSIONS.fullmatch(line, semi, len(line) - 2):
+                # NOTE: h11 reads anything after the ";" but a LF (a bare CR, a NUL), where
+                # Waitress and httptools answer 400: a proxy that ends the line at a bare CR,
+                # or drops a NUL, frames the body otherwise (review337).
+                raise h11.RemoteProtocolError("invalid chunk extension", 400)
         return line
 
     def maybe_extract_lines(self) -> list[bytearray] | None:

@@ -391,3 +391,19 @@ def test_a_chunk_size_of_more_than_20_digits_is_read_but_under_h11(server: Serve
     else:
         assert statuses(answer) == [b"200", b"200"], answer[-300:]
         assert b"\r\n\r\nhelloHTTP/1.1 200 " in answer
+
+
+@pytest.mark.parametrize(
+    "extension",
+    [b";a\x00", b";a\rb", b";a=\x80", b";", b";a@b", b';a="\x01"'],
+    ids=["nul", "bare-cr", "obs-text-token", "empty", "not-a-token", "control-in-quotes"],
+)
+def test_a_chunk_extension_that_is_no_name_and_value_is_400_under_every_server(
+    server: ServedWay, extension: bytes
+) -> None:
+    # NOTE: h11 took anything after the ";" but a LF, where Waitress and httptools answer 400
+    # (review337).
+    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = _exchange(server, head + b"5" + extension + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
+    assert statuses(answer) == [b"400"], answer[-300:]
+    assert b"hello" not in answer
