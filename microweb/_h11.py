@@ -22,6 +22,7 @@ from h11._readers import ChunkedReader, maybe_read_from_IDLE_client
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from ._parsing import (
+    CHUNK_EXTENSIONS,
     MAX_CHUNK_EXTENSIONS,
     UNSUPPORTED_CODING,
     folded_framing,
@@ -86,10 +87,7 @@ class FoldChecked:
             lines = self.buf.maybe_extract_lines()
         if not lines:
             return lines
-        # NOTE: h11 cuts each line at its LF and drops one CR before it, if any: the head
-        # taken is as long as its lines with a CRLF each, and the blank line's, only if
-        # every line ended in CRLF.
-        if size - len(self.buf) != sum(len(line) + 2 for line in lines) + 2:
+        if not ends_in_crlf(size - len(self.buf), lines):
             # SPEC: RFC 9112 2.2, a recipient MAY take a bare LF as a line end. NOTE: h11
             # did, where Waitress and httptools answer 400: a proxy that doesn't reads other
             # lines, and another framing, in the same bytes.
@@ -150,8 +148,10 @@ def check_codings(lines: list[bytearray]) -> None:
 
 class ChunkLinesChecked:
     """h11's receive buffer, as its reader of a chunked body sees it, refusing a chunk line
-    with whitespace before its CRLF, as Waitress and httptools do, and chunk extensions past
-    ``MAX_CHUNK_EXTENSIONS`` bytes a body, as Waitress does (``reader`` counts them)."""
+    with whitespace before its CRLF or a chunk extension that is no name and value, and a
+    trailer line that is no CRLF-ended field line, as Waitress and httptools do, and chunk
+    extensions past ``MAX_CHUNK_EXTENSIONS`` bytes a body, as Waitress does (``reader``
+    counts them)."""
 
     def __init__(self, buf: Any, reader: StrictChunkedReader) -> None:
         self.buf = buf
@@ -161,7 +161,8 @@ class ChunkLinesChecked:
         """Return the next line as h11's buffer does (a chunk line, here), once checked.
 
         Raises:
-            h11.RemoteProtocolError: For a chunk size and whitespace (400).
+            h11.RemoteProtocolError: For a chunk size and whitespace, or extensions too long
+                or that are no name and value (400).
         """
         line: bytearray | None = self.buf.maybe_extract_next_line()
         if line is not None and line.endswith(SPACED_END):
@@ -176,10 +177,53 @@ class ChunkLinesChecked:
             self.reader.extensions += len(line) - 2 - semi
             if self.reader.extensions > MAX_CHUNK_EXTENSIONS:
                 raise h11.RemoteProtocolError("chunk extensions too long", 400)
+            if not CHUNK_EXTENSIONS.fullmatch(line, semi, len(line) - 2):
+                # NOTE: h11 reads anything after the ";" but a LF (a bare CR, a NUL), where
+                # Waitress and httptools answer 400: a proxy that ends the line at a bare CR,
+                # or drops a NUL, frames the body otherwise (review337).
+                raise h11.RemoteProtocolError("invalid chunk extension", 400)
         return line
+
+    def maybe_extract_lines(self) -> list[bytearray] | None:
+        """Return the trailer section's lines as h11's buffer does, once checked.
+
+        Raises:
+            h11.RemoteProtocolError: For a line that ends in a bare LF, is folded onto the one
+                before, or holds a control character (400).
+        """
+        size = len(self.buf)
+        lines: list[bytearray] | None = self.buf.maybe_extract_lines()
+        if lines is None:
+            return None
+        # SPEC: RFC 9112 7.1.2, a trailer section is field lines, each ending in CRLF (5.2:
+        # no obs-fold outside message/http), RFC 9110 5.5: no control character in a value.
+        # NOTE: h11 reads it as it reads a head: "X: 1\n\n" ended it, and the bytes after it
+        # were the next request, a line folded onto the one before was joined, a control
+        # character kept, where Waitress and httptools answer 400: a proxy that reads the
+        # section otherwise frames the next request otherwise (review337).
+        if not ends_in_crlf(size - len(self.buf), lines):
+            raise h11.RemoteProtocolError("bare LF in the trailer section", 400)
+        if any(line.startswith((b" ", b"\t")) for line in lines):
+            raise h11.RemoteProtocolError("folded trailer line", 400)
+        if any(CONTROL_BYTE.search(line) for line in lines):
+            raise h11.RemoteProtocolError("control character in a trailer line", 400)
+        return lines
+
+    def __len__(self) -> int:
+        return len(self.buf)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.buf, name)
+
+
+def ends_in_crlf(taken: int, lines: list[bytearray]) -> bool:
+    """Return whether the ``taken`` bytes that h11's buffer cut into ``lines`` (a head, or a
+    trailer section) ended each line, and the blank line, in CRLF.
+
+    h11 cuts each line at its LF and drops one CR before it, if any: the bytes taken are as
+    many as the lines with a CRLF each, and the blank line's, only if every line ended so.
+    """
+    return taken == sum(len(line) + 2 for line in lines) + 2
 
 
 class StrictChunkedReader(ChunkedReader):
@@ -200,7 +244,9 @@ class StrictChunkedReader(ChunkedReader):
             data = take_whole_chunks(buf)
             if data:
                 return h11.Data(data=data, chunk_start=True, chunk_end=True)
-        return super().__call__(ChunkLinesChecked(buf, self))  # type: ignore[arg-type]
+        # NOTE: h11's reader calls itself on the buffer it was given after the last chunk.
+        checked = buf if isinstance(buf, ChunkLinesChecked) else ChunkLinesChecked(buf, self)
+        return super().__call__(checked)  # type: ignore[arg-type]
 
 
 # NOTE: the longest size line h11 reads: 20 hex digits (h11._abnf.chunk_size), and its CRLF.

@@ -393,13 +393,24 @@ def logged_method(request: Request) -> str:
     A server that passes on any method (Waitress: all up to a space), a raw environ or scope,
     let CR LF in it start a forged line in the log, as in a path (see ``logged_path``).
     """
-    method = request.method
+    return logged_method_name(request.method)
+
+
+def logged_method_name(method: str) -> str:
+    """Return ``method`` as ``logged_method()`` spells a request's."""
     # NOTE: a method of letters alone (all but a few) as it is, with no quote().
-    if method.isalpha() and method.isascii():
+    if len(method) <= LOGGED_METHOD and method.isalpha() and method.isascii():
         return method
     # NOTE: a lone surrogate (a raw environ's) raised out of the log call, and of the app:
     # written as repr() writes it, then encoded.
-    return quote(method, safe=_METHOD_SAFE, errors="backslashreplace")
+    kept = quote(method[:LOGGED_METHOD], safe=_METHOD_SAFE, errors="backslashreplace")
+    return kept + _cut(len(method), LOGGED_METHOD)
+
+
+# NOTE: the characters of a method that a log line holds (the longest registered one has
+# 17), then "[...+N]" as for a path. A method is any token under h11 and Waitress (anything
+# in a raw environ or scope): one as long as the head (256 KiB) was logged whole (review337).
+LOGGED_METHOD = 64
 
 
 def logged_path(request: Request, *, whole: bool = False) -> str:
@@ -410,15 +421,17 @@ def logged_path(request: Request, *, whole: bool = False) -> str:
     without spaces or control characters; a path that is not UTF-8 is its bytes so encoded.
     ``whole`` puts the root path (the app's mount) before it: the path the client asked for.
     """
-    root = quote(request.root_path, safe=PATH_SAFE) if whole else ""
+    # NOTE: the root path is cut with the path: a prefix that takes a client's text (a mount
+    # at "/{tenant}" in another framework) was written whole (review337).
+    root = request.root_path if whole else ""
     # NOTE: escaped control characters kept a request on one line, but a space ("/a%20200")
     # let it add fields, and a reader splitting the line on spaces took "200" for the status.
     if request.path_is_valid:
-        path = request.path
-        return root + quote(path[:LOGGED_PATH], safe=PATH_SAFE) + _cut(len(path))
+        path = root + request.path
+        return quote(path[:LOGGED_PATH], safe=PATH_SAFE) + _cut(len(path))
     # NOTE: not UTF-8, or not a path ("*" for a GET): request.path is "", and the line lost a
     # field ("GET  400"). Its bytes then, in the same spelling.
-    return root + logged_bytes(percent_decode_bytes(request.raw_path))
+    return logged_bytes(root.encode() + percent_decode_bytes(request.raw_path))
 
 
 # NOTE: the characters (or bytes) of a path that a log line holds; past them, "[...+N]" says
@@ -429,8 +442,8 @@ def logged_path(request: Request, *, whole: bool = False) -> str:
 LOGGED_PATH = 4096
 
 
-def _cut(length: int) -> str:
-    return f"[...+{length - LOGGED_PATH}]" if length > LOGGED_PATH else ""
+def _cut(length: int, kept: int = LOGGED_PATH) -> str:
+    return f"[...+{length - kept}]" if length > kept else ""
 
 
 def logged_bytes(path: bytes) -> str:

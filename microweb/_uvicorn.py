@@ -34,7 +34,7 @@ from typing import Any
 import uvicorn
 
 from ._error_logs import REPORTED_TRACEBACKS
-from ._request import LOGGED_PATH
+from ._request import LOGGED_METHOD, LOGGED_PATH
 from ._serve_log import serving_loggers_on
 from ._stopping import CLEANUP_WAIT, OpenStreamHandler, end_by, to_nowhere
 from ._unix import port_of
@@ -115,13 +115,19 @@ ACCESS_TARGET = 3 * LOGGED_PATH
 
 class AccessLineCut(logging.Filter):
     """Cut the target of Uvicorn's access line to ``ACCESS_TARGET`` characters (an escape
-    whole), then say how many more there were (``[...+N]``), as ``logged_path()`` does."""
+    whole), and its method to ``LOGGED_METHOD``, then say how many more there were
+    (``[...+N]``), as ``logged_path()`` and ``logged_method()`` do."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         # NOTE: Uvicorn's record: the client, the method, the target, the version, the status.
         if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-            target = args[2]
+            method, target = args[1], args[2]
+            if isinstance(method, str) and len(method) > LOGGED_METHOD:
+                # NOTE: h11 takes any token for a method: Uvicorn wrote one as long as the
+                # head into each access line (review337). A token needs no escape.
+                method = f"{method[:LOGGED_METHOD]}[...+{len(method) - LOGGED_METHOD}]"
+                record.args = (args[0], method, *args[2:])
             if len(target) > ACCESS_TARGET:
                 # PERF: Uvicorn wrote the whole target, as long as the 256 KiB head that both its
                 # parsers take: each request of a client's wrote up to 256 KB into the log
@@ -131,7 +137,7 @@ class AccessLineCut(logging.Filter):
                 if escape >= 0:
                     kept = kept[:escape]
                 cut = f"{kept}[...+{len(target) - len(kept)}]"
-                record.args = (*args[:2], cut, *args[3:])
+                record.args = (args[0], method, cut, *args[3:])
         return True
 
 

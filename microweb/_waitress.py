@@ -39,7 +39,7 @@ from ._chunked import ChunkedChannel
 from ._effects import ShutdownError
 from ._errors import log_failure
 from ._parsing import names_option
-from ._request import logged_bytes
+from ._request import logged_bytes, logged_method_name
 from ._serve_options import KEEP_ALIVE, host_port
 from ._sockets import reset_after_end
 from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
@@ -678,7 +678,9 @@ def _named(channel: Any) -> str | None:
     if parser is None or not parser.headers_finished:
         return None
     # NOTE: Waitress's path is decoded, its bytes as latin-1 text: "%0A" is a line break.
-    return f"{parser.command} {logged_bytes(parser.path.encode('latin-1'))}"
+    # NOTE: its method is any token up to the head's cap (256 KiB): cut too (review337).
+    method = logged_method_name(parser.command)
+    return f"{method} {logged_bytes(parser.path.encode('latin-1'))}"
 
 
 def serve_waitress(

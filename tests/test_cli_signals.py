@@ -528,6 +528,11 @@ def test_waitress_names_a_request_it_cuts_off_as_a_log_line_spells_it() -> None:
     named = _named(SimpleNamespace(requests=[parser], request=None))
     assert named == "GET /a%0AINFO:%20forged%FF"
     assert _named(SimpleNamespace(requests=[], request=None)) is None
+    # NOTE: a method is any token up to the head's cap: it was named whole (review337).
+    parser = HTTPRequestParser(Adjustments())
+    parser.received(b"A" * 100_000 + b" /" + b"b" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    named = _named(SimpleNamespace(requests=[parser], request=None))
+    assert named == "A" * 64 + "[...+99936] /" + "b" * 4095 + "[...+905]"
 
 
 def test_a_websocket_session_cut_off_by_the_grace_period_is_logged_in_one_line(

@@ -145,3 +145,71 @@ def test_random_chunks_in_random_reads_read_as_plain_h11_reads_them(seed: int) -
     assert _body(ours) == _body(plain)
     assert [end.headers for end in _ends(ours)] == [end.headers for end in _ends(plain)]
     assert len(_ends(ours)) == 1
+
+
+TRAILERS = {
+    "bare-lf-ends-them": b"X-T: 1\n\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+    "bare-lf-line": b"X-T: 1\nY: 2\r\n\r\n",
+    "bare-lf-alone": b"\n",
+    "folded": b"X-T: 1\r\n  more\r\n\r\n",
+    "control": b"X-T: a\x01b\r\n\r\n",
+    "control-del": b"X-T: a\x7f\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("trailer", TRAILERS.values(), ids=TRAILERS.keys())
+def test_a_trailer_section_waitress_and_httptools_refuse_is_refused(trailer: bytes) -> None:
+    # NOTE: h11 reads trailer lines as it reads a head's: a bare LF ended a line (and
+    # "\n\n" the section: the bytes after it were the next request), a line folded onto the
+    # next one, a control character in a value, where Waitress and httptools answer 400: a
+    # proxy that reads them otherwise frames the next request otherwise (a smuggling).
+    conn = FramedConnection(h11.SERVER)
+    with pytest.raises(h11.RemoteProtocolError) as refused:
+        _events(conn, [HEAD + b"1\r\na\r\n0\r\n" + trailer])
+    assert refused.value.error_status_hint == 400
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7])
+def test_a_trailer_section_in_small_reads_reads_as_in_one(step: int) -> None:
+    whole = HEAD + b"1\r\na\r\n0\r\nX-T: 1\r\nY-T: a\tb\r\n\r\n"
+    reads = [whole[: len(HEAD)]] + [
+        whole[at : at + step] for at in range(len(HEAD), len(whole), step)
+    ]
+    events = _events(FramedConnection(h11.SERVER), reads)
+    assert _body(events) == b"a"
+    assert [end.headers for end in _ends(events)] == [[(b"x-t", b"1"), (b"y-t", b"a\tb")]]
+
+
+GOOD_EXTENSIONS = [b";a", b";a=b", b';a="b;c"', b';a="x\\"y"', b";a=b;c=d", b';a="\x80 \t"']
+BAD_EXTENSIONS = {
+    "nul": b";a\x00",
+    "control": b";a\x01b",
+    "bare-cr": b";a\rb",
+    "obs-text-token": b";a=\x80",
+    "empty": b";",
+    "space-before-name": b"; a=b",
+    "not-a-token": b";a@b",
+    "control-in-quotes": b';a="\x01"',
+    "unclosed-quote": b';a="b',
+}
+
+
+@pytest.mark.parametrize("extension", GOOD_EXTENSIONS)
+def test_chunk_extensions_of_tokens_and_quoted_strings_are_read(extension: bytes) -> None:
+    body = b"1" + extension + b"\r\na\r\n0" + extension + b"\r\n\r\n"
+    assert _body(_events(FramedConnection(h11.SERVER), [HEAD + body])) == b"a"
+
+
+@pytest.mark.parametrize("extension", BAD_EXTENSIONS.values(), ids=BAD_EXTENSIONS.keys())
+@pytest.mark.parametrize("last", [False, True])
+def test_a_chunk_extension_that_is_no_name_and_value_is_refused(
+    extension: bytes, last: bool
+) -> None:
+    # SPEC: RFC 9112 7.1.1, chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS
+    # chunk-ext-val ] ), a name a token, a value a token or a quoted string. NOTE: h11 read
+    # anything after the ";" but a LF (a bare CR, a NUL), where Waitress and httptools answer
+    # 400: a proxy that ends the line at the CR frames the body otherwise (review337).
+    body = b"1\r\na\r\n0" + extension if last else b"1" + extension + b"\r\na\r\n0"
+    with pytest.raises(h11.RemoteProtocolError) as refused:
+        _events(FramedConnection(h11.SERVER), [HEAD + body + b"\r\n\r\n"])
+    assert refused.value.error_status_hint == 400

@@ -50,6 +50,21 @@ def test_a_long_path_in_uvicorns_access_line_is_cut_whole_escapes_kept(
     assert record.getMessage() == f'127.0.0.1:5000 - "GET {logged} HTTP/1.1" 404'
 
 
+def test_a_long_method_in_uvicorns_access_line_is_cut() -> None:
+    # NOTE: h11 takes any token for a method: Uvicorn wrote one as long as the head (256 KiB)
+    # into each access line (review337).
+    args = ("127.0.0.1:5000", "A" * 20_000, "/a", "1.1", 405)
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', args, None
+    )
+    assert AccessLineCut().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "' + "A" * 64 + '[...+19936] /a HTTP/1.1" 405'
+    record = _uvicorns_record("/a")
+    record.args = ("127.0.0.1:5000", "A" * 64, "/a", "1.1", 405)
+    assert AccessLineCut().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "' + "A" * 64 + ' /a HTTP/1.1" 405'
+
+
 def test_another_record_of_uvicorns_access_logger_is_left_alone() -> None:
     record = logging.LogRecord(
         "uvicorn.access", logging.INFO, __file__, 1, "%s", ("x" * 20_000,), None

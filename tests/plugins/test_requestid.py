@@ -320,6 +320,65 @@ def test_access_log_cuts_a_long_path_and_says_how_much_it_cut(
     assert record.getMessage().split()[1] == logged
 
 
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/" + "a" * 4095, "/" + "a" * 4095),
+        ("/" + "a" * 4096, "/" + "a" * 4095 + "[...+1]"),
+        ("/" + "%C3%A9" * 5000, "/" + "%C3%A9" * 4095 + "[...+905]"),
+        ("/%FF%FF" + "%C3%A9" * 3000, "/%FF%FF" + "%C3%A9" * 2046 + "%C3[...+1907]"),
+    ],
+    ids=["at-the-cut", "one-past", "two-byte-characters", "not-utf8-cut-in-a-character"],
+)
+def test_access_log_cuts_a_path_at_its_limit_each_escape_whole(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, path: str, logged: str
+) -> None:
+    # NOTE: a path is cut by characters, one that is not UTF-8 by bytes: either way each
+    # escape in the line is whole (review337).
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    make_client(id_app(AccessLog())).get(path)
+    [record] = access_records(caplog)
+    assert record.http_path == logged  # type: ignore[attr-defined]
+
+
+def test_access_log_cuts_a_long_root_path_with_the_path(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the path was cut, but the root path before it was not: mounted under a prefix
+    # that takes a client's text (Starlette's Mount("/{tenant}")), a client still wrote its
+    # whole head into the log with each request (review337).
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    root = "/" + "r" * 10_000
+    with TestClient(id_app(AccessLog()), interface=interface, root_path=root) as client:
+        client.get(root + "/" + "a" * 100)
+    [record] = access_records(caplog)
+    logged = record.http_path  # type: ignore[attr-defined]
+    assert logged == root[:4096] + "[...+6006]"
+    assert record.getMessage().split()[1] == logged
+
+
+@pytest.mark.parametrize(
+    ("method", "logged"),
+    [
+        ("A" * 64, "A" * 64),
+        ("A" * 20_000, "A" * 64 + "[...+19936]"),
+        ("B%" * 40, "B%25" * 32 + "[...+16]"),
+    ],
+    ids=["at-the-cut", "long", "encoded"],
+)
+def test_access_log_cuts_a_long_method_and_says_how_much_it_cut(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, method: str, logged: str
+) -> None:
+    # NOTE: a method is any token under h11 (and anything up to a space under Waitress): one
+    # as long as the head (256 KiB) was written whole into the log with each request
+    # (review337).
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    make_client(id_app(AccessLog())).request(method, "/")
+    [record] = access_records(caplog)
+    assert record.http_method == logged  # type: ignore[attr-defined]
+    assert record.getMessage().split()[0] == logged
+
+
 def test_access_log_takes_a_logger_and_respects_its_level(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
