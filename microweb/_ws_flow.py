@@ -113,6 +113,8 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
     # HTTP protocols that read them with the handshake (_stall.hand_over).
     held_for_handshake = False
     keeps_early_frames = True
+    # NOTE: the last bytes of the handshake's head parsed so far, for its end (head_end()).
+    head_tail = b""
     # NOTE: whether the rest of a read waits for the event loop's next turn (reading paused).
     parse_scheduled = False
 
@@ -133,7 +135,8 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
             return  # NOTE: the turn scheduled parses it.
         data, self.unparsed = self.unparsed, b""
         size = DEFLATED_SLICE if self.conn.extensions else READ_SLICE
-        for start in range(0, len(data), size):
+        start = 0
+        while start < len(data):
             if self.transport.is_closing():
                 return
             if start:
@@ -156,11 +159,28 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
                     self.held_for_handshake = True
                     self.transport.pause_reading()
                 return
-            super().data_received(data[start : start + size])
+            stop = start + size if self.handshake_initiated else self.head_end(data, size)
+            super().data_received(data[start:stop])
             if not self.handshake_initiated and self.conn.handshake_exc is not None:
                 self.refuse_handshake()
                 return
             self.send_pong_due()
+            start = stop
+
+    def head_end(self, data: bytes, size: int) -> int:
+        """Return where the slice of ``data`` that websockets parses next ends, while the
+        handshake is not read yet: at the end of its head, if the slice holds it.
+
+        What follows the head waits for the app's answer (``handshake_waits()``): the HTTP
+        protocol hands over the frames read with it after the head, and where the head took
+        more than a slice, they were joined to its last one; websockets parsed them while
+        still connecting (review342).
+        """
+        # NOTE: the head ends at its first empty line, which may begin in the slice before.
+        tail = self.head_tail
+        end = (tail + data[:size]).find(b"\r\n\r\n")
+        self.head_tail = (tail + data[:size])[-3:]
+        return size if end < 0 else end + 4 - len(tail)
 
     def parse_next_slice(self) -> None:
         """Parse the next slice of what was read; read on once it is all parsed, unless
@@ -170,8 +190,10 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         if self.lost:
             return
         self.parse_unparsed()
+        # NOTE: what is left unparsed waits for the app (a message, or the handshake's answer,
+        # which reads on while less than a slice waits, as data_received() does).
         waits = self.parse_scheduled or self.read_paused or self.held_for_handshake
-        if not waits and not self.unparsed and not self.transport.is_closing():
+        if not waits and not self.transport.is_closing():
             self.transport.resume_reading()
 
     def handshake_waits(self) -> bool:
