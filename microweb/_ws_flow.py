@@ -424,10 +424,22 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         for frame in self.conn.data_to_send():
             if frame[:1] == _PONG:
                 self.pong_due = frame
-            else:
-                kept.append(frame)
+            elif frame:
+                # NOTE: websockets' answer to a close frame read after the ping, in the same
+                # slice: the pong goes first (none can go after it).
+                kept += [self.pong_due, frame]
+                self.pong_due = b""
         if kept:
             self.transport.write(b"".join(kept))
+
+    def handle_close(self, event: Frame) -> None:
+        """End as Uvicorn does on the client's close frame, the pong owed written first."""
+        # SPEC: RFC 6455 5.5.2: a ping is answered unless a close frame came before it; kept
+        # while writes waited, its pong was dropped once the client's close was read.
+        if self.pong_due and not self.close_sent:
+            pong, self.pong_due = self.pong_due, b""
+            self.transport.write(pong)
+        super().handle_close(event)
 
     def send_pong_due(self) -> None:
         """Write the pong owed, if any, unless writes wait; none after a close frame."""

@@ -448,6 +448,20 @@ def test_a_ping_sent_with_the_handshake_is_answered_after_the_101(
     assert received.partition(b"\r\n\r\n")[2] == b"\x8a\x00\x81\x0eafter the ping"
 
 
+def test_a_ping_read_with_the_clients_close_is_answered_before_the_close(
+    served_ws_ways: Uvicorn,
+) -> None:
+    # SPEC: RFC 6455 5.5.2: a ping is answered unless a close frame came before it; the pong,
+    # kept for the end of the slice, was dropped once the close after it was read (review342).
+    ping = bytes([0x89, 0x82]) + bytes(4) + b"hi"  # FIN, ping, masked, "hi"
+    with socket.create_connection((HOST, served_ws_ways.port), timeout=TIMEOUT) as sock:
+        sock.sendall(_handshake("/echo"))
+        assert _read_until(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 101 ")
+        sock.sendall(ping + _CLOSE_FRAME)
+        received = _read_until(sock, b"never sent")
+    assert received == b"\x8a\x02hi\x88\x02\x03\xe8"
+
+
 def test_a_read_of_pings_is_answered_and_the_message_after_it_too(served_ws_ways: Uvicorn) -> None:
     # NOTE: parsed a slice an event loop turn (review339), each slice's last ping answered:
     # the pongs are fewer than the pings, and the message behind them is echoed.

@@ -875,3 +875,30 @@ def test_frames_after_a_handshake_longer_than_a_slice_wait_for_its_answer(
     assert written.partition(b"\r\n\r\n")[2] == answer
     # NOTE: and reading goes on, for what the client sends next (the close ends it).
     assert reading or answer.startswith(b"\x88")
+
+
+@pytest.mark.parametrize("writes_wait", [False, True])
+def test_a_ping_before_the_clients_close_is_answered_before_the_servers_close(
+    writes_wait: bool,
+) -> None:
+    # SPEC: RFC 6455 5.5.2: a ping is answered unless a close frame came before it. The
+    # pong, kept for the end of the slice (or until writes go on), was dropped once the
+    # client's close had been read after the ping (review342).
+    async def connection() -> bytes:
+        app = App()
+
+        @app.websocket("/ws")
+        async def idle(ws: WebSocket) -> None:
+            await ws.accept()
+            await ws.receive_text()
+
+        protocol, transport = await _accepted(FlowControlledWebSockets, app)
+        if writes_wait:
+            while not transport.write_paused:
+                protocol.data_received(_ping(b"early"))
+        start = len(transport.written)
+        protocol.data_received(_ping(b"last") + _close_frame((1000).to_bytes(2, "big")))
+        protocol.connection_lost(None)
+        return bytes(transport.written[start:])
+
+    assert asyncio.run(connection()) == b"\x8a\x04last\x88\x02\x03\xe8"
