@@ -162,7 +162,10 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
             stop = start + size if self.handshake_initiated else self.head_end(data, size)
             super().data_received(data[start:stop])
             if not self.handshake_initiated and self.conn.handshake_exc is not None:
-                self.refuse_handshake()
+                if not self.close_sent:
+                    # NOTE: Uvicorn 0.55's protocol answers it itself (and ends it); this
+                    # answer went after its answer (review342).
+                    self.refuse_handshake()
                 return
             self.send_pong_due()
             start = stop

@@ -422,6 +422,9 @@ def test_a_handshake_websockets_refuses_is_answered_and_closed(head: bytes, stat
     assert written.startswith(b"HTTP/1.1 " + status + b" ")
     assert b"\r\n\r\n" in written
     assert closed
+    # NOTE: one answer: Uvicorn 0.55's protocol answers such a handshake itself, and this
+    # one's answer followed it (review342; asyncio dropped it, once the first was sent).
+    assert written.count(b"HTTP/1.1 ") == 1
 
 
 def test_the_apps_sends_wait_while_the_client_reads_nothing() -> None:
