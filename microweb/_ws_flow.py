@@ -24,7 +24,8 @@ What Uvicorn's protocol left unbounded, it bounds (hunt56):
   1 KiB, so one 256 KiB read queued 250 MiB for an app that had not received yet.
 - It parses one slice an event loop's turn, reading paused until the rest is parsed: pings
   and pongs wait for no app, and one read of 43,690 empty pings held the loop 170 ms (review339).
-  It answers the last ping of a slice only, where Uvicorn wrote a pong (a send) per ping.
+  It answers the last ping of a slice only, where Uvicorn wrote a pong (a send) per ping,
+  and a ping read before the client's close frame before its answer to that close.
 - A message may come in ``MAX_FRAGMENTS`` fragments at most (1009 past them): websockets
   counts a message's bytes, not its fragments, and empty ones went on for ever.
 - A text message that is not UTF-8 closes with 1007, as under Uvicorn, with no traceback in
@@ -38,7 +39,8 @@ What Uvicorn's protocol left unbounded, it bounds (hunt56):
   complete once that response is sent: Uvicorn logged an error for every such refusal.
 - A handshake the app has not answered when the server stops gets 503: Uvicorn sent 500.
 - Frames sent with the handshake wait for the app's answer: parsed before it, a close frame or
-  a bad one raised in Uvicorn's protocol, and a refused client got no answer.
+  a bad one raised in Uvicorn's protocol, and a refused client got no answer. A head longer
+  than a slice is parsed up to its end only, not with the frames after it (review342).
 - A client that reads nothing of what the app sends is closed after ``--client-timeout``, as
   over HTTP (``_stall.StallTimer``): the app's send waited for ever, and so did the close of
   Uvicorn's keepalive ping timeout, which waits for the buffer to be sent.
