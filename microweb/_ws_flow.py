@@ -24,7 +24,8 @@ What Uvicorn's protocol left unbounded, it bounds (hunt56):
   1 KiB, so one 256 KiB read queued 250 MiB for an app that had not received yet.
 - It parses one slice an event loop's turn, reading paused until the rest is parsed: pings
   and pongs wait for no app, and one read of 43,690 empty pings held the loop 170 ms (review339).
-  It answers the last ping of a slice only, where Uvicorn wrote a pong (a send) per ping.
+  It answers the last ping of a slice only, where Uvicorn wrote a pong (a send) per ping,
+  and a ping read before the client's close frame before its answer to that close.
 - A message may come in ``MAX_FRAGMENTS`` fragments at most (1009 past them): websockets
   counts a message's bytes, not its fragments, and empty ones went on for ever.
 - A text message that is not UTF-8 closes with 1007, as under Uvicorn, with no traceback in
@@ -38,7 +39,8 @@ What Uvicorn's protocol left unbounded, it bounds (hunt56):
   complete once that response is sent: Uvicorn logged an error for every such refusal.
 - A handshake the app has not answered when the server stops gets 503: Uvicorn sent 500.
 - Frames sent with the handshake wait for the app's answer: parsed before it, a close frame or
-  a bad one raised in Uvicorn's protocol, and a refused client got no answer.
+  a bad one raised in Uvicorn's protocol, and a refused client got no answer. A head longer
+  than a slice is parsed up to its end only, not with the frames after it (review342).
 - A client that reads nothing of what the app sends is closed after ``--client-timeout``, as
   over HTTP (``_stall.StallTimer``): the app's send waited for ever, and so did the close of
   Uvicorn's keepalive ping timeout, which waits for the buffer to be sent.
@@ -113,6 +115,8 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
     # HTTP protocols that read them with the handshake (_stall.hand_over).
     held_for_handshake = False
     keeps_early_frames = True
+    # NOTE: the last bytes of the handshake's head parsed so far, for its end (head_end()).
+    head_tail = b""
     # NOTE: whether the rest of a read waits for the event loop's next turn (reading paused).
     parse_scheduled = False
 
@@ -133,7 +137,8 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
             return  # NOTE: the turn scheduled parses it.
         data, self.unparsed = self.unparsed, b""
         size = DEFLATED_SLICE if self.conn.extensions else READ_SLICE
-        for start in range(0, len(data), size):
+        start = 0
+        while start < len(data):
             if self.transport.is_closing():
                 return
             if start:
@@ -156,11 +161,31 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
                     self.held_for_handshake = True
                     self.transport.pause_reading()
                 return
-            super().data_received(data[start : start + size])
+            stop = start + size if self.handshake_initiated else self.head_end(data, size)
+            super().data_received(data[start:stop])
             if not self.handshake_initiated and self.conn.handshake_exc is not None:
-                self.refuse_handshake()
+                if not self.close_sent:
+                    # NOTE: Uvicorn 0.55's protocol answers it itself (and ends it); this
+                    # answer went after its answer (review342).
+                    self.refuse_handshake()
                 return
             self.send_pong_due()
+            start = stop
+
+    def head_end(self, data: bytes, size: int) -> int:
+        """Return where the slice of ``data`` that websockets parses next ends, while the
+        handshake is not read yet: at the end of its head, if the slice holds it.
+
+        What follows the head waits for the app's answer (``handshake_waits()``): the HTTP
+        protocol hands over the frames read with it after the head, and where the head took
+        more than a slice, they were joined to its last one; websockets parsed them while
+        still connecting (review342).
+        """
+        # NOTE: the head ends at its first empty line, which may begin in the slice before.
+        tail = self.head_tail
+        end = (tail + data[:size]).find(b"\r\n\r\n")
+        self.head_tail = (tail + data[:size])[-3:]
+        return size if end < 0 else end + 4 - len(tail)
 
     def parse_next_slice(self) -> None:
         """Parse the next slice of what was read; read on once it is all parsed, unless
@@ -170,8 +195,10 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         if self.lost:
             return
         self.parse_unparsed()
+        # NOTE: what is left unparsed waits for the app (a message, or the handshake's answer,
+        # which reads on while less than a slice waits, as data_received() does).
         waits = self.parse_scheduled or self.read_paused or self.held_for_handshake
-        if not waits and not self.unparsed and not self.transport.is_closing():
+        if not waits and not self.transport.is_closing():
             self.transport.resume_reading()
 
     def handshake_waits(self) -> bool:
@@ -402,10 +429,22 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         for frame in self.conn.data_to_send():
             if frame[:1] == _PONG:
                 self.pong_due = frame
-            else:
-                kept.append(frame)
+            elif frame:
+                # NOTE: websockets' answer to a close frame read after the ping, in the same
+                # slice: the pong goes first (none can go after it).
+                kept += [self.pong_due, frame]
+                self.pong_due = b""
         if kept:
             self.transport.write(b"".join(kept))
+
+    def handle_close(self, event: Frame) -> None:
+        """End as Uvicorn does on the client's close frame, the pong owed written first."""
+        # SPEC: RFC 6455 5.5.2: a ping is answered unless a close frame came before it; kept
+        # while writes waited, its pong was dropped once the client's close was read.
+        if self.pong_due and not self.close_sent:
+            pong, self.pong_due = self.pong_due, b""
+            self.transport.write(pong)
+        super().handle_close(event)
 
     def send_pong_due(self) -> None:
         """Write the pong owed, if any, unless writes wait; none after a close frame."""

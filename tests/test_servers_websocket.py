@@ -315,12 +315,18 @@ def _text_frame(text: str) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + mask + masked
 
 
-def _handshake(path: str) -> bytes:
+def _handshake(path: str, extra: str = "") -> bytes:
     key = base64.b64encode(os.urandom(16)).decode("ascii")
     return (
         f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"{extra}\r\n"
     ).encode("ascii")
+
+
+# NOTE: header lines that make a handshake's head longer than the 16 KiB slice the WebSocket
+# protocol parses a turn: its last slice was parsed with the frames after it (review342).
+_LONG_HEAD = "".join(f"X-Pad-{index}: {'a' * 7000}\r\n" for index in range(3))
 
 
 def _read_until(sock: socket.socket, end: bytes) -> bytes:
@@ -390,8 +396,9 @@ _CLOSE_FRAME = bytes([0x88, 0x82]) + bytes(4) + (1000).to_bytes(2, "big")  # mas
     ],
     ids=["close", "garbage", "http-request"],
 )
+@pytest.mark.parametrize("extra", ["", _LONG_HEAD], ids=["head", "long-head"])
 def test_bad_frames_sent_with_the_handshake_log_no_traceback(
-    served_ws_ways: Uvicorn, sent: bytes
+    served_ws_ways: Uvicorn, sent: bytes, extra: str
 ) -> None:
     # NOTE: the WebSocket protocol parsed them before the app had accepted: websockets failed
     # the connection while it was still connecting, and Uvicorn's protocol raised on that
@@ -399,7 +406,7 @@ def test_bad_frames_sent_with_the_handshake_log_no_traceback(
     # traceback from its task). They wait for accept() now, and are handled as after it.
     logged = len(served_ws_ways.log_text())
     with socket.create_connection((HOST, served_ws_ways.port), timeout=TIMEOUT) as sock:
-        sock.sendall(_handshake("/echo") + sent)
+        sock.sendall(_handshake("/echo", extra) + sent)
         received = _read_until(sock, b"never sent")
     assert received.startswith(b"HTTP/1.1 101 ")
     assert b"\x88" in received.partition(b"\r\n\r\n")[2]  # a close frame of the server's
@@ -427,15 +434,32 @@ def test_frames_sent_with_the_handshake_are_dropped_for_uvicorns_own_protocol(
     assert "Traceback" not in log, log
 
 
-def test_a_ping_sent_with_the_handshake_is_answered_after_the_101(served_ws_ways: Uvicorn) -> None:
+@pytest.mark.parametrize("extra", ["", _LONG_HEAD], ids=["head", "long-head"])
+def test_a_ping_sent_with_the_handshake_is_answered_after_the_101(
+    served_ws_ways: Uvicorn, extra: str
+) -> None:
     # NOTE: websockets answered it while still connecting, and the pong went out before the
     # 101's status line: the client could not read the answer to its handshake.
     ping = bytes([0x89, 0x80]) + bytes(4)  # FIN, ping, masked, empty
     with socket.create_connection((HOST, served_ws_ways.port), timeout=TIMEOUT) as sock:
-        sock.sendall(_handshake("/echo") + ping + _text_frame("after the ping"))
+        sock.sendall(_handshake("/echo", extra) + ping + _text_frame("after the ping"))
         received = _read_until(sock, b"after the ping")
     assert received.startswith(b"HTTP/1.1 101 "), received
     assert received.partition(b"\r\n\r\n")[2] == b"\x8a\x00\x81\x0eafter the ping"
+
+
+def test_a_ping_read_with_the_clients_close_is_answered_before_the_close(
+    served_ws_ways: Uvicorn,
+) -> None:
+    # SPEC: RFC 6455 5.5.2: a ping is answered unless a close frame came before it; the pong,
+    # kept for the end of the slice, was dropped once the close after it was read (review342).
+    ping = bytes([0x89, 0x82]) + bytes(4) + b"hi"  # FIN, ping, masked, "hi"
+    with socket.create_connection((HOST, served_ws_ways.port), timeout=TIMEOUT) as sock:
+        sock.sendall(_handshake("/echo"))
+        assert _read_until(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 101 ")
+        sock.sendall(ping + _CLOSE_FRAME)
+        received = _read_until(sock, b"never sent")
+    assert received == b"\x8a\x02hi\x88\x02\x03\xe8"
 
 
 def test_a_read_of_pings_is_answered_and_the_message_after_it_too(served_ws_ways: Uvicorn) -> None:

@@ -422,6 +422,9 @@ def test_a_handshake_websockets_refuses_is_answered_and_closed(head: bytes, stat
     assert written.startswith(b"HTTP/1.1 " + status + b" ")
     assert b"\r\n\r\n" in written
     assert closed
+    # NOTE: one answer: Uvicorn 0.55's protocol answers such a handshake itself, and this
+    # one's answer followed it (review342; asyncio dropped it, once the first was sent).
+    assert written.count(b"HTTP/1.1 ") == 1
 
 
 def test_the_apps_sends_wait_while_the_client_reads_nothing() -> None:
@@ -823,3 +826,82 @@ def test_the_pings_of_a_slice_get_one_pong_the_last_ones() -> None:
     pongs, closing = asyncio.run(connection())
     assert pongs == b"\x8a\x05three"
     assert closing.startswith(b"\x88") and b"\x8a" not in closing
+
+
+# NOTE: a handshake's head past a slice (READ_SLICE): parsed a slice a turn, with what came
+# after it (the frames the HTTP protocol hands over) joined to its last slice.
+_LONG_HEAD = b"".join(b"X-Pad-%d: %s\r\n" % (index, b"a" * 7000) for index in range(3))
+
+
+@pytest.mark.parametrize(
+    ("sent", "answer"),
+    [
+        (_ping(b"p1"), b"\x8a\x02p1"),
+        (_close_frame((1000).to_bytes(2, "big")), b"\x88\x02\x03\xe8"),
+        (_masked(0x1, b"hello"), b"\x81\x05hello"),
+    ],
+    ids=["ping", "close", "text"],
+)
+def test_frames_after_a_handshake_longer_than_a_slice_wait_for_its_answer(
+    sent: bytes, answer: bytes
+) -> None:
+    # NOTE: the head's last slice went to websockets with the frames after it, which it
+    # parsed while still connecting: a ping's pong was dropped (the client waited for it),
+    # and a close frame got no answer, the handshake none either, and an AssertionError was
+    # logged from Uvicorn's task (review342).
+    async def connection() -> tuple[bytes, bool]:
+        app = App()
+
+        @app.websocket("/ws")
+        async def echo(ws: WebSocket) -> None:
+            await ws.accept()
+            async for text in ws.iter_text():
+                await ws.send_text(text)
+
+        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
+        config.load()
+        protocol = FlowControlledWebSockets(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Unread(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(HANDSHAKE[:-2] + _LONG_HEAD + b"\r\n")
+        protocol.data_received(sent)  # NOTE: as _stall.hand_over gives it.
+        for _ in range(100):
+            if transport.written.endswith(answer):
+                break
+            await asyncio.sleep(0.001)
+        reading = transport.reading
+        protocol.connection_lost(None)
+        return bytes(transport.written), reading
+
+    written, reading = asyncio.run(connection())
+    assert written.startswith(b"HTTP/1.1 101 ")
+    assert written.partition(b"\r\n\r\n")[2] == answer
+    # NOTE: and reading goes on, for what the client sends next (the close ends it).
+    assert reading or answer.startswith(b"\x88")
+
+
+@pytest.mark.parametrize("writes_wait", [False, True])
+def test_a_ping_before_the_clients_close_is_answered_before_the_servers_close(
+    writes_wait: bool,
+) -> None:
+    # SPEC: RFC 6455 5.5.2: a ping is answered unless a close frame came before it. The
+    # pong, kept for the end of the slice (or until writes go on), was dropped once the
+    # client's close had been read after the ping (review342).
+    async def connection() -> bytes:
+        app = App()
+
+        @app.websocket("/ws")
+        async def idle(ws: WebSocket) -> None:
+            await ws.accept()
+            await ws.receive_text()
+
+        protocol, transport = await _accepted(FlowControlledWebSockets, app)
+        if writes_wait:
+            while not transport.write_paused:
+                protocol.data_received(_ping(b"early"))
+        start = len(transport.written)
+        protocol.data_received(_ping(b"last") + _close_frame((1000).to_bytes(2, "big")))
+        protocol.connection_lost(None)
+        return bytes(transport.written[start:])
+
+    assert asyncio.run(connection()) == b"\x8a\x04last\x88\x02\x03\xe8"
