@@ -342,7 +342,9 @@ class BoundedHttpTools(  # type: ignore[misc]
                 super().on_headers_complete()
             if self.cycle is not earlier:
                 self.tell_sends_dropped(self.cycle)
-                if self.cycle.more_body:
+                # NOTE: more_body is True for every request here (its end not parsed yet, as
+                # it is after the head): only one with a body to come is watched (review338).
+                if self.cycle.more_body and has_body(self.headers):
                     self.watch_for_cut(self.cycle)
                 if self.scope["http_version"] == "1.0":
                     end_by_closing(self.cycle)

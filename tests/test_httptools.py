@@ -1103,3 +1103,29 @@ def test_absolute_form_targets_give_their_path(
     assert [(s["path"], s["raw_path"], s["query_string"]) for s in seen] == [
         ("/r" + path, b"/r" + raw_path, query)
     ]
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize(
+    ("head", "watched"),
+    [
+        (b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n", False),
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", False),
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", True),
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", True),
+    ],
+)
+def test_only_a_request_with_a_body_to_come_has_its_receive_watched_for_a_cut(
+    protocol_class: Protocols, head: bytes, watched: bool
+) -> None:
+    # NOTE: watch_for_cut() wraps the request's receive (a closure, and an await more on each
+    # read); under httptools every request was wrapped, its cycle's more_body True until the
+    # message's end is parsed, after its head (review338).
+    async def connection() -> bool:
+        protocol, transport = _connect(protocol_class, _app().as_asgi())
+        protocol.data_received(head)
+        wrapped = protocol.watched is not None
+        transport.close()
+        return wrapped
+
+    assert asyncio.run(connection()) is watched
