@@ -443,6 +443,15 @@ class AnswersAfterEnd:
                 message = await receive()
                 if self.cut is not cycle:
                     return message
+            if cycle.response_started:
+                # NOTE: the answer goes on (a stream, whose watcher waits for the client to
+                # leave): wait, as Uvicorn's receive() does once the body is read whole, for
+                # its end or the client's going. Told it had gone, a stream stopped and the
+                # client got a 200 with a chunked head and no chunks (review338).
+                while not (cycle.response_complete or cycle.disconnected):
+                    cycle.message_event.clear()
+                    await cycle.message_event.wait()
+                return {"type": "http.disconnect"}
             # NOTE: marked gone before the close: Uvicorn's 500 for an app that ended without
             # an answer goes to a client still connected only.
             cycle.disconnected = True

@@ -142,3 +142,15 @@ async def reset_poll_async(request: Request, key: str) -> str:
 def outcome(request: Request, key: str) -> str:
     """What the /reset-poll handler of ``key`` found, or ``unknown`` while it waits."""
     return outcomes.get(key, "unknown")
+
+
+@app.post("/poststream/sync")
+def poststream_sync(request: Request) -> Response:
+    """Stream five chunks without reading the body, from a sync generator."""
+    return Response.stream(_sync_chunks(), media_type="text/plain")
+
+
+@app.post("/poststream/async")
+async def poststream_async(request: Request) -> Response:
+    """Stream five chunks without reading the body, from an async generator."""
+    return Response.stream(_async_chunks(), media_type="text/plain")
