@@ -335,8 +335,10 @@ class BoundedHttpTools(  # type: ignore[misc]
                 self.url = b"/"
                 super().on_headers_complete()
                 self.url = target  # NOTE: for a WebSocket handshake's protocol.
-                self.scope["path"] = self.root_path + decoded_path(path)
-                self.scope["raw_path"] = self.root_path.encode("ascii") + path
+                # NOTE: a target that is no path takes no root path before it (review338).
+                root = "" if other_form else self.root_path
+                self.scope["path"] = root + decoded_path(path)
+                self.scope["raw_path"] = root.encode("ascii") + path
                 self.scope["query_string"] = query
             else:
                 super().on_headers_complete()
