@@ -259,6 +259,11 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         # sent both, two Content-Length lines among them, which the websockets client refused
         # as no valid response.
         fields = Headers(headers)
+        # NOTE: Uvicorn's Date and Server too, as its HTTP answers have them: the app's 404 to
+        # a handshake no route takes had no Server, its 404 to any other request one
+        # (review338).
+        for name, value in self.default_headers:
+            fields.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         fields.setdefault("Date", email.utils.formatdate(usegmt=True))
         fields.setdefault("Connection", "close")
         if not no_body_status(status):

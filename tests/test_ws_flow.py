@@ -458,6 +458,37 @@ def test_a_refused_handshake_carries_date_and_server_once(
     assert written.count(b"HTTP/1.1 ") == 1, written
 
 
+def test_the_apps_refusal_of_a_handshake_carries_the_servers_fields_once() -> None:
+    # NOTE: the app's 404 to a handshake no route takes had Date (set here) but no Server,
+    # where its 404 to any other request has both (review338).
+    app = App()
+
+    async def connection(path: bytes) -> bytes:
+        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
+        config.load()
+        state = ServerState()
+        state.default_headers = [(b"date", b"Mon, 07 Dec 2026 09:00:00 GMT"), (b"server", b"x")]
+        protocol = FlowControlledWebSockets(config, state, {}, asyncio.get_running_loop())
+        transport = _Unread(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(HANDSHAKE.replace(b" /ws ", b" " + path + b" ", 1))
+        for _ in range(100):
+            if b"\r\n\r\n" in transport.written:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        protocol.connection_lost(None)
+        return bytes(transport.written)
+
+    for path, server in ((b"/nowhere", b"x"),):
+        written = asyncio.run(connection(path))
+        fields = written.partition(b"\r\n\r\n")[0].lower().split(b"\r\n")[1:]
+        names = [field.partition(b":")[0] for field in fields]
+        assert names.count(b"date") == 1, written
+        assert names.count(b"server") == 1, written
+        assert b"server: " + server in fields, written
+
+
 def test_the_apps_sends_wait_while_the_client_reads_nothing() -> None:
     # NOTE: under Uvicorn 0.51 and 0.52 (pyproject's floor is 0.51) the protocol had no
     # pause_writing(): every send went into the buffer, which grew without a bound for a
