@@ -53,6 +53,7 @@ async def echo_async(request: Request) -> bytes:
 
 
 @app.get("/asking/sync")
+@app.post("/asking/sync")
 def asking_sync(request: Request) -> str:
     """Say what ``is_disconnected()`` says over 0.3 s: ``gone`` if it said so once."""
     for _ in range(6):
@@ -63,6 +64,7 @@ def asking_sync(request: Request) -> str:
 
 
 @app.get("/asking/async")
+@app.post("/asking/async")
 async def asking_async(request: Request) -> str:
     """The async twin of ``/asking/sync``, with ``ais_disconnected()``."""
     for _ in range(6):
