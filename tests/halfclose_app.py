@@ -115,6 +115,7 @@ outcomes: dict[str, str] = {}
 
 
 @app.get("/reset-poll/sync/{key}")
+@app.post("/reset-poll/sync/{key}")
 def reset_poll_sync(request: Request, key: str) -> str:
     """Wait up to 5 s for the client to go; note whether it was seen gone."""
     deadline = time.monotonic() + 5
@@ -128,6 +129,7 @@ def reset_poll_sync(request: Request, key: str) -> str:
 
 
 @app.get("/reset-poll/async/{key}")
+@app.post("/reset-poll/async/{key}")
 async def reset_poll_async(request: Request, key: str) -> str:
     """The async twin of ``/reset-poll/sync/{key}``."""
     deadline = time.monotonic() + 5

@@ -279,12 +279,23 @@ def test_a_refused_half_closed_client_is_not_lingered_on(way: str, tmp_path: Pat
 
 
 @pytest.mark.parametrize("colour", COLOURS)
-def test_a_half_closed_client_that_resets_is_seen_gone(server: ServedWay, colour: str) -> None:
+@pytest.mark.parametrize("cut", [False, True], ids=["whole", "cut"])
+def test_a_half_closed_client_that_resets_is_seen_gone(
+    server: ServedWay, colour: str, cut: bool
+) -> None:
     # NOTE: its end read as a half-close; the reset that came after it was never read (the
     # reading had stopped), and a long poll that wrote nothing waited out its own timeout.
+    # A request whose body the end cut off is seen gone at the reset too (review338), not
+    # at its end (test_a_request_cut_off_is_not_taken_as_gone_by_is_disconnected).
+    if cut and server.name == "waitress":
+        pytest.skip("Waitress runs no request whose body the end cut off")
     key = f"{colour}-{time.monotonic_ns()}"
+    path = f"/reset-poll/{colour}/{key}"
     with socket.create_connection((HOST, server.port), timeout=10) as sock:
-        sock.sendall(_get(f"/reset-poll/{colour}/{key}"))
+        if cut:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nhi".encode())
+        else:
+            sock.sendall(_get(path))
         sock.shutdown(socket.SHUT_WR)
         time.sleep(0.3)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
