@@ -304,6 +304,9 @@ class FramedConnection(h11.Connection):
     # NOTE: the target of the last request given with a stand-in (escaped_stand_in()), until
     # its scope has its path.
     escaped_target: bytes | None = None
+    # NOTE: the target of the last request, when it is no path (authority-form, "*"), until
+    # its scope has it without the root path.
+    bare_target: bytes | None = None
 
     def _get_io_object(self, role: Any, event: Any, io_dict: Any) -> Any:
         # NOTE: h11 picks the reader for the state the client is in; the head's is wrapped.
@@ -354,6 +357,7 @@ class FramedConnection(h11.Connection):
                 # took the whole target for the path ("http://h/a", a 404), where httptools
                 # and Waitress take the path from it.
                 event = in_origin_form(event)
+            self.bare_target = event.target if event.target[:1] != b"/" else None
             if any(CONTROL_BYTE.search(value) for _, value in event.headers):
                 # SPEC: RFC 9110 5.5, a field value holds no control character but HTAB.
                 # NOTE: h11 let them through, where Waitress and httptools answer 400: echoed
@@ -604,11 +608,19 @@ class BoundedH11(  # type: ignore[misc]
             raw_path = target.partition(b"?")[0]
             self.scope["path"] = self.root_path + decoded_path(raw_path)
             self.scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+        bare, self.conn.bare_target = self.conn.bare_target, None
+        if bare is not None and self.root_path:
+            # NOTE: Uvicorn put the root path before any target: a CONNECT's "x:443" became
+            # the path "/rootx:443", a 404 for the app (a path outside its mount), where
+            # Waitress hands the app the target itself (a 400: no path); "*" too (review338).
+            self.scope["path"] = decoded_path(bare)
+            self.scope["raw_path"] = bare
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         """Upgrade as Uvicorn does, and hand the WebSocket protocol what came after the
         handshake; no HTTP body is due from here on."""
         self.upgraded = True
+        self.conn.bare_target = None
         target, self.conn.escaped_target = self.conn.escaped_target, None
         if target is not None:
             # NOTE: the handshake is rebuilt from the target: the request's own, not a stand-in.

@@ -335,14 +335,18 @@ class BoundedHttpTools(  # type: ignore[misc]
                 self.url = b"/"
                 super().on_headers_complete()
                 self.url = target  # NOTE: for a WebSocket handshake's protocol.
-                self.scope["path"] = self.root_path + decoded_path(path)
-                self.scope["raw_path"] = self.root_path.encode("ascii") + path
+                # NOTE: a target that is no path takes no root path before it (review338).
+                root = "" if other_form else self.root_path
+                self.scope["path"] = root + decoded_path(path)
+                self.scope["raw_path"] = root.encode("ascii") + path
                 self.scope["query_string"] = query
             else:
                 super().on_headers_complete()
             if self.cycle is not earlier:
                 self.tell_sends_dropped(self.cycle)
-                if self.cycle.more_body:
+                # NOTE: more_body is True for every request here (its end not parsed yet, as
+                # it is after the head): only one with a body to come is watched (review338).
+                if self.cycle.more_body and has_body(self.headers):
                     self.watch_for_cut(self.cycle)
                 if self.scope["http_version"] == "1.0":
                     end_by_closing(self.cycle)

@@ -137,7 +137,13 @@ class StallTimer(asyncio.BaseProtocol):
                 self.continue_expected = False
             return await receive()
 
+        extensions = cycle.scope.setdefault("extensions", {})
+        # NOTE: watch_for_cut()'s, for a request whose body may be cut off, called too.
+        told = extensions.get(BODY_AWAITED)
+
         def body_awaited() -> None:
+            if told is not None:
+                told()
             if self.continue_expected and cycle.response_started and self.waiting_cycle() is cycle:
                 # NOTE: the app reads a body after answering first, when Uvicorn sends no
                 # 100 Continue. The client need not send it, yet the app waits for it (and a
@@ -169,7 +175,7 @@ class StallTimer(asyncio.BaseProtocol):
         # first runs; the app's body source calls body_awaited when it first waits for the body.
         cycle.receive = receive_after_continue  # type: ignore[misc]
         cycle.send = send_closing_first  # type: ignore[misc]
-        cycle.scope.setdefault("extensions", {})[BODY_AWAITED] = body_awaited
+        extensions[BODY_AWAITED] = body_awaited
 
     def app_waits(self) -> bool:
         """Return whether the client waits for the app, which then owes the next move."""
@@ -437,19 +443,39 @@ class AnswersAfterEnd:
         """
         self.watched = cycle
         receive = cycle.receive
+        # NOTE: whether a reader of the body has waited for it (the app's body source says so
+        # through BODY_AWAITED), not a watcher of the client nor a check (is_disconnected()).
+        # An ASGI app that does not say it (no microweb body source) waits as a watcher does,
+        # until the stall timer closes the connection (the body due stopped coming).
+        read = False
+
+        def body_awaited() -> None:
+            nonlocal read
+            read = True
+            if self.cut is cycle:
+                cycle.message_event.set()  # NOTE: a watcher's receive() it shares ends.
 
         async def receive_unless_cut() -> Any:
             if self.cut is not cycle:
                 message = await receive()
                 if self.cut is not cycle:
                     return message
-            # NOTE: marked gone before the close: Uvicorn's 500 for an app that ended without
-            # an answer goes to a client still connected only.
-            cycle.disconnected = True
-            self.transport.close()
+            # NOTE: a watcher or a check waits, as Uvicorn's receive() does once the body is
+            # read whole, for the answer's end or the client's going: told the client had
+            # gone, a stream stopped (a 200 with a chunked head and no chunks), and
+            # is_disconnected() said True of a client that had only half-closed (review338).
+            while not (read or cycle.response_complete or cycle.disconnected):
+                cycle.message_event.clear()
+                await cycle.message_event.wait()
+            if not (cycle.response_complete or cycle.disconnected):
+                # NOTE: marked gone before the close: Uvicorn's 500 for an app that ended
+                # without an answer goes to a client still connected only.
+                cycle.disconnected = True
+                self.transport.close()
             return {"type": "http.disconnect"}
 
         cycle.receive = receive_unless_cut
+        cycle.scope.setdefault("extensions", {})[BODY_AWAITED] = body_awaited
 
     def eof_received(self) -> bool | None:
         """Keep the connection open for writing while answers are owed, or the app of a
@@ -460,8 +486,10 @@ class AnswersAfterEnd:
             cycle is not None
             and cycle is self.waiting_cycle()
             and cycle.more_body
-            and not (cycle.response_started or cycle.disconnected)
+            and not (cycle.response_complete or cycle.disconnected)
         ):
+            # NOTE: its answer started too (a stream that does not read the body): the
+            # connection was closed at the end, the stream cut after its head (review338).
             self.cut = cycle
             cycle.message_event.set()  # NOTE: a read waiting for the body ends.
         if not self.answers_owed() and not self._cut_owed():

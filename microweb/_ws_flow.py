@@ -213,6 +213,15 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         accepted = self.handshake_complete and self.initial_response is None
         return self.handshake_initiated and not accepted
 
+    def handle_handshake_exception(self) -> None:
+        """Answer a head websockets could not parse as ``refuse_handshake()`` does.
+
+        NOTE: Uvicorn 0.55 writes websockets' refusal itself here (0.54 wrote none), without
+        its Server field; and handshake_initiated stayed False, so refuse_handshake() wrote a
+        second refusal after it on the closing connection (review338).
+        """
+        self.refuse_handshake()
+
     def refuse_handshake(self) -> None:
         """Send the refusal of a head websockets could not parse (Uvicorn sent none), and close."""
         # NOTE: websockets 17 wrote its 431 (a line over 8 KiB, more than 128 lines) into its
@@ -224,8 +233,26 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
             cause = getattr(self.conn.handshake_exc, "__cause__", None)
             refusal = _LARGE_HANDSHAKE if isinstance(cause, SecurityError) else _BAD_HANDSHAKE
         self.handshake_initiated = self.handshake_complete = self.close_sent = True
-        self.transport.write(refusal)
+        self.transport.write(self.with_defaults(refusal))
         self.transport.close()
+
+    def with_defaults(self, refusal: bytes) -> bytes:
+        """Return ``refusal`` with Uvicorn's default fields (Date, Server) it lacks, after its
+        status line.
+
+        NOTE: the HTTP protocols' own refusals carry both (review330); websockets' had its
+        Date alone, and this protocol's own neither (review338). RFC 9110 6.6.1: Date in
+        every 4xx and 5xx.
+        """
+        line, _, rest = refusal.partition(b"\r\n")
+        head = rest.partition(b"\r\n\r\n")[0]
+        present = {field.partition(b":")[0].strip().lower() for field in head.split(b"\r\n")}
+        fields = b"".join(
+            name + b": " + value + b"\r\n"
+            for name, value in self.default_headers
+            if name.lower() not in present
+        )
+        return line + b"\r\n" + fields + rest
 
     def shutdown(self) -> None:
         """Close as Uvicorn does at the server's stop; a connection closed already just ends."""
@@ -305,6 +332,11 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         # sent both, two Content-Length lines among them, which the websockets client refused
         # as no valid response.
         fields = Headers(headers)
+        # NOTE: Uvicorn's Date and Server too, as its HTTP answers have them: the app's 404 to
+        # a handshake no route takes had no Server, its 404 to any other request one
+        # (review338).
+        for name, value in self.default_headers:
+            fields.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         fields.setdefault("Date", email.utils.formatdate(usegmt=True))
         fields.setdefault("Connection", "close")
         if not no_body_status(status):

@@ -53,6 +53,7 @@ async def echo_async(request: Request) -> bytes:
 
 
 @app.get("/asking/sync")
+@app.post("/asking/sync")
 def asking_sync(request: Request) -> str:
     """Say what ``is_disconnected()`` says over 0.3 s: ``gone`` if it said so once."""
     for _ in range(6):
@@ -63,6 +64,7 @@ def asking_sync(request: Request) -> str:
 
 
 @app.get("/asking/async")
+@app.post("/asking/async")
 async def asking_async(request: Request) -> str:
     """The async twin of ``/asking/sync``, with ``ais_disconnected()``."""
     for _ in range(6):
@@ -113,6 +115,7 @@ outcomes: dict[str, str] = {}
 
 
 @app.get("/reset-poll/sync/{key}")
+@app.post("/reset-poll/sync/{key}")
 def reset_poll_sync(request: Request, key: str) -> str:
     """Wait up to 5 s for the client to go; note whether it was seen gone."""
     deadline = time.monotonic() + 5
@@ -126,6 +129,7 @@ def reset_poll_sync(request: Request, key: str) -> str:
 
 
 @app.get("/reset-poll/async/{key}")
+@app.post("/reset-poll/async/{key}")
 async def reset_poll_async(request: Request, key: str) -> str:
     """The async twin of ``/reset-poll/sync/{key}``."""
     deadline = time.monotonic() + 5
@@ -142,3 +146,15 @@ async def reset_poll_async(request: Request, key: str) -> str:
 def outcome(request: Request, key: str) -> str:
     """What the /reset-poll handler of ``key`` found, or ``unknown`` while it waits."""
     return outcomes.get(key, "unknown")
+
+
+@app.post("/poststream/sync")
+def poststream_sync(request: Request) -> Response:
+    """Stream five chunks without reading the body, from a sync generator."""
+    return Response.stream(_sync_chunks(), media_type="text/plain")
+
+
+@app.post("/poststream/async")
+async def poststream_async(request: Request) -> Response:
+    """Stream five chunks without reading the body, from an async generator."""
+    return Response.stream(_async_chunks(), media_type="text/plain")

@@ -445,6 +445,53 @@ def test_wsgi_input_after_the_413_of_json_gives_what_json_read(colour: str, how:
         assert parts == body.splitlines(keepends=True)
 
 
+class _FirstReadShort(io.BytesIO):
+    """A ``wsgi.input`` whose first read gives 16 bytes at most, and the others all asked."""
+
+    short = True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.short:
+            self.short = False
+            return super().read(16)
+        return super().read(size)
+
+
+def test_wsgi_input_after_the_413_of_json_reads_whole_sizes_across_what_json_read(
+    colour: str,
+) -> None:
+    # NOTE: a read(size) that reached the end of what json() gave back stopped there, short,
+    # though the server's input had more: a reader taking a short read for the body's end
+    # (a file's read(size) is short at its end only) lost the rest (review338).
+    body = b'["' + b"x" * 30 + b'", "' + b"y" * 30 + b'"]'
+
+    def sync_op(request: Request) -> Any:
+        with pytest.raises(HTTPError):
+            request.json()
+        return "refused"
+
+    async def async_op(request: Request) -> Any:
+        with pytest.raises(HTTPError):
+            await request.ajson()
+        return "refused"
+
+    app = body_app(colour, sync_op, async_op, limits=Limits(max_json_size=10))
+    environ = wsgi_environ(
+        "POST",
+        "/",
+        CONTENT_TYPE="application/json",
+        **{"wsgi.input": _FirstReadShort(body), "wsgi.input_terminated": True},
+    )
+    served = app.as_wsgi()
+    try:
+        assert b"".join(served(environ, lambda *args: None)) == b"refused"
+    finally:
+        served.close()
+    parts = list(iter(functools.partial(environ["wsgi.input"].read, 7), b""))
+    assert b"".join(parts) == body
+    assert {len(part) for part in parts[:-1]} == {7}, [len(part) for part in parts]
+
+
 class TooLong(io.BytesIO):
     """A ``wsgi.input`` that gives all it has to any read, more than it was asked for."""
 

@@ -1126,3 +1126,53 @@ def test_absolute_form_targets_give_their_path(
     assert [(s["path"], s["raw_path"], s["query_string"]) for s in seen] == [
         ("/r" + path, b"/r" + raw_path, query)
     ]
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize(
+    ("head", "watched"),
+    [
+        (b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n", False),
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", False),
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", True),
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", True),
+    ],
+)
+def test_only_a_request_with_a_body_to_come_has_its_receive_watched_for_a_cut(
+    protocol_class: Protocols, head: bytes, watched: bool
+) -> None:
+    # NOTE: watch_for_cut() wraps the request's receive (a closure, and an await more on each
+    # read); under httptools every request was wrapped, its cycle's more_body True until the
+    # message's end is parsed, after its head (review338).
+    async def connection() -> bool:
+        protocol, transport = _connect(protocol_class, _app().as_asgi())
+        protocol.data_received(head)
+        wrapped = protocol.watched is not None
+        transport.close()
+        return wrapped
+
+    assert asyncio.run(connection()) is watched
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize(
+    ("line", "target"),
+    [(b"CONNECT x:443", b"x:443"), (b"OPTIONS *", b"*"), (b"CONNECT [::1]:443", b"[::1]:443")],
+)
+def test_a_target_not_a_path_takes_no_root_path_before_it(
+    protocol_class: Protocols, line: bytes, target: bytes
+) -> None:
+    # NOTE: Uvicorn put --root-path before any target: "x:443" became the path "/rx:443",
+    # which the app took for a path outside its mount (404), where without a root path (and
+    # under Waitress) it is no path (400), and "*" an OPTIONS of the server (review338).
+    seen: list[dict[str, Any]] = []
+    transport = _driven(
+        protocol_class,
+        _scopes_noted(seen),
+        _Closing(),
+        [line + b" HTTP/1.1\r\nHost: x\r\n\r\n"],
+        lambda t: len(_statuses(t)) == 1,
+        root_path="/r",
+    )
+    assert _statuses(transport) == [204]
+    assert (seen[0]["path"], seen[0]["raw_path"]) == (target.decode(), target)

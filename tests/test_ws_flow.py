@@ -427,6 +427,79 @@ def test_a_handshake_websockets_refuses_is_answered_and_closed(head: bytes, stat
     assert written.count(b"HTTP/1.1 ") == 1
 
 
+@pytest.mark.parametrize("own", [True, False], ids=["websockets", "fallback"])
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (HANDSHAKE[:-2] + b"X-Many: 1\r\n" * 130 + b"\r\n", b"431"),
+        (HANDSHAKE[:-2] + b"X-Bad: a\x01b\r\n\r\n", b"400"),
+    ],
+)
+def test_a_refused_handshake_carries_date_and_server_once(
+    head: bytes, status: bytes, own: bool
+) -> None:
+    # SPEC: RFC 9110 6.6.1, an origin server with a clock MUST send Date in a 4xx or 5xx.
+    # NOTE: the HTTP protocols' own refusals carry Uvicorn's Date and Server (review330);
+    # websockets' refusal had its Date alone, and the protocol's own (when websockets wrote
+    # none) neither (review338).
+    async def connection() -> bytes:
+        config = uvicorn.Config(App().as_asgi(), lifespan="off", log_level="critical")
+        config.load()
+        state = ServerState()
+        state.default_headers = [(b"date", b"Mon, 07 Dec 2026 09:00:00 GMT"), (b"server", b"x")]
+        protocol = FlowControlledWebSockets(config, state, {}, asyncio.get_running_loop())
+        if not own:
+            protocol.conn.data_to_send = list  # type: ignore[method-assign]
+        transport = _Unread(protocol)
+        transport.close = lambda: None  # type: ignore[method-assign]
+        protocol.connection_made(transport)
+        protocol.data_received(head)
+        written = bytes(transport.written)
+        protocol.connection_lost(None)
+        return written
+
+    written = asyncio.run(connection())
+    # NOTE: the protocol's own 431 is for websockets 15's cause alone (refuse_handshake()).
+    assert written.startswith(b"HTTP/1.1 " + (status if own else b"4")), written
+    fields = written.partition(b"\r\n\r\n")[0].lower().split(b"\r\n")[1:]
+    names = [field.partition(b":")[0] for field in fields]
+    assert names.count(b"date") == 1, written
+    assert names.count(b"server") == 1, written
+    assert b"server: x" in fields, written
+    assert written.count(b"HTTP/1.1 ") == 1, written
+
+
+def test_the_apps_refusal_of_a_handshake_carries_the_servers_fields_once() -> None:
+    # NOTE: the app's 404 to a handshake no route takes had Date (set here) but no Server,
+    # where its 404 to any other request has both (review338).
+    app = App()
+
+    async def connection(path: bytes) -> bytes:
+        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
+        config.load()
+        state = ServerState()
+        state.default_headers = [(b"date", b"Mon, 07 Dec 2026 09:00:00 GMT"), (b"server", b"x")]
+        protocol = FlowControlledWebSockets(config, state, {}, asyncio.get_running_loop())
+        transport = _Unread(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(HANDSHAKE.replace(b" /ws ", b" " + path + b" ", 1))
+        for _ in range(100):
+            if b"\r\n\r\n" in transport.written:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        protocol.connection_lost(None)
+        return bytes(transport.written)
+
+    for path, server in ((b"/nowhere", b"x"),):
+        written = asyncio.run(connection(path))
+        fields = written.partition(b"\r\n\r\n")[0].lower().split(b"\r\n")[1:]
+        names = [field.partition(b":")[0] for field in fields]
+        assert names.count(b"date") == 1, written
+        assert names.count(b"server") == 1, written
+        assert b"server: " + server in fields, written
+
+
 def test_the_apps_sends_wait_while_the_client_reads_nothing() -> None:
     # NOTE: under Uvicorn 0.51 and 0.52 (pyproject's floor is 0.51) the protocol had no
     # pause_writing(): every send went into the buffer, which grew without a bound for a
