@@ -8,6 +8,7 @@ and offloads run inline; under ASGI awaitables are awaited and offloads go to th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections import deque
@@ -312,16 +313,26 @@ def call_own_exit_carried(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) 
 
 
 async def _a_flow() -> AsyncGenerator[None, None]:
-    yield
+    return
+    yield  # NOTE: unreached; it makes this an async generator.
+
+
+def _flow_step_type() -> type[Any]:
+    step = _a_flow().asend(None)
+    # NOTE: run to its end, the generator with it. Closed unrun, it warned "never awaited"
+    # (3.13); and a generator never begun, which the hooks of a loop running at this import
+    # took as first iterated, queued its aclose() on that loop as it was collected: a task
+    # destroyed pending where the loop closed without asyncio.run()'s care (3.10-3.12)
+    # (review341).
+    with contextlib.suppress(StopAsyncIteration):
+        step.send(None)
+    return type(step)
 
 
 # NOTE: the type of an async flow's step (``gen.asend(value)``), which the core yields bare:
 # the drivers throw back in, as ``Ending``, the ``GeneratorExit`` that such a step raised of
 # its own (``flow_step_ending``).
-_step = _a_flow().asend(None)
-FLOW_STEP: type[Any] = type(_step)
-_step.close()  # NOTE: never awaited, it warned so (3.13).
-del _step
+FLOW_STEP: type[Any] = _flow_step_type()
 
 
 def flow_step_ending(effect: object, exc: BaseException) -> BaseException:
