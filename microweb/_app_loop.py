@@ -190,7 +190,7 @@ def close_unrun(awaitable: object) -> None:
         awaitable.close()
     except Exception:
         logger.warning(
-            "%r, which will never run (the app loop has stopped), failed as it was closed",
+            "the closing of %r, a call that will never run (the app loop has stopped), failed",
             awaitable,
             exc_info=True,
         )
