@@ -71,8 +71,9 @@ class ShutdownError(RuntimeError):
 
 class Ending(Exception):
     """An ``async def`` startup or shutdown step's ``SystemExit`` or ``KeyboardInterrupt``, or
-    an after-response callback's (or its ``GeneratorExit``), ``ended``, carried to the step's
-    or the callbacks' generator: the drivers throw only exceptions back in."""
+    an after-response callback's, or the ``GeneratorExit`` of either or of a ``def`` step,
+    ``ended``, carried to the step's or the callbacks' generator: the drivers throw only
+    exceptions back in."""
 
     def __init__(self, ended: BaseException) -> None:
         super().__init__(repr(ended))
@@ -80,17 +81,22 @@ class Ending(Exception):
 
 
 async def carried(awaitable: Awaitable[Any]) -> Any:
-    """Await ``awaitable``; its ``SystemExit`` or ``KeyboardInterrupt`` comes out as ``Ending``.
+    """Await ``awaitable``; its ``SystemExit``, ``KeyboardInterrupt`` or ``GeneratorExit``
+    comes out as ``Ending``.
 
     Raises:
         Ending: Carrying what ended it.
     """
     try:
         return await awaitable
-    except (KeyboardInterrupt, SystemExit) as exc:
+    except (KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
+        if closing_here(exc):
+            raise  # NOTE: this coroutine's closing.
         # NOTE: let out, it went past the startup's or shutdown's generator: a def step's
         # sys.exit() exited the lifespans entered and ran the later shutdown steps, an async
-        # def step's did not.
+        # def step's did not. A GeneratorExit thrown in as it was closed that generator as a
+        # whole: the lifespans entered were left to their collection, and the later shutdown
+        # steps never ran (review341).
         raise Ending(exc) from None
 
 
@@ -391,6 +397,7 @@ def call_sync(fn: Callable[[], Any], kind: str) -> Any:
         RuntimeError: For a ``StopIteration`` that it raised, as sync app code's is in a
             request (see ``own_stop``).
         TypeError: If it returned a coroutine (see ``refuse_coroutine``).
+        Ending: Carrying a ``GeneratorExit`` that it raised.
     """
     try:
         returned = fn()
@@ -399,6 +406,11 @@ def call_sync(fn: Callable[[], Any], kind: str) -> Any:
         # steps after it, where an async def hook's failed that step alone. A StopIteration
         # left the startup's generator as Python's "generator raised StopIteration".
         raise_own(exc)
+        if isinstance(exc, GeneratorExit):
+            # NOTE: carried as an async def step's is (carried()): let out, it skipped the
+            # later shutdown steps and left the lifespans entered to their collection, where
+            # a SystemExit runs them (review341).
+            raise Ending(exc) from None
         raise
     refuse_coroutine(returned, kind)
     return returned

@@ -90,10 +90,13 @@ def _lifespans(app: App, events: list[str]) -> None:
         events.append("exit async")
 
 
-@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt, GeneratorExit])
 def test_a_startup_hook_that_ends_the_process_exits_the_lifespans_entered(
     interface: str, colour: str, ending: type[BaseException]
 ) -> None:
+    # NOTE: a GeneratorExit went out as it was, thrown into the startup's generator by the
+    # driver (an async def hook's) or raised out of it (a def one's): the lifespans entered
+    # were left to their collection; a shutdown hook's skipped the later steps (review341).
     events: list[str] = []
     app = App()
     _lifespans(app, events)
@@ -109,7 +112,7 @@ def test_a_startup_hook_that_ends_the_process_exits_the_lifespans_entered(
     assert events == ["enter sync", "enter async", "exit async", "exit sync"]
 
 
-@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt, GeneratorExit])
 def test_a_shutdown_hook_that_ends_the_process_lets_the_later_steps_run(
     interface: str, colour: str, ending: type[BaseException]
 ) -> None:
