@@ -285,7 +285,37 @@ def test_a_hooks_own_cancellation_fails_that_step_in_both_colours(
     assert events == ["enter sync", "enter async", "exit async", "exit sync"]
 
 
-@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+@pytest.mark.parametrize("colour", ["sync", "async"])
+def test_a_startup_hooks_generator_exit_says_the_asgi_startup_failed(colour: str) -> None:
+    # NOTE: carried out as a SystemExit is, it went out of the lifespan call with no
+    # lifespan.startup.failed: Uvicorn took it for an app without the lifespan protocol and
+    # served (review170's, for a GeneratorExit) (review341).
+    app = App()
+
+    def configure() -> None:
+        raise GeneratorExit("no configuration")
+
+    app.on_startup(in_colour(colour, configure))
+    asgi = app.as_asgi()
+    sent: list[dict[str, Any]] = []
+
+    async def lifespan() -> None:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        inbox.put_nowait({"type": "lifespan.startup"})
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
+        await asgi(scope, inbox.get, send)
+
+    with pytest.raises(GeneratorExit, match="no configuration"):
+        asyncio.run(lifespan())
+    assert [message["type"] for message in sent] == ["lifespan.startup.failed"]
+    assert "no configuration" in sent[0]["message"]
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt, GeneratorExit])
 def test_a_shutdown_hook_that_ends_the_process_says_the_asgi_shutdown_failed(
     ending: type[BaseException],
 ) -> None:
