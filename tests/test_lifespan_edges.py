@@ -144,7 +144,35 @@ def test_a_shutdown_hook_that_ends_the_process_lets_the_later_steps_run(
     assert events == ["goodbye", "exit async", "exit sync", "pool closed"]
 
 
-@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+@pytest.mark.parametrize("where", ["enter", "exit"])
+def test_a_sync_lifespans_generator_exit_exits_the_others_first(interface: str, where: str) -> None:
+    # NOTE: raised in its enter, it went out of the startup as it was, and the lifespan
+    # entered before it was left to its collection (review341).
+    events: list[str] = []
+    app = App()
+
+    @app.lifespan
+    @contextmanager
+    def first(app: App) -> Iterator[None]:
+        events.append("enter first")
+        yield
+        events.append("exit first")
+
+    @app.lifespan
+    @contextmanager
+    def ending_held(app: App) -> Iterator[None]:
+        if where == "enter":
+            raise GeneratorExit("the lifespan ends it")
+        yield
+        raise GeneratorExit("the lifespan ends it")
+
+    client = TestClient(app, interface=interface)
+    with pytest.raises(GeneratorExit, match="the lifespan ends it"), client:
+        assert events == ["enter first"]
+    assert events == ["enter first", "exit first"]
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt, GeneratorExit])
 @pytest.mark.parametrize("where", ["enter", "exit"])
 def test_an_async_lifespan_that_ends_the_process_leaves_the_event_loop_running(
     interface: str, ending: type[BaseException], where: str
