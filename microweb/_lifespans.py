@@ -125,8 +125,9 @@ async def _hold(manager: Any, name: str) -> tuple[Any, Callable[[], Awaitable[No
                 entered.set_exception(Ending(exc) if isinstance(exc, GeneratorExit) else exc)
                 return
             # NOTE: let out of this task, it left the event loop (the app loop's thread, or the
-            # server's): "Event loop is closed", and no later shutdown step ran. So did a
-            # GeneratorExit, which asyncio's C tasks let out as they do a SystemExit.
+            # server's): "Event loop is closed", and no later shutdown step ran. A GeneratorExit
+            # let out was thrown into the task that awaits this one (its exit's), and closed
+            # that task's coroutine as a whole: no later shutdown step ran either.
             raise Ending(exc) from None
         except BaseException as exc:
             if entered.done():
