@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
+import logging
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from ._errors import own_cancellation
 from ._pool import forget_threads_after_fork
 
 T = TypeVar("T")
+logger = logging.getLogger("microweb")
 # NOTE: the hop tasks that AppLoop.cut_waiting() cancelled: their CancelledError is the server's
 # stop, while a CancelledError of any later call (a shutdown hook's own) is the app's.
 CUT_TASKS: weakref.WeakSet[asyncio.Task[None]] = weakref.WeakSet()
@@ -141,8 +143,7 @@ def hop_to_loop(
         try:
             loop.call_soon_threadsafe(hop.start)
         except RuntimeError:
-            if asyncio.iscoroutine(awaitable):
-                awaitable.close()  # NOTE: the loop is closed; it will never run.
+            close_unrun(awaitable)  # NOTE: the loop is closed; it will never run.
             raise
         hop.late = not wait_for(hop, loop, stalled, within)
     except (KeyboardInterrupt, SystemExit):
@@ -173,9 +174,31 @@ def _cancel_soon(hop: Hop, loop: asyncio.AbstractEventLoop) -> bool:
     return True
 
 
+def close_unrun(awaitable: object) -> None:
+    """Close ``awaitable``, a coroutine that will never run, so that it does not warn "never
+    awaited"; an error of its closing is logged, not raised.
+
+    NOTE: an async flow's step (``gen.asend()``, which the core yields bare) is one too, and on
+    Python 3.13 its close() throws GeneratorExit into the flow, whose cleanup runs here: its
+    error ("coroutine ignored GeneratorExit" where it awaits) took the place of the loop's
+    stop (``AppClosed``, ``LoopStopped``), and the request failed as if by an error of its own,
+    logged as unhandled and seen by the flows' handlers of errors (review341).
+    """
+    if not asyncio.iscoroutine(awaitable):
+        return
+    try:
+        awaitable.close()
+    except Exception:
+        logger.warning(
+            "the closing of %r, a call that will never run (the app loop has stopped), failed",
+            awaitable,
+            exc_info=True,
+        )
+
+
 def _close_unstarted(hop: Hop) -> None:
-    if hop.task is None and asyncio.iscoroutine(hop.awaitable):
-        hop.awaitable.close()  # NOTE: it never started; say so without a warning.
+    if hop.task is None:
+        close_unrun(hop.awaitable)  # NOTE: it never started.
 
 
 def wait_for(
@@ -380,14 +403,12 @@ class AppLoop:
         try:
             loop = self.loop
         except RuntimeError:
-            if asyncio.iscoroutine(awaitable):
-                awaitable.close()  # NOTE: it will never run; say so without a warning.
+            close_unrun(awaitable)  # NOTE: it will never run.
             raise
         if asyncio._get_running_loop() is loop:
-            if asyncio.iscoroutine(awaitable):
-                # NOTE: it will never run (an async shutdown hook of a close() that an async
-                # handler called): closed, not left to a "never awaited" warning.
-                awaitable.close()
+            # NOTE: it will never run (an async shutdown hook of a close() that an async
+            # handler called).
+            close_unrun(awaitable)
             raise RuntimeError("the app loop cannot wait for itself; await instead")
         hop = hop_to_loop(loop, awaitable, run_in, within=within)
         if hop.late:

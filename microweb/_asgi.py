@@ -29,6 +29,7 @@ from ._effects import (
     Colored,
     Effects,
     ShutdownError,
+    closing_here,
     run_after,
     run_shutdown,
 )
@@ -358,7 +359,9 @@ class ASGIDriver:
                     log_failure("startup failed", exc_info=True)
                     await send({"type": "lifespan.startup.failed", "message": repr(exc)})
                     return
-                except (KeyboardInterrupt, SystemExit) as exc:
+                except (KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
+                    if closing_here(exc):
+                        raise  # NOTE: this coroutine's closing.
                     # NOTE: a hook's sys.exit("DATABASE_URL is not set"), let out alone, was
                     # taken by Uvicorn for a lifespan protocol it did not know: it said "serving
                     # on", the first request got a 500 and the process ended (review170). Said
@@ -375,7 +378,9 @@ class ASGIDriver:
                     # NOTE: every step ran and each failure was logged; report them together.
                     await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
                     return
-                except (KeyboardInterrupt, SystemExit) as exc:
+                except (KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
+                    if closing_here(exc):
+                        raise  # NOTE: this coroutine's closing.
                     # NOTE: every step ran, this one logged: said failed, then raised on, as at
                     # startup. Let out alone, Uvicorn took it for a lifespan protocol it did not
                     # know ("ASGI 'lifespan' protocol appears unsupported"). Kept for microweb

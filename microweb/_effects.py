@@ -8,6 +8,7 @@ and offloads run inline; under ASGI awaitables are awaited and offloads go to th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections import deque
@@ -70,8 +71,9 @@ class ShutdownError(RuntimeError):
 
 class Ending(Exception):
     """An ``async def`` startup or shutdown step's ``SystemExit`` or ``KeyboardInterrupt``, or
-    an after-response callback's (or its ``GeneratorExit``), ``ended``, carried to the step's
-    or the callbacks' generator: the drivers throw only exceptions back in."""
+    an after-response callback's, or the ``GeneratorExit`` of either or of a ``def`` step,
+    ``ended``, carried to the step's or the callbacks' generator: the drivers throw only
+    exceptions back in."""
 
     def __init__(self, ended: BaseException) -> None:
         super().__init__(repr(ended))
@@ -79,17 +81,22 @@ class Ending(Exception):
 
 
 async def carried(awaitable: Awaitable[Any]) -> Any:
-    """Await ``awaitable``; its ``SystemExit`` or ``KeyboardInterrupt`` comes out as ``Ending``.
+    """Await ``awaitable``; its ``SystemExit``, ``KeyboardInterrupt`` or ``GeneratorExit``
+    comes out as ``Ending``.
 
     Raises:
         Ending: Carrying what ended it.
     """
     try:
         return await awaitable
-    except (KeyboardInterrupt, SystemExit) as exc:
+    except (KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
+        if closing_here(exc):
+            raise  # NOTE: this coroutine's closing.
         # NOTE: let out, it went past the startup's or shutdown's generator: a def step's
         # sys.exit() exited the lifespans entered and ran the later shutdown steps, an async
-        # def step's did not.
+        # def step's did not. A GeneratorExit thrown in as it was closed that generator as a
+        # whole: the lifespans entered were left to their collection, and the later shutdown
+        # steps never ran (review341).
         raise Ending(exc) from None
 
 
@@ -312,16 +319,26 @@ def call_own_exit_carried(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) 
 
 
 async def _a_flow() -> AsyncGenerator[None, None]:
-    yield
+    return
+    yield  # NOTE: unreached; it makes this an async generator.
+
+
+def _flow_step_type() -> type[Any]:
+    step = _a_flow().asend(None)
+    # NOTE: run to its end, the generator with it. Closed unrun, it warned "never awaited"
+    # (3.13); and a generator never begun, which the hooks of a loop running at this import
+    # took as first iterated, queued its aclose() on that loop as it was collected: a task
+    # destroyed pending where the loop closed without asyncio.run()'s care (3.10-3.12)
+    # (review341).
+    with contextlib.suppress(StopAsyncIteration):
+        step.send(None)
+    return type(step)
 
 
 # NOTE: the type of an async flow's step (``gen.asend(value)``), which the core yields bare:
 # the drivers throw back in, as ``Ending``, the ``GeneratorExit`` that such a step raised of
 # its own (``flow_step_ending``).
-_step = _a_flow().asend(None)
-FLOW_STEP: type[Any] = type(_step)
-_step.close()  # NOTE: never awaited, it warned so (3.13).
-del _step
+FLOW_STEP: type[Any] = _flow_step_type()
 
 
 def flow_step_ending(effect: object, exc: BaseException) -> BaseException:
@@ -380,6 +397,7 @@ def call_sync(fn: Callable[[], Any], kind: str) -> Any:
         RuntimeError: For a ``StopIteration`` that it raised, as sync app code's is in a
             request (see ``own_stop``).
         TypeError: If it returned a coroutine (see ``refuse_coroutine``).
+        Ending: Carrying a ``GeneratorExit`` that it raised.
     """
     try:
         returned = fn()
@@ -388,6 +406,11 @@ def call_sync(fn: Callable[[], Any], kind: str) -> Any:
         # steps after it, where an async def hook's failed that step alone. A StopIteration
         # left the startup's generator as Python's "generator raised StopIteration".
         raise_own(exc)
+        if isinstance(exc, GeneratorExit):
+            # NOTE: carried as an async def step's is (carried()): let out, it skipped the
+            # later shutdown steps and left the lifespans entered to their collection, where
+            # a SystemExit runs them (review341).
+            raise Ending(exc) from None
         raise
     refuse_coroutine(returned, kind)
     return returned

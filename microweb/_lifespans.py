@@ -23,6 +23,7 @@ from ._effects import (
     ShutdownError,
     call_sync,
     carried,
+    closing_here,
     run_shutdown,
 )
 from ._errors import raise_own
@@ -89,6 +90,8 @@ def _enter(lifespan: Lifespan, app: AppLike, exits: list[Colored]) -> Effects:
                 value = manager.__enter__()
             except BaseException as exc:
                 raise_own(exc)  # NOTE: as a def startup hook's (call_sync).
+                if isinstance(exc, GeneratorExit):
+                    raise Ending(exc) from None  # NOTE: as call_sync carries it (review341).
                 raise
         exits.append(_exit_step(lifespan, _sync_exit(manager), is_async=False))
     else:
@@ -112,12 +115,19 @@ async def _hold(manager: Any, name: str) -> tuple[Any, Callable[[], Awaitable[No
             async with manager as value:
                 entered.set_result(value)
                 await release.wait()
-        except (KeyboardInterrupt, SystemExit) as exc:
+        except (KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
+            if closing_here(exc):
+                raise  # NOTE: this coroutine's closing.
             if not entered.done():
-                entered.set_exception(exc)
+                # NOTE: a GeneratorExit carried: thrown as it was into the task that awaits
+                # entered, it closed that task's coroutine as a whole ("coroutine ignored
+                # GeneratorExit"), and the startup failed with that RuntimeError (review341).
+                entered.set_exception(Ending(exc) if isinstance(exc, GeneratorExit) else exc)
                 return
             # NOTE: let out of this task, it left the event loop (the app loop's thread, or the
-            # server's): "Event loop is closed", and no later shutdown step ran.
+            # server's): "Event loop is closed", and no later shutdown step ran. A GeneratorExit
+            # let out was thrown into the task that awaits this one (its exit's), and closed
+            # that task's coroutine as a whole: no later shutdown step ran either.
             raise Ending(exc) from None
         except BaseException as exc:
             if entered.done():

@@ -605,9 +605,10 @@ def _start_waitress(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", InterfaceWarning)
             wsgi = app.as_wsgi()
-    except (Exception, SystemExit):
+    except (Exception, SystemExit, GeneratorExit):
         # NOTE: as the ASGI driver does under Uvicorn: logged, then Uvicorn's status. A hook's
-        # sys.exit() too, which Uvicorn ends with that status (its startup failed).
+        # sys.exit() too, which Uvicorn ends with that status (its startup failed), and its
+        # GeneratorExit, which crashed out of main() (review341).
         log_failure("startup failed", exc_info=True)
         raise SystemExit(STARTUP_FAILURE) from None
     for caught_warning in caught:

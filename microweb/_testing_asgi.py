@@ -77,9 +77,10 @@ class Lifespan:
         reply = replied.result()
         if reply["type"] != f"lifespan.{kind}.complete":
             # NOTE: a hook's SystemExit is said failed, then raised on: raised in the test, as
-            # the WSGI side raises it, rather than the failure that names it.
+            # the WSGI side raises it, rather than the failure that names it. So is its
+            # GeneratorExit, which the task keeps as it is (review341).
             await asyncio.wait({self._task}, timeout=WAIT)
-            if self._task.done() and isinstance(self._task.exception(), _Ending):
+            if self._task.done() and isinstance(self._task.exception(), (_Ending, GeneratorExit)):
                 self._task.result()
             raise RuntimeError(f"lifespan {kind} failed: {reply.get('message', '')}")
 

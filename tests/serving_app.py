@@ -6,7 +6,8 @@
 itself; it records ``ticker-cancelled`` when it is cancelled. With ``awaited``, a shutdown hook
 cancels the task and awaits it, letting its ``CancelledError`` out (a failed shutdown step).
 ``SERVING_FAIL_STARTUP``: when set, a startup hook raises ``ConnectionError``; with ``exit``, it
-calls ``sys.exit("DATABASE_URL is not set")``.
+calls ``sys.exit("DATABASE_URL is not set")``; with ``generator-exit``, it raises
+``GeneratorExit("DATABASE_URL is not set")``.
 ``SERVING_SLOW_STARTUP``: when set, a startup hook takes half a second, then prints
 ``startup hooks ran``.
 ``SERVING_HANG_STARTUP``: when set, a startup hook records ``startup-hanging`` and sleeps for
@@ -81,6 +82,8 @@ if os.environ.get("SERVING_FAIL_STARTUP"):
     def fail_to_start() -> None:
         if os.environ["SERVING_FAIL_STARTUP"] == "exit":
             sys.exit("DATABASE_URL is not set")
+        if os.environ["SERVING_FAIL_STARTUP"] == "generator-exit":
+            raise GeneratorExit("DATABASE_URL is not set")
         raise ConnectionError("database is down")
 
 

@@ -60,13 +60,15 @@ def test_a_failing_startup_hook_is_logged_and_ends_with_status_3(
     assert "serving on" not in log, log
 
 
+@pytest.mark.parametrize("ending", ["exit", "generator-exit"])
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_startup_hooks_sys_exit_is_logged_and_ends_with_status_3(
-    tmp_path: Path, server: str
+    tmp_path: Path, server: str, ending: str
 ) -> None:
     # NOTE: under Uvicorn, a hook's SystemExit let out alone was taken for a lifespan protocol
     # the app did not know: "serving on", a 500 for the first request, then the end (review170).
-    done = _serve(free_port(), server, tmp_path / "events.txt", SERVING_FAIL_STARTUP="exit")
+    # So was its GeneratorExit, which under Waitress crashed out of main() (review341).
+    done = _serve(free_port(), server, tmp_path / "events.txt", SERVING_FAIL_STARTUP=ending)
     log = done.stdout + done.stderr
     assert done.returncode == STARTUP_FAILURE, log
     assert "ERROR:microweb: startup failed" in log

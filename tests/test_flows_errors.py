@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -467,3 +469,32 @@ def test_a_404_handlers_own_generator_exit_closes_the_flows_outside_it(
     app.error_handler(404)(in_colour(colour, on_404))
     seen = _ending_seen(app, interface, path, GeneratorExit, events)
     assert seen == (["closed"], "the error handler's")
+
+
+# NOTE: a program that imports microweb first on a running loop, then closes the loop without
+# asyncio.run()'s closing of its async generators.
+_IMPORTED_ON_A_LOOP = """
+import asyncio
+
+async def main():
+    import microweb
+
+loop = asyncio.new_event_loop()
+loop.run_until_complete(main())
+loop.close()
+print("imported")
+"""
+
+
+def test_importing_microweb_on_a_running_loop_leaves_nothing_on_it() -> None:
+    # NOTE: the type of an async flow's step, taken at import from a step of an async generator
+    # never begun: the loop's hooks took the generator as first iterated, and its collection
+    # queued its aclose() on the loop, a task destroyed pending as the loop closed (3.10-3.12;
+    # logged "Task was destroyed but it is pending!") (review341).
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", _IMPORTED_ON_A_LOOP],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "imported\n", "")

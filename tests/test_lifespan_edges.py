@@ -90,10 +90,13 @@ def _lifespans(app: App, events: list[str]) -> None:
         events.append("exit async")
 
 
-@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt, GeneratorExit])
 def test_a_startup_hook_that_ends_the_process_exits_the_lifespans_entered(
     interface: str, colour: str, ending: type[BaseException]
 ) -> None:
+    # NOTE: a GeneratorExit went out as it was, thrown into the startup's generator by the
+    # driver (an async def hook's) or raised out of it (a def one's): the lifespans entered
+    # were left to their collection; a shutdown hook's skipped the later steps (review341).
     events: list[str] = []
     app = App()
     _lifespans(app, events)
@@ -109,7 +112,7 @@ def test_a_startup_hook_that_ends_the_process_exits_the_lifespans_entered(
     assert events == ["enter sync", "enter async", "exit async", "exit sync"]
 
 
-@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt, GeneratorExit])
 def test_a_shutdown_hook_that_ends_the_process_lets_the_later_steps_run(
     interface: str, colour: str, ending: type[BaseException]
 ) -> None:
@@ -141,7 +144,35 @@ def test_a_shutdown_hook_that_ends_the_process_lets_the_later_steps_run(
     assert events == ["goodbye", "exit async", "exit sync", "pool closed"]
 
 
-@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+@pytest.mark.parametrize("where", ["enter", "exit"])
+def test_a_sync_lifespans_generator_exit_exits_the_others_first(interface: str, where: str) -> None:
+    # NOTE: raised in its enter, it went out of the startup as it was, and the lifespan
+    # entered before it was left to its collection (review341).
+    events: list[str] = []
+    app = App()
+
+    @app.lifespan
+    @contextmanager
+    def first(app: App) -> Iterator[None]:
+        events.append("enter first")
+        yield
+        events.append("exit first")
+
+    @app.lifespan
+    @contextmanager
+    def ending_held(app: App) -> Iterator[None]:
+        if where == "enter":
+            raise GeneratorExit("the lifespan ends it")
+        yield
+        raise GeneratorExit("the lifespan ends it")
+
+    client = TestClient(app, interface=interface)
+    with pytest.raises(GeneratorExit, match="the lifespan ends it"), client:
+        assert events == ["enter first"]
+    assert events == ["enter first", "exit first"]
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt, GeneratorExit])
 @pytest.mark.parametrize("where", ["enter", "exit"])
 def test_an_async_lifespan_that_ends_the_process_leaves_the_event_loop_running(
     interface: str, ending: type[BaseException], where: str
@@ -282,7 +313,37 @@ def test_a_hooks_own_cancellation_fails_that_step_in_both_colours(
     assert events == ["enter sync", "enter async", "exit async", "exit sync"]
 
 
-@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+@pytest.mark.parametrize("colour", ["sync", "async"])
+def test_a_startup_hooks_generator_exit_says_the_asgi_startup_failed(colour: str) -> None:
+    # NOTE: carried out as a SystemExit is, it went out of the lifespan call with no
+    # lifespan.startup.failed: Uvicorn took it for an app without the lifespan protocol and
+    # served (review170's, for a GeneratorExit) (review341).
+    app = App()
+
+    def configure() -> None:
+        raise GeneratorExit("no configuration")
+
+    app.on_startup(in_colour(colour, configure))
+    asgi = app.as_asgi()
+    sent: list[dict[str, Any]] = []
+
+    async def lifespan() -> None:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        inbox.put_nowait({"type": "lifespan.startup"})
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
+        await asgi(scope, inbox.get, send)
+
+    with pytest.raises(GeneratorExit, match="no configuration"):
+        asyncio.run(lifespan())
+    assert [message["type"] for message in sent] == ["lifespan.startup.failed"]
+    assert "no configuration" in sent[0]["message"]
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt, GeneratorExit])
 def test_a_shutdown_hook_that_ends_the_process_says_the_asgi_shutdown_failed(
     ending: type[BaseException],
 ) -> None:
