@@ -314,4 +314,5 @@ def test_the_chunk_extension_pattern_fails_in_linear_time(
     # that backtracked in the square of the length would take some 256 times as long.
     small, large = build(1024), build(16 * 1024)
     assert CHUNK_EXTENSIONS.fullmatch(large) is None
-    assert _match_cost(large) < 64 * _match_cost(small)
+    # NOTE: the best of three comparisons, so that a busy machine fails none by chance.
+    assert any(_match_cost(large) < 64 * _match_cost(small) for _ in range(3))
