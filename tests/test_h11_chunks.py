@@ -9,11 +9,16 @@ reads split the body.
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 
 import h11
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from microweb._h11 import FramedConnection
+from microweb._parsing import CHUNK_EXTENSIONS
 
 HEAD = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -213,3 +218,101 @@ def test_a_chunk_extension_that_is_no_name_and_value_is_refused(
     with pytest.raises(h11.RemoteProtocolError) as refused:
         _events(FramedConnection(h11.SERVER), [HEAD + body + b"\r\n\r\n"])
     assert refused.value.error_status_hint == 400
+
+
+# NOTE: RFC 9110 5.6.2 tchar, 5.6.4 qdtext and quoted-pair, 5.5 field-vchar (obs-text too).
+_TCHARS = "!#$%&'*+-.^_`|~0123456789azAZ"
+_QDTEXT = [9, 32, 0x21, *range(0x23, 0x5C), *range(0x5D, 0x7F), *range(0x80, 0x100)]
+_PAIRED = [9, 32, *range(0x21, 0x7F), *range(0x80, 0x100)]
+_TOKENS = st.text(alphabet=_TCHARS, min_size=1, max_size=6).map(str.encode)
+_QUOTED = st.lists(
+    st.one_of(
+        st.sampled_from(_QDTEXT).map(lambda byte: bytes([byte])),
+        st.sampled_from(_PAIRED).map(lambda byte: b"\\" + bytes([byte])),
+    ),
+    max_size=6,
+).map(lambda parts: b'"' + b"".join(parts) + b'"')
+_EXTENSION = st.tuples(_TOKENS, st.one_of(st.none(), _TOKENS, _QUOTED)).map(
+    lambda pair: b";" + pair[0] + (b"" if pair[1] is None else b"=" + pair[1])
+)
+_EXTENSIONS = st.lists(_EXTENSION, max_size=4).map(b"".join)
+_VALUE = st.lists(st.sampled_from(_PAIRED), max_size=8).map(bytes)
+_FIELD = st.tuples(_TOKENS, st.sampled_from([b"", b" ", b"\t", b" \t"]), _VALUE).map(
+    lambda field: field[0] + b":" + field[1] + field[2] + b"\r\n"
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    chunks=st.lists(st.tuples(st.binary(min_size=1, max_size=5), _EXTENSIONS), max_size=4),
+    last=_EXTENSIONS,
+    fields=st.lists(_FIELD, max_size=8),
+    step=st.integers(1, 9),
+)
+def test_chunk_extensions_and_trailers_the_grammar_allows_read_as_plain_h11_reads_them(
+    chunks: list[tuple[bytes, bytes]], last: bytes, fields: list[bytes], step: int
+) -> None:
+    # SPEC: RFC 9112 7.1.1 (chunk-ext, with no BWS: see the test below) and 7.1.2 (field
+    # lines): quoted strings with escapes and obs-text, every tchar, empty values and tabs in
+    # them, in reads of a few bytes. NOTE: microweb's checks of review337 must refuse none.
+    body = b"".join(b"%x%s\r\n%s\r\n" % (len(data), ext, data) for data, ext in chunks)
+    whole = HEAD + body + b"0" + last + b"\r\n" + b"".join(fields) + b"\r\n"
+    reads = [whole[at : at + step] for at in range(0, len(whole), step)]
+    plain = _events(h11.Connection(h11.SERVER), reads)
+    ours = _events(FramedConnection(h11.SERVER), reads)
+    assert _body(ours) == b"".join(data for data, _ in chunks)
+    assert [end.headers for end in _ends(ours)] == [end.headers for end in _ends(plain)]
+    assert len(_ends(ours)) == 1
+
+
+@pytest.mark.parametrize(
+    "extension",
+    [b" ;a", b"\t;a", b"; a", b";a =b", b";a= b", b";a\t=\tb", b";a=b ;c"],
+)
+def test_whitespace_around_a_chunk_extensions_separators_is_refused(extension: bytes) -> None:
+    # SPEC: RFC 9112 7.1.1 allows BWS around ";" and "=". NOTE: Waitress and httptools answer
+    # 400 to it (test_servers_hostile4.py), and so does microweb serve's h11: one reading.
+    with pytest.raises(h11.RemoteProtocolError) as refused:
+        _events(FramedConnection(h11.SERVER), [HEAD + b"1" + extension + b"\r\na\r\n0\r\n\r\n"])
+    assert refused.value.error_status_hint == 400
+
+
+def test_many_trailer_lines_in_one_byte_reads_are_read() -> None:
+    trailer = b"".join(b"X-%d: v\x80%d\t \r\n" % (n, n) for n in range(200)) + b"\r\n"
+    whole = HEAD + b'1;a="\\""\r\nb\r\n0\r\n' + trailer
+    events = _events(FramedConnection(h11.SERVER), [whole[at : at + 1] for at in range(len(whole))])
+    assert _body(events) == b"b"
+    assert len(_ends(events)[0].headers) == 200
+
+
+ADVERSARIAL_EXTENSIONS = {
+    "open-quote-of-escaped-quotes": lambda n: b';a="' + b'\\"' * (n // 2),
+    "open-quote-of-backslashes": lambda n: b';a="' + b"\\" * n,
+    "names-then-a-nul": lambda n: b";a" * (n // 2) + b"\x00",
+    "a-long-value-then-not-a-token": lambda n: b";a=" + b"b" * n + b"@",
+    "extensions-then-a-semicolon": lambda n: b";a=b" * (n // 4) + b";",
+    "empty-quotes-then-one-more": lambda n: b';a=""' * (n // 5) + b'"',
+}
+
+
+def _match_cost(line: bytes) -> float:
+    """The least time of a few runs of 20 matches of ``line`` (no assert on it alone)."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(20):
+            CHUNK_EXTENSIONS.fullmatch(line)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize("build", ADVERSARIAL_EXTENSIONS.values(), ids=ADVERSARIAL_EXTENSIONS)
+def test_the_chunk_extension_pattern_fails_in_linear_time(
+    build: Callable[[int], bytes],
+) -> None:
+    # PERF: 16 KiB (MAX_CHUNK_EXTENSIONS) takes 12 to 16 times as long as 1 KiB, linear; one
+    # that backtracked in the square of the length would take some 256 times as long.
+    small, large = build(1024), build(16 * 1024)
+    assert CHUNK_EXTENSIONS.fullmatch(large) is None
+    # NOTE: the best of three comparisons, so that a busy machine fails none by chance.
+    assert any(_match_cost(large) < 64 * _match_cost(small) for _ in range(3))

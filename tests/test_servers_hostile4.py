@@ -407,3 +407,109 @@ def test_a_chunk_extension_that_is_no_name_and_value_is_400_under_every_server(
     answer = _exchange(server, head + b"5" + extension + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"hello" not in answer
+
+
+VALID_CHUNKED = {
+    "token-characters": b"1;!#$%&'*+-.^_`|~09azAZ=!#$%&'*+-.^_`|~\r\na\r\n0\r\n\r\n",
+    "quoted-escapes": b'1;a="x\\"y\\\\z";b\r\na\r\n0;c="\\\x80"\r\n\r\n',
+    "quoted-obs-text-and-tab": b'1;a="\x80\xff\tb c";d=""\r\na\r\n0\r\n\r\n',
+    "several-extensions": b'1;a=1;b;c="d"\r\na\r\n0;e=f;g\r\n\r\n',
+    "trailer-obs-text-and-tab": b"1\r\na\r\n0\r\nX-T: \x80\xff\r\nY-T:\ta\tb \r\n\r\n",
+    "trailer-empty-values": b"1\r\na\r\n0\r\nX-T:\r\nY-T: \r\n\r\n",
+    "many-trailer-lines": b"1;a\r\na\r\n0\r\n"
+    + b"".join(b"X-%d: v\x80\t%d\r\n" % (n, n) for n in range(100))
+    + b"\r\n",
+}
+
+
+@pytest.mark.parametrize("name", VALID_CHUNKED)
+@pytest.mark.parametrize("step", [None, 7], ids=["one-read", "small-reads"])
+def test_extensions_and_trailers_the_grammar_allows_are_read_under_every_server(
+    server: ServedWay, name: str, step: int | None
+) -> None:
+    # SPEC: RFC 9112 7.1.1 and 7.1.2, RFC 9110 5.5 and 5.6: what review337's checks under h11
+    # must not refuse. NOTE: the head, ten reads of 7 bytes, then the rest.
+    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    rest = VALID_CHUNKED[name] + NEXT
+    reads = [head + rest]
+    if step is not None:
+        reads = [head] + [rest[at : at + step] for at in range(0, 10 * step, step)]
+        reads.append(rest[10 * step :])
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        for data in reads:
+            sock.sendall(data)
+            time.sleep(0.01)
+        answer = read_until_closed(sock)
+    assert statuses(answer) == [b"200", b"200"], answer[-300:]
+    assert b"\r\n\r\naHTTP/1.1 200 " in answer, answer[-300:]
+    assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
+
+
+@pytest.mark.parametrize(
+    "extension",
+    [b" ;a", b"\t;a", b"; a", b";a =b", b";a= b", b";a\t=\tb"],
+    ids=["space-before", "tab-before", "space-after", "space-before-eq", "space-after-eq", "tabs"],
+)
+def test_whitespace_around_a_chunk_extensions_separators_is_400_under_every_server(
+    server: ServedWay, extension: bytes
+) -> None:
+    # SPEC: RFC 9112 7.1.1 allows BWS around ";" and "=". NOTE: Waitress and httptools answer
+    # 400 to it, and so does microweb serve's h11 (serving.md): every server reads it alike.
+    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = _exchange(server, head + b"5" + extension + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
+    assert statuses(answer) == [b"400"], answer[-300:]
+    assert b"hello" not in answer
+
+
+@pytest.mark.parametrize(
+    "extension",
+    [b";=", b";a=", b";=b", b";a;;b"],
+    ids=["no-name-or-value", "no-value", "no-name", "empty-between"],
+)
+def test_a_chunk_extension_with_an_empty_name_or_value_is_400_but_under_httptools(
+    server: ServedWay, extension: bytes
+) -> None:
+    # SPEC: RFC 9112 7.1.1, a name is a token, and a value after "=" a token or a quoted
+    # string: neither is empty. NOTE: httptools reads them (serving.md), Waitress and
+    # microweb serve's h11 answer 400.
+    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = _exchange(server, head + b"5" + extension + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
+    if server.name == "uvicorn-httptools":
+        assert statuses(answer) == [b"200", b"200"], answer[-300:]
+        assert b"\r\n\r\nhelloHTTP/1.1 200 " in answer
+    else:
+        assert statuses(answer) == [b"400"], answer[-300:]
+        assert b"hello" not in answer
+
+
+FRAMING_TRAILERS = {
+    "content-length": (b"Content-Length: 1", {"uvicorn-httptools": b"400"}),
+    "content-length-list": (
+        b"Content-Length: 1, 2",
+        {"uvicorn-httptools": b"400", "uvicorn-h11": b"400"},
+    ),
+    "transfer-encoding": (
+        b"Transfer-Encoding: gzip",
+        {"uvicorn-httptools": b"400", "uvicorn-h11": b"501"},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", FRAMING_TRAILERS)
+def test_a_framing_field_in_a_trailer_is_read_by_some_servers_and_refused_by_others(
+    server: ServedWay, name: str
+) -> None:
+    # SPEC: RFC 9110 6.5.1, a sender MUST NOT put in a trailer a field that its definition
+    # does not allow there: Content-Length and Transfer-Encoding frame the message. NOTE: the
+    # servers differ (serving.md): Waitress drops any such trailer, httptools answers 400 to
+    # every one, h11 what it answers to the same value in a head (a coding: 501); none frames
+    # anything by it, and the request after it is read or the connection closed.
+    field, refusals = FRAMING_TRAILERS[name]
+    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = _exchange(server, head + b"5\r\nhello\r\n0\r\n" + field + b"\r\n\r\n" + NEXT)
+    if server.name in refusals:
+        assert statuses(answer) == [refusals[server.name]], answer[-300:]
+    else:
+        assert statuses(answer) == [b"200", b"200"], answer[-300:]
+        assert b"\r\n\r\nhelloHTTP/1.1 200 " in answer
+    assert "Traceback" not in read_log(server.log)
