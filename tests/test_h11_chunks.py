@@ -9,7 +9,6 @@ reads split the body.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 
 import h11
@@ -295,24 +294,12 @@ ADVERSARIAL_EXTENSIONS = {
 }
 
 
-def _match_cost(line: bytes) -> float:
-    """The least time of a few runs of 20 matches of ``line`` (no assert on it alone)."""
-    best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(20):
-            CHUNK_EXTENSIONS.fullmatch(line)
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 @pytest.mark.parametrize("build", ADVERSARIAL_EXTENSIONS.values(), ids=ADVERSARIAL_EXTENSIONS)
-def test_the_chunk_extension_pattern_fails_in_linear_time(
+def test_the_chunk_extension_pattern_refuses_adversarial_extensions(
     build: Callable[[int], bytes],
 ) -> None:
-    # PERF: 16 KiB (MAX_CHUNK_EXTENSIONS) takes 12 to 16 times as long as 1 KiB, linear; one
-    # that backtracked in the square of the length would take some 256 times as long.
-    small, large = build(1024), build(16 * 1024)
-    assert CHUNK_EXTENSIONS.fullmatch(large) is None
-    # NOTE: the best of three comparisons, so that a busy machine fails none by chance.
-    assert any(_match_cost(large) < 64 * _match_cost(small) for _ in range(3))
+    # PERF: measured, not asserted (no timing in unit tests): 16 KiB (MAX_CHUNK_EXTENSIONS)
+    # of each of these takes 12 to 16 times as long as 1 KiB, linear; one that backtracked in
+    # the square of the length would take some 256 times as long (review343, 2026-12-07).
+    for size in (1024, 16 * 1024):
+        assert CHUNK_EXTENSIONS.fullmatch(build(size)) is None
