@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, TypeVar, overload
@@ -668,15 +669,17 @@ def test_a_body_held_behind_a_long_stream_is_no_stalled_request(
     assert not transport.closed
 
 
-def _echo_app(outcome: list[str], colour: str, check_first: bool) -> App:
-    """An app whose ``POST /echo`` starts its answer, then reads the body into it; with
-    ``check_first``, it checks ``is_disconnected()`` first, a read, which sends 100 Continue."""
+def _echo_app(outcome: list[str], colour: str, check_first: bool, pause: float = 0.0) -> App:
+    """An app whose ``POST /echo`` starts its answer, then (``pause`` seconds later) reads the
+    body into it; with ``check_first``, it checks ``is_disconnected()`` first, a read, which
+    sends 100 Continue."""
     app = App()
 
     if colour == "def":
 
         def chunks_def(request: Request) -> Iterator[bytes]:
             yield b"started"
+            time.sleep(pause)
             try:
                 yield from request.iter_bytes()
             except Exception as exc:  # NOTE: what the stream saw, whatever it is.
@@ -694,6 +697,7 @@ def _echo_app(outcome: list[str], colour: str, check_first: bool) -> App:
 
         async def chunks(request: Request) -> AsyncIterator[bytes]:
             yield b"started"
+            await asyncio.sleep(pause)
             try:
                 async for chunk in request.aiter_bytes():
                     yield chunk
@@ -712,10 +716,11 @@ def _echo_app(outcome: list[str], colour: str, check_first: bool) -> App:
 
 
 def _echo_expecting_continue(
-    protocol_class: Protocols, app: App, outcome: list[str], body: bytes
+    protocol_class: Protocols, app: App, outcome: list[str], body: bytes, wait: float = 0.2
 ) -> _Closing:
-    """Send ``POST /echo`` expecting 100-continue; once the answer has started, wait 0.2 s and
-    send ``body``; return the connection once the app's stream has ended, or 1.5 s later."""
+    """Send ``POST /echo`` expecting 100-continue; once the answer has started, wait ``wait``
+    seconds and send ``body``; return the connection once the app's stream has ended, or
+    1.5 s later."""
 
     async def connection() -> _Closing:
         protocol, transport = _connect(protocol_class, app.as_asgi())
@@ -724,7 +729,7 @@ def _echo_expecting_continue(
         )
         protocol.data_received(head)
         await _until(lambda: b"started" in transport.written)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(wait)
         if body:
             protocol.data_received(body)
         await _until(lambda: bool(outcome), 150)
@@ -772,6 +777,24 @@ def test_a_body_read_after_an_answer_sent_before_a_100_continue_is_owed(
         assert outcome[0] == "read" and body in transport.written
     else:
         assert outcome == ["ClientDisconnect", "closed"]
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("colour", ["def", "async"])
+def test_a_body_read_long_after_an_answer_sent_before_a_100_continue_is_owed_from_the_read(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str
+) -> None:
+    # NOTE: while the answer goes out before any 100 Continue, the stall timer looks every
+    # stall_timeout and finds the client waiting; the app's read, between two looks, makes the
+    # body owed from the read (body_awaited), not from the last look. Timeout 0.4 s: looks at
+    # 0.4 and 0.8 s, the read at 0.6 s, the body at 0.9 s (0.3 s after the read); counted from
+    # the look at 0.4 s, the connection was closed at 0.8 s with the body on its way.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.4)
+    outcome: list[str] = []
+    app = _echo_app(outcome, colour, check_first=False, pause=0.6)
+    transport = _echo_expecting_continue(protocol_class, app, outcome, b"12345678", wait=0.9)
+    assert b"100 Continue" not in transport.written
+    assert outcome[0] == "read" and b"12345678" in transport.written
 
 
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
