@@ -758,6 +758,57 @@ def test_a_client_told_100_continue_that_sends_nothing_is_closed_under_an_answer
 
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
 @pytest.mark.parametrize("colour", ["def", "async"])
+def test_a_client_told_100_continue_owes_the_body_under_an_answer_that_never_reads_it(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str
+) -> None:
+    # NOTE: the 100 Continue goes with the app's first receive() (is_disconnected() here);
+    # from then on the client owes the body, though the app streams its answer and never
+    # reads it: told 100 Continue and sending nothing, it is closed after stall_timeout.
+    # Taken for a client answered before any 100 Continue (receive_after_continue's clearing
+    # undone), its connection was held as long as the stream ran.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
+    app = App()
+    if colour == "def":
+
+        def ticks_def() -> Iterator[str]:
+            for tick in range(10):
+                yield f"tick{tick}"
+                time.sleep(0.1)  # NOTE: 1 s in all, five times the timeout.
+
+        @app.post("/ticks")
+        def ticking_def(request: Request) -> Response:
+            assert not request.is_disconnected()
+            return Response.stream(ticks_def())
+
+    else:
+
+        async def ticks() -> AsyncIterator[str]:
+            for tick in range(10):
+                yield f"tick{tick}"
+                await asyncio.sleep(0.1)
+
+        @app.post("/ticks")
+        async def ticking(request: Request) -> Response:
+            assert not await request.ais_disconnected()
+            return Response.stream(ticks())
+
+    async def connection() -> _Closing:
+        protocol, transport = _connect(protocol_class, app.as_asgi())
+        head = UPLOAD.replace(b"/upload", b"/ticks").replace(
+            b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
+        )
+        protocol.data_received(head)
+        await _until(lambda: transport.closed or transport.written.endswith(b"0\r\n\r\n"))
+        await _until(lambda: not protocol.tasks, 100)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert b"100 Continue" in transport.written and b"tick0" in transport.written
+    assert transport.closed and b"tick9" not in transport.written
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("colour", ["def", "async"])
 @pytest.mark.parametrize("body", [b"", b"12345678"], ids=["sends-nothing", "sends-the-body"])
 def test_a_body_read_after_an_answer_sent_before_a_100_continue_is_owed(
     monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str, body: bytes
