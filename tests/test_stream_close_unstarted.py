@@ -28,7 +28,7 @@ from microweb._concurrency import (
     run_unawaited,
     through_one_cancellation,
 )
-from microweb._file_threads import aiter_file_read
+from microweb._file_threads import READS_PER_CALL, aiter_file_read
 
 
 def _chunks(closed: threading.Event) -> Iterator[bytes]:
@@ -159,6 +159,45 @@ def test_a_file_read_closed_in_a_task_cancelled_before_its_first_step_closes_its
         asyncio.run(main())
     assert _never_awaited(caught) == []
     assert closed.wait(5)  # NOTE: the chunks are still held here: closed, not collected.
+
+
+def test_a_file_read_closed_in_a_task_cancelled_before_its_first_step_waits_for_the_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the read of the next batch is under way in a pool thread as the close, never begun,
+    # closes the chunks in a file thread: it waits for that read to end. Closed during it, the
+    # generator raised "generator already executing" (logged), and stayed open.
+    closed, reading, go = threading.Event(), threading.Event(), threading.Event()
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            for _ in range(READS_PER_CALL):
+                yield b"x"
+            reading.set()
+            go.wait(5)
+            while True:
+                yield b"x"
+        finally:
+            closed.set()
+
+    held = chunks()
+
+    async def main() -> None:
+        stream = aiter_file_read(held, make_pool(2))
+        assert await stream.__anext__() == b"x"
+        while not reading.is_set():
+            await asyncio.sleep(0.01)
+        closing = asyncio.ensure_future(stream.aclose())
+        await asyncio.sleep(0)
+        _cancel_the_others()
+        await asyncio.wait((closing,))
+        await asyncio.sleep(0.2)  # NOTE: the close has reached its file thread.
+        go.set()
+
+    caplog.set_level(logging.WARNING)
+    asyncio.run(main())
+    assert closed.wait(2)  # NOTE: the chunks are still held here: closed, not collected.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 class _ClosedLate:
