@@ -325,8 +325,8 @@ def _at_a_yield(exc: BaseException) -> bool:
     """Tell whether ``exc`` was raised where a generator of ours waited at a ``yield`` (its
     closing), not in app code: the innermost frame of its traceback is a generator's."""
     traceback = exc.__traceback__
-    if traceback is None:
-        return True
+    # NOTE: caught where it is asked (_answer_in_flows), it holds that frame at least.
+    assert traceback is not None
     while traceback.tb_next is not None:
         traceback = traceback.tb_next
     return bool(traceback.tb_frame.f_code.co_flags & CO_GENERATOR)
