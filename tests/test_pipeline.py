@@ -8,9 +8,11 @@ the ``Response``.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
 import threading
+import warnings
 from collections.abc import AsyncGenerator, Awaitable, Iterator
 from contextlib import nullcontext
 from types import GeneratorType
@@ -288,6 +290,33 @@ def test_flows_add_effects_only_for_their_async_steps(
     response, seen = drive(respond(app.compile(), request_for(app, path=path, wsgi=wsgi)))
     assert response.status == 200 and response.headers["x-flow"] == flow_colour
     assert seen == expected
+
+
+@pytest.mark.parametrize("wsgi", [True, False])
+def test_an_async_handler_inside_flows_closed_before_it_began_is_closed(wsgi: bool) -> None:
+    # NOTE: the driver closes the core at the handler's effect, not awaited (its app loop
+    # stopped): the handler's coroutine, never begun, is closed with it, not left to warn
+    # "never awaited" when collected.
+    app = App()
+
+    @app.middleware
+    def tag(request: Request) -> Iterator[None]:
+        yield
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return "hello"
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = respond(app.compile(), request_for(app, wsgi=wsgi))
+        effect = result.send(None)
+        assert inspect.isawaitable(effect)
+        result.close()
+        effect.close()  # NOTE: the driver's part: the effect it never awaited.
+        del result, effect
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
 
 
 # -- errors thrown in at a flow's yield ---------------------------------------------------------
