@@ -8,6 +8,7 @@ the ``Response``.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import inspect
 import logging
@@ -317,6 +318,34 @@ def test_an_async_handler_inside_flows_closed_before_it_began_is_closed(wsgi: bo
         del result, effect
         gc.collect()
     assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+@pytest.mark.parametrize("wsgi", [True, False])
+def test_an_async_handler_inside_flows_closed_where_it_waits_closes_quietly(wsgi: bool) -> None:
+    # NOTE: the effect that carries the handler's own GeneratorExit (own_exit_carried) is
+    # closed where it waits (the driver's task closed, its loop gone): that closing is its
+    # own, raised on as it came, not carried as the handler's (close() raised the carrier).
+    app = App()
+    closed: list[str] = []
+
+    @app.middleware
+    def tag(request: Request) -> Iterator[None]:
+        yield
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        try:
+            await asyncio.sleep(0)
+        finally:
+            closed.append("handler")
+        return "hello"
+
+    result = respond(app.compile(), request_for(app, wsgi=wsgi))
+    effect = result.send(None)
+    effect.send(None)  # NOTE: the handler waits at its sleep.
+    effect.close()
+    result.close()
+    assert closed == ["handler"]
 
 
 # -- errors thrown in at a flow's yield ---------------------------------------------------------
