@@ -348,6 +348,42 @@ def test_an_async_handler_inside_flows_closed_where_it_waits_closes_quietly(wsgi
     assert closed == ["handler"]
 
 
+@pytest.mark.parametrize("wsgi", [True, False])
+def test_an_async_error_handler_inside_flows_closed_where_it_waits_closes_quietly(
+    wsgi: bool,
+) -> None:
+    # NOTE: as a handler's (above): the error handler's closing where it waits is its own
+    # (_handling's closing_here), not carried as its GeneratorExit.
+    app = App()
+    closed: list[str] = []
+
+    @app.middleware
+    def tag(request: Request) -> Iterator[None]:
+        yield
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        raise ValueError("boom")
+
+    @app.error_handler(ValueError)
+    async def on_error(request: Request, exc: ValueError) -> str:
+        try:
+            await asyncio.sleep(0)
+        finally:
+            closed.append("error handler")
+        return "handled"
+
+    result = respond(app.compile(), request_for(app, wsgi=wsgi))
+    effect = result.send(None)
+    with pytest.raises(ValueError) as raised:
+        run_to_end(effect)
+    effect = result.throw(raised.value)
+    effect.send(None)  # NOTE: the error handler waits at its sleep.
+    effect.close()
+    result.close()
+    assert closed == ["error handler"]
+
+
 # -- errors thrown in at a flow's yield ---------------------------------------------------------
 
 
