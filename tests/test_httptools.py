@@ -1174,6 +1174,40 @@ def test_keep_alive_ticks_stop_once_the_connection_is_lost(
 
 
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
+def test_keep_alive_looks_at_an_answer_going_out_a_quarter_of_the_keep_alive_apart(
+    protocol_class: Protocols,
+) -> None:
+    # NOTE: the keep-alive (0.8 s) passes with the answer still buffered; from then on the
+    # timer looks 0.2 s apart, not 20 times a second for each slow reader (as Waitress's
+    # check_every): 0.6 s more, about 3 looks where there were 12.
+    looks: list[float] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 10})
+
+    class Stuck(_Closing):
+        def get_write_buffer_size(self) -> int:
+            return 1  # NOTE: a client that never reads.
+
+    class Counted(protocol_class):  # type: ignore[valid-type,misc]
+        def _sending_ended(self) -> None:
+            looks.append(self.loop.time())
+            super()._sending_ended()
+
+    async def connection() -> None:
+        protocol, transport = _connect(Counted, app, Stuck())
+        protocol.timeout_keep_alive = 0.8
+        protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.sleep(1.4)
+        transport.closed = True
+        protocol.connection_lost(None)
+
+    asyncio.run(connection())
+    assert 1 <= len(looks) <= 4
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
 @pytest.mark.parametrize(
     ("target", "path", "raw_path", "query"),
     [
