@@ -97,6 +97,8 @@ BAD = [
     b"1\r\na\r\nzz\r\nb\r\n0\r\n\r\n",  # NOTE: a size that is not hex
     b"1\r\na\r\n" * 3 + b"1\r\nb\n\r\n0\r\n\r\n",  # NOTE: a bare LF after the data
     b"1\r\na\r\n" + b"1" * 30 + b"\r\nb\r\n0\r\n\r\n",  # NOTE: a size too long for h11
+    b"1\r\na\r\n" + b"0" * 29 + b"1\r\nb\r\n0\r\n\r\n",  # NOTE: that too, of leading zeros
+    b"1\r\na\r\n1\r\nbXY0\r\n\r\n",  # NOTE: no CRLF after the data, then the last chunk
 ]
 
 

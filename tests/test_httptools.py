@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, TypeVar, overload
@@ -668,15 +669,17 @@ def test_a_body_held_behind_a_long_stream_is_no_stalled_request(
     assert not transport.closed
 
 
-def _echo_app(outcome: list[str], colour: str, check_first: bool) -> App:
-    """An app whose ``POST /echo`` starts its answer, then reads the body into it; with
-    ``check_first``, it checks ``is_disconnected()`` first, a read, which sends 100 Continue."""
+def _echo_app(outcome: list[str], colour: str, check_first: bool, pause: float = 0.0) -> App:
+    """An app whose ``POST /echo`` starts its answer, then (``pause`` seconds later) reads the
+    body into it; with ``check_first``, it checks ``is_disconnected()`` first, a read, which
+    sends 100 Continue."""
     app = App()
 
     if colour == "def":
 
         def chunks_def(request: Request) -> Iterator[bytes]:
             yield b"started"
+            time.sleep(pause)
             try:
                 yield from request.iter_bytes()
             except Exception as exc:  # NOTE: what the stream saw, whatever it is.
@@ -694,6 +697,7 @@ def _echo_app(outcome: list[str], colour: str, check_first: bool) -> App:
 
         async def chunks(request: Request) -> AsyncIterator[bytes]:
             yield b"started"
+            await asyncio.sleep(pause)
             try:
                 async for chunk in request.aiter_bytes():
                     yield chunk
@@ -712,10 +716,11 @@ def _echo_app(outcome: list[str], colour: str, check_first: bool) -> App:
 
 
 def _echo_expecting_continue(
-    protocol_class: Protocols, app: App, outcome: list[str], body: bytes
+    protocol_class: Protocols, app: App, outcome: list[str], body: bytes, wait: float = 0.2
 ) -> _Closing:
-    """Send ``POST /echo`` expecting 100-continue; once the answer has started, wait 0.2 s and
-    send ``body``; return the connection once the app's stream has ended, or 1.5 s later."""
+    """Send ``POST /echo`` expecting 100-continue; once the answer has started, wait ``wait``
+    seconds and send ``body``; return the connection once the app's stream has ended, or
+    1.5 s later."""
 
     async def connection() -> _Closing:
         protocol, transport = _connect(protocol_class, app.as_asgi())
@@ -724,7 +729,7 @@ def _echo_expecting_continue(
         )
         protocol.data_received(head)
         await _until(lambda: b"started" in transport.written)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(wait)
         if body:
             protocol.data_received(body)
         await _until(lambda: bool(outcome), 150)
@@ -753,6 +758,57 @@ def test_a_client_told_100_continue_that_sends_nothing_is_closed_under_an_answer
 
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
 @pytest.mark.parametrize("colour", ["def", "async"])
+def test_a_client_told_100_continue_owes_the_body_under_an_answer_that_never_reads_it(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str
+) -> None:
+    # NOTE: the 100 Continue goes with the app's first receive() (is_disconnected() here);
+    # from then on the client owes the body, though the app streams its answer and never
+    # reads it: told 100 Continue and sending nothing, it is closed after stall_timeout.
+    # Taken for a client answered before any 100 Continue (receive_after_continue's clearing
+    # undone), its connection was held as long as the stream ran.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
+    app = App()
+    if colour == "def":
+
+        def ticks_def() -> Iterator[str]:
+            for tick in range(10):
+                yield f"tick{tick}"
+                time.sleep(0.1)  # NOTE: 1 s in all, five times the timeout.
+
+        @app.post("/ticks")
+        def ticking_def(request: Request) -> Response:
+            assert not request.is_disconnected()
+            return Response.stream(ticks_def())
+
+    else:
+
+        async def ticks() -> AsyncIterator[str]:
+            for tick in range(10):
+                yield f"tick{tick}"
+                await asyncio.sleep(0.1)
+
+        @app.post("/ticks")
+        async def ticking(request: Request) -> Response:
+            assert not await request.ais_disconnected()
+            return Response.stream(ticks())
+
+    async def connection() -> _Closing:
+        protocol, transport = _connect(protocol_class, app.as_asgi())
+        head = UPLOAD.replace(b"/upload", b"/ticks").replace(
+            b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
+        )
+        protocol.data_received(head)
+        await _until(lambda: transport.closed or transport.written.endswith(b"0\r\n\r\n"))
+        await _until(lambda: not protocol.tasks, 100)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert b"100 Continue" in transport.written and b"tick0" in transport.written
+    assert transport.closed and b"tick9" not in transport.written
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("colour", ["def", "async"])
 @pytest.mark.parametrize("body", [b"", b"12345678"], ids=["sends-nothing", "sends-the-body"])
 def test_a_body_read_after_an_answer_sent_before_a_100_continue_is_owed(
     monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str, body: bytes
@@ -772,6 +828,24 @@ def test_a_body_read_after_an_answer_sent_before_a_100_continue_is_owed(
         assert outcome[0] == "read" and body in transport.written
     else:
         assert outcome == ["ClientDisconnect", "closed"]
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("colour", ["def", "async"])
+def test_a_body_read_long_after_an_answer_sent_before_a_100_continue_is_owed_from_the_read(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str
+) -> None:
+    # NOTE: while the answer goes out before any 100 Continue, the stall timer looks every
+    # stall_timeout and finds the client waiting; the app's read, between two looks, makes the
+    # body owed from the read (body_awaited), not from the last look. Timeout 0.4 s: looks at
+    # 0.4 and 0.8 s, the read at 0.6 s, the body at 0.9 s (0.3 s after the read); counted from
+    # the look at 0.4 s, the connection was closed at 0.8 s with the body on its way.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.4)
+    outcome: list[str] = []
+    app = _echo_app(outcome, colour, check_first=False, pause=0.6)
+    transport = _echo_expecting_continue(protocol_class, app, outcome, b"12345678", wait=0.9)
+    assert b"100 Continue" not in transport.written
+    assert outcome[0] == "read" and b"12345678" in transport.written
 
 
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
@@ -1097,6 +1171,40 @@ def test_keep_alive_ticks_stop_once_the_connection_is_lost(
         return ticking, at_once, stopped(protocol.timeout_keep_alive_task)
 
     assert asyncio.run(connection()) == (True, True, True)
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+def test_keep_alive_looks_at_an_answer_going_out_a_quarter_of_the_keep_alive_apart(
+    protocol_class: Protocols,
+) -> None:
+    # NOTE: the keep-alive (0.8 s) passes with the answer still buffered; from then on the
+    # timer looks 0.2 s apart, not 20 times a second for each slow reader (as Waitress's
+    # check_every): 0.6 s more, about 3 looks where there were 12.
+    looks: list[float] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 10})
+
+    class Stuck(_Closing):
+        def get_write_buffer_size(self) -> int:
+            return 1  # NOTE: a client that never reads.
+
+    class Counted(protocol_class):  # type: ignore[valid-type,misc]
+        def _sending_ended(self) -> None:
+            looks.append(self.loop.time())
+            super()._sending_ended()
+
+    async def connection() -> None:
+        protocol, transport = _connect(Counted, app, Stuck())
+        protocol.timeout_keep_alive = 0.8
+        protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.sleep(1.4)
+        transport.closed = True
+        protocol.connection_lost(None)
+
+    asyncio.run(connection())
+    assert 1 <= len(looks) <= 4
 
 
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)

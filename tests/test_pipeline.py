@@ -8,9 +8,12 @@ the ``Response``.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import inspect
 import logging
 import threading
+import warnings
 from collections.abc import AsyncGenerator, Awaitable, Iterator
 from contextlib import nullcontext
 from types import GeneratorType
@@ -288,6 +291,97 @@ def test_flows_add_effects_only_for_their_async_steps(
     response, seen = drive(respond(app.compile(), request_for(app, path=path, wsgi=wsgi)))
     assert response.status == 200 and response.headers["x-flow"] == flow_colour
     assert seen == expected
+
+
+@pytest.mark.parametrize("wsgi", [True, False])
+def test_an_async_handler_inside_flows_closed_before_it_began_is_closed(wsgi: bool) -> None:
+    # NOTE: the driver closes the core at the handler's effect, not awaited (its app loop
+    # stopped): the handler's coroutine, never begun, is closed with it, not left to warn
+    # "never awaited" when collected.
+    app = App()
+
+    @app.middleware
+    def tag(request: Request) -> Iterator[None]:
+        yield
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return "hello"
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = respond(app.compile(), request_for(app, wsgi=wsgi))
+        effect = result.send(None)
+        assert inspect.isawaitable(effect)
+        result.close()
+        effect.close()  # NOTE: the driver's part: the effect it never awaited.
+        del result, effect
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+@pytest.mark.parametrize("wsgi", [True, False])
+def test_an_async_handler_inside_flows_closed_where_it_waits_closes_quietly(wsgi: bool) -> None:
+    # NOTE: the effect that carries the handler's own GeneratorExit (own_exit_carried) is
+    # closed where it waits (the driver's task closed, its loop gone): that closing is its
+    # own, raised on as it came, not carried as the handler's (close() raised the carrier).
+    app = App()
+    closed: list[str] = []
+
+    @app.middleware
+    def tag(request: Request) -> Iterator[None]:
+        yield
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        try:
+            await asyncio.sleep(0)
+        finally:
+            closed.append("handler")
+        return "hello"
+
+    result = respond(app.compile(), request_for(app, wsgi=wsgi))
+    effect = result.send(None)
+    effect.send(None)  # NOTE: the handler waits at its sleep.
+    effect.close()
+    result.close()
+    assert closed == ["handler"]
+
+
+@pytest.mark.parametrize("wsgi", [True, False])
+def test_an_async_error_handler_inside_flows_closed_where_it_waits_closes_quietly(
+    wsgi: bool,
+) -> None:
+    # NOTE: as a handler's (above): the error handler's closing where it waits is its own
+    # (_handling's closing_here), not carried as its GeneratorExit.
+    app = App()
+    closed: list[str] = []
+
+    @app.middleware
+    def tag(request: Request) -> Iterator[None]:
+        yield
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        raise ValueError("boom")
+
+    @app.error_handler(ValueError)
+    async def on_error(request: Request, exc: ValueError) -> str:
+        try:
+            await asyncio.sleep(0)
+        finally:
+            closed.append("error handler")
+        return "handled"
+
+    result = respond(app.compile(), request_for(app, wsgi=wsgi))
+    effect = result.send(None)
+    with pytest.raises(ValueError) as raised:
+        run_to_end(effect)
+    effect = result.throw(raised.value)
+    effect.send(None)  # NOTE: the error handler waits at its sleep.
+    effect.close()
+    result.close()
+    assert closed == ["error handler"]
 
 
 # -- errors thrown in at a flow's yield ---------------------------------------------------------

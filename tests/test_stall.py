@@ -278,6 +278,63 @@ def test_a_client_that_reads_nothing_of_an_answer_below_the_high_water_mark_is_c
     assert closed
 
 
+def _two_answers_app(ended: threading.Event) -> App:
+    """An app that answers ``GET /small`` with 40,000 bytes and ``GET /big`` with 4 MiB."""
+    app = App()
+
+    @app.get("/small")
+    def small(request: Request) -> Response:
+        return Response(b"x" * 40_000)
+
+    @app.get("/big")
+    def big(request: Request) -> Response:
+        ended.set()
+        return Response(BIG)
+
+    return app
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+def test_a_pause_after_an_answer_read_late_counts_from_the_pause(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
+) -> None:
+    # NOTE: the end of the first answer stays in the transport's buffer (answer_ended() arms
+    # the timer); the client reads it 0.9 s later, then asks for 4 MiB and reads nothing, so
+    # writing pauses. Counted from the pause, the first look (1 s on) sees what the kernel
+    # took just after it (its queue, acked), the second closes: 2 s. The timer armed for the
+    # first answer, kept, looked 0.1 s after the pause and closed 1.1 s after it.
+    lost: list[float] = []
+
+    class Timed(protocol_class):  # type: ignore[valid-type,misc]
+        def connection_lost(self, exc: Exception | None) -> None:
+            lost.append(time.monotonic())
+            super().connection_lost(exc)
+
+    monkeypatch.setattr(Timed, "stall_timeout", 1.0)
+    asked: list[float] = []
+
+    async def read_late(port: int) -> bool:
+        loop = asyncio.get_running_loop()
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        await loop.sock_connect(client, ("127.0.0.1", port))
+        with client:
+            client.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+            await asyncio.sleep(0.9)
+            read = b""
+            while not (b"\r\n\r\n" in read and read.endswith(b"x" * 40_000)):
+                read += await loop.sock_recv(client, 65536)
+            asked.append(time.monotonic())
+            client.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            await asyncio.sleep(3.0)
+        return bool(lost)
+
+    closed, _ = _serve(Timed, _two_answers_app, read_late, timeout_keep_alive=10)
+    assert closed
+    assert lost[0] - asked[0] > 1.5
+
+
 def _read_all(client: socket.socket) -> int:
     """Read until the server ends the connection (or 5 s pass); return the bytes read."""
     read = 0
