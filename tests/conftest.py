@@ -186,8 +186,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the tests that use a Playwright browser after every other test."""
     # NOTE: Playwright's sync API leaves its event loop marked as running in the main thread from
     # the session's first browser test until the session ends, so any later asyncio.run() would
-    # raise "cannot be called from a running event loop". The sort is stable.
+    # raise "cannot be called from a running event loop". The sort is stable. Under xdist's
+    # --dist loadfile, files are sent by their number of tests, so a file of one test may still
+    # come after them: _no_browser_loop_left() sees to that.
     items.sort(key=lambda item: "browser_name" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture(autouse=True)
+def _no_browser_loop_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run a test that uses no browser with no event loop marked as running in its thread.
+
+    NOTE: the loop Playwright's sync API left marked (see above) is unmarked for the test and
+    marked again after it, for the browser tests still to come: a one-test file that xdist sent
+    after them failed at its asyncio.run() (test_in_pool_aclose).
+    """
+    left = asyncio.events._get_running_loop()
+    if left is None or "browser_name" in request.fixturenames:
+        yield
+        return
+    asyncio.events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio.events._set_running_loop(left)
 
 
 @pytest.fixture(autouse=True)
