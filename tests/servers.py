@@ -485,6 +485,13 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return received
 
 
+def exchange(served: ServedWay, data: bytes) -> bytes:
+    """Send ``data`` to ``served``, and read until the server closes (a reset ends it too)."""
+    with socket.create_connection((HOST, served.port), timeout=5) as sock:
+        sock.sendall(data)
+        return read_until_closed(sock)
+
+
 def statuses(answer: bytes) -> list[bytes]:
     """The status codes of the responses in ``answer``, in order."""
     return re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer)

@@ -9,11 +9,10 @@ bytes and reads the answer.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
-from servers import HOST, ServedWay, read_until_closed, serving_way, statuses
+from servers import ServedWay, exchange, serving_way, statuses
 
 pytestmark = pytest.mark.servers
 
@@ -29,13 +28,6 @@ def server(
     """Run the hostile app under one server, for the whole module."""
     with serving_way(str(request.param), APP, tmp_path_factory) as served:
         yield served
-
-
-def _exchange(server: ServedWay, data: bytes) -> bytes:
-    """Send ``data``, and read until the server closes (a reset ends it too)."""
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(data)
-        return read_until_closed(sock)
 
 
 def _head_names(answer: bytes) -> set[bytes]:
@@ -64,7 +56,7 @@ def test_the_status_line_says_http_1_1_under_every_server(
     # version is not above the request's: HTTP/1.1 to an HTTP/1.0 client too (RFC 9112 2.3).
     # NOTE: Waitress answered an HTTP/1.0 request with an HTTP/1.0 status line, Uvicorn 1.1.
     head = b"GET " + path + b" " + version + b"\r\nHost: x\r\nConnection: close\r\n\r\n"
-    answer = _exchange(server, head)
+    answer = exchange(server, head)
     assert answer.startswith(b"HTTP/1.1 "), answer[:300]
 
 
@@ -80,7 +72,7 @@ def test_a_refusal_by_the_server_says_http_1_1_with_date_and_server(
     if version == b"HTTP/1.0" and b"chunked" in request:
         pytest.skip("chunked is no HTTP/1.0 framing (a 400 elsewhere)")
     request = request.replace(b" HTTP/1.1\r\n", b" " + version + b"\r\n", 1)
-    answer = _exchange(server, request)
+    answer = exchange(server, request)
     assert answer.startswith(b"HTTP/1.1 4") or answer.startswith(b"HTTP/1.1 5"), answer[:300]
     assert {b"date", b"server"} <= _head_names(answer), answer[:300]
 
@@ -94,7 +86,7 @@ def test_a_coding_before_chunked_is_501_and_closed_under_every_server(
     # it at the head, before the app, and close; under httptools the app answered 501 and
     # the connection was kept, so the request pipelined after it was answered there alone.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + codings + b"\r\n\r\n"
-    answer = _exchange(server, head + b"5\r\nhello\r\n0\r\n\r\n" + NEXT)
+    answer = exchange(server, head + b"5\r\nhello\r\n0\r\n\r\n" + NEXT)
     assert statuses(answer) == [b"501"], answer[-300:]
     assert b"\r\nconnection: close\r\n" in answer.lower(), answer[:300]
 
@@ -110,7 +102,7 @@ def test_a_connect_without_a_body_reaches_the_app_under_every_server(
     # was (no tunnel). NOTE: microweb serves no tunnel: the app answers 400 to the
     # authority-form target (not a path), 405 to a path. httptools' Uvicorn could not read
     # the authority-form: its own 400, and closed, where Waitress and h11 read on.
-    answer = _exchange(server, line + b" HTTP/1.1\r\nHost: x:443\r\n\r\n" + NEXT)
+    answer = exchange(server, line + b" HTTP/1.1\r\nHost: x:443\r\n\r\n" + NEXT)
     assert statuses(answer) == [status, b"200"], answer[-300:]
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
 
@@ -124,7 +116,7 @@ def test_a_method_in_lower_case_is_400_and_closed_under_every_server(
     # refuses a method that is not upper case (as nginx does), httptools knows no such method
     # (both 400, and closed); h11 passed it on, and read a "connect" request's body as a body.
     head = method + b" /url HTTP/1.1\r\nHost: x\r\n" + (body or b"\r\n")
-    answer = _exchange(server, head + NEXT)
+    answer = exchange(server, head + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
 
 
@@ -137,7 +129,7 @@ def test_a_target_not_in_origin_form_reads_the_same_under_every_server(
 ) -> None:
     # SPEC: RFC 9112 3.2: absolute-form is read for its path ("/" for none); the asterisk and
     # the authority-form are no path, which the app refuses (400).
-    answer = _exchange(server, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n" + NEXT)
+    answer = exchange(server, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n" + NEXT)
     # NOTE: the authority-form outside a CONNECT (RFC 9112 3.2.3) httptools refuses itself,
     # and closes: the request after it is not answered there (docs/serving.md).
     refused = target == b"x:80" and server.name == "uvicorn-httptools"
@@ -150,7 +142,7 @@ def test_empty_members_and_whitespace_beside_chunked(server: ServedWay, coding: 
     # field value is no part of it. NOTE: httptools refuses all but ",chunked" while it parses
     # the head, before microweb serve sees it: a difference left (docs/serving.md).
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + coding + b"\r\n\r\n"
-    answer = _exchange(server, head + b"5\r\nhello\r\n0\r\n\r\n" + NEXT)
+    answer = exchange(server, head + b"5\r\nhello\r\n0\r\n\r\n" + NEXT)
     if server.name == "uvicorn-httptools" and coding != b",chunked":
         assert statuses(answer) == [b"400"], answer[-300:]
     else:

@@ -16,6 +16,7 @@ import pytest
 from servers import (
     HOST,
     ServedWay,
+    exchange,
     read_log,
     read_until_closed,
     serving_way,
@@ -38,13 +39,6 @@ def server(
         yield served
 
 
-def _exchange(server: ServedWay, data: bytes) -> bytes:
-    """Send ``data``, and read until the server closes (a reset ends it too)."""
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(data)
-        return read_until_closed(sock)
-
-
 @pytest.mark.parametrize(
     "size",
     [b"5 ", b"5\t", b"5  \t", b"5;a=b ", b"5;a=b\t"],
@@ -57,7 +51,7 @@ def test_whitespace_at_the_end_of_a_chunk_line_is_400_under_every_server(
     # NOTE: h11 takes it (on purpose, for servers in the wild), where Waitress and httptools
     # answer 400: a proxy that reads the size otherwise frames the body otherwise.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = _exchange(server, head + size + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
+    answer = exchange(server, head + size + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"hello" not in answer
 
@@ -69,7 +63,7 @@ def test_an_empty_line_of_a_bare_lf_before_a_request_line_is_skipped_under_every
     # SPEC: RFC 9112 2.2, a server SHOULD ignore an empty line before a request line, and MAY
     # take a bare LF as a line end. NOTE: Waitress and httptools skip it; h11 answered 400,
     # and the request was lost.
-    answer = _exchange(server, before + NEXT)
+    answer = exchange(server, before + NEXT)
     assert statuses(answer) == [b"200"], answer[-300:]
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
 
@@ -84,7 +78,7 @@ def test_a_transfer_encoding_not_ending_in_chunked_is_400_under_every_server(
     # does not know, RFC 9112 6.1), Uvicorn 400.
     sized = b"Content-Length: 5\r\n" if length else b""
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + codings + b"\r\n"
-    answer = _exchange(server, head + sized + b"\r\nhello" + NEXT)
+    answer = exchange(server, head + sized + b"\r\nhello" + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
 
 
@@ -94,7 +88,7 @@ def test_a_coding_before_chunked_with_a_content_length_is_400_under_every_server
     # SPEC: RFC 9112 6.3, a server MAY refuse a request with both, and MUST close after it.
     # NOTE: Waitress and h11 answered 501 for the coding, httptools 400 for the two framings.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
-    answer = _exchange(server, head + b"Content-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + NEXT)
+    answer = exchange(server, head + b"Content-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
 
 
@@ -102,7 +96,7 @@ def test_a_coding_before_chunked_is_501_under_every_server(server: ServedWay) ->
     # SPEC: RFC 9112 6.1, a server that receives a transfer coding it does not understand
     # SHOULD answer 501. NOTE: with chunked last the body is framed; h11 refused it with 400.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-    answer = _exchange(server, head + b"5\r\nhello\r\n0\r\n\r\n" + NEXT)
+    answer = exchange(server, head + b"5\r\nhello\r\n0\r\n\r\n" + NEXT)
     # NOTE: the body is framed, but every way closes after the 501 (test_servers_agree.py).
     assert statuses(answer) == [b"501"], answer[-300:]
 
@@ -112,7 +106,7 @@ def test_a_connect_with_a_body_is_400_and_not_called_an_upgrade(server: ServedWa
     # was refused in the words of an Upgrade's.
     head = b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\nContent-Length: 5\r\nConnection: close\r\n"
     logged = len(read_log(server.log))
-    answer = _exchange(server, head + b"\r\nhello")
+    answer = exchange(server, head + b"\r\nhello")
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"upgrade" not in answer.lower(), answer[-300:]
     assert "upgrade" not in read_log(server.log)[logged:].lower()
@@ -124,7 +118,7 @@ def test_upgrades_not_taken_are_logged_once_a_connection(server: ServedWay) -> N
     h2c = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
     before = read_log(server.log).count("Unsupported upgrade request.")
     for _ in range(2):
-        answer = _exchange(server, h2c * 50 + NEXT)
+        answer = exchange(server, h2c * 50 + NEXT)
         assert statuses(answer) == [b"200"] * 51, answer[-300:]
     time.sleep(0.1)
     logged = read_log(server.log).count("Unsupported upgrade request.") - before
@@ -168,7 +162,7 @@ def test_empty_members_of_a_transfer_encoding_are_ignored_but_under_httptools(
     # and the app 501 for ",chunked", which httptools frames as chunked. httptools (llhttp)
     # refuses the others itself, with 400: a refusal, and the connection closed.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + codings + b"\r\n"
-    answer = _exchange(server, head + b"\r\n5\r\nhello\r\n0\r\n\r\n" + NEXT)
+    answer = exchange(server, head + b"\r\n5\r\nhello\r\n0\r\n\r\n" + NEXT)
     refused = server.name == "uvicorn-httptools" and codings != b",chunked"
     assert statuses(answer) == ([b"400"] if refused else [b"200", b"200"]), answer[-300:]
     if not refused:
@@ -192,7 +186,7 @@ def test_a_transfer_encoding_line_without_a_coding_is_400_under_every_server(
     # answered 501 to an empty line after "chunked", and read the body as chunked after one
     # before it, as h11 did both ways; httptools answers 400 (review317).
     head = b"POST /text HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n\r\n"
-    answer = _exchange(server, head + b"5\r\nhello\r\n0\r\n\r\n" + NEXT)
+    answer = exchange(server, head + b"5\r\nhello\r\n0\r\n\r\n" + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"hello" not in answer and b"http://next" not in answer, answer[-300:]
 
@@ -213,7 +207,7 @@ def test_a_connect_with_a_body_is_400_and_closed_under_every_server(
     # tunnel's. NOTE: httptools takes it so (400 under microweb serve), where Waitress and h11
     # read a body and then the next request: "CONNECT /x" was a 404, and the next answered.
     head = b"CONNECT " + target + b" HTTP/1.1\r\nHost: x\r\n"
-    answer = _exchange(server, head + framing + NEXT)
+    answer = exchange(server, head + framing + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"a body with a CONNECT request is not read" in answer, answer[-300:]
     assert b"http://next" not in answer, answer[-300:]
@@ -222,9 +216,7 @@ def test_a_connect_with_a_body_is_400_and_closed_under_every_server(
 def test_a_connect_without_a_body_is_answered_by_the_app_under_every_server(
     server: ServedWay,
 ) -> None:
-    answer = _exchange(
-        server, b"CONNECT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" + NEXT
-    )
+    answer = exchange(server, b"CONNECT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" + NEXT)
     assert statuses(answer) == [b"404", b"200"], answer[-300:]
 
 
@@ -242,7 +234,7 @@ def test_a_400_before_the_app_has_a_content_length_under_every_server(
 ) -> None:
     # NOTE: Uvicorn's h11 protocol sent its 400 chunked once a head was read (ended by the
     # close before one was), where Waitress and httptools send a Content-Length (review317).
-    answer = _exchange(server, head)
+    answer = exchange(server, head)
     assert statuses(answer) == [b"400"], answer
     fields, _, body = answer.partition(b"\r\n\r\n")
     assert b"transfer-encoding" not in fields.lower(), answer
@@ -265,7 +257,7 @@ def test_a_framing_line_folded_into_another_field_is_400_under_every_server(
     # X-A's value and read no body, so a proxy that knows no folding (and read the line as a
     # field) sent a body that was answered as a request of its own; httptools answers 400.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n" + space + folded + b"\r\n\r\n"
-    answer = _exchange(server, head + body + NEXT)
+    answer = exchange(server, head + body + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"hidden" not in answer and b"next" not in answer
 
@@ -299,7 +291,7 @@ def test_close_among_connection_options_ends_the_connection_under_every_server(
     # and SHOULD NOT process further requests. NOTE: Waitress closed only for a value of
     # "close" alone, and answered the request pipelined after it; Uvicorn closes.
     head = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: " + connection + b"\r\n\r\n"
-    answer = _exchange(server, head + NEXT)
+    answer = exchange(server, head + NEXT)
     assert statuses(answer) == [b"200"], answer[-300:]
     assert answer.endswith(b"http://x/url"), answer[-300:]
 
@@ -311,7 +303,7 @@ def test_an_upgrade_field_naming_nothing_leaves_a_body_read_under_every_server(
     # NOTE: an Upgrade field of no protocol asks for no switch: httptools reads the body and
     # serves the request, where Waitress and h11 refused it as an Upgrade with a body.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade:" + value
-    answer = _exchange(server, head + b"\r\nContent-Length: 5\r\n\r\nhello" + NEXT)
+    answer = exchange(server, head + b"\r\nContent-Length: 5\r\n\r\nhello" + NEXT)
     assert statuses(answer) == [b"200", b"200"], answer[-300:]
     assert b"\r\n\r\nhello" in answer and answer.endswith(b"http://next/url"), answer[-300:]
 
@@ -332,7 +324,7 @@ def test_a_trailer_section_with_a_bare_lf_a_fold_or_a_control_is_400_under_every
     # NOTE: h11 read trailer lines as it reads a head's: "X-T: 1\n\n" ended the section, and
     # the request after it was served, where Waitress and httptools answer 400 (review337).
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = _exchange(server, head + b"5\r\nhello\r\n0\r\n" + trailer + NEXT)
+    answer = exchange(server, head + b"5\r\nhello\r\n0\r\n" + trailer + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"smuggled" not in answer
 
@@ -385,7 +377,7 @@ def test_a_chunk_size_of_more_than_20_digits_is_read_but_under_h11(server: Serve
     # NOTE: h11 reads 20 hex digits at most, leading zeros included (serving.md): a 400 and a
     # close, where Waitress and httptools read the size; no request is read from the body.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = _exchange(server, head + b"0" * 20 + b"5\r\nhello\r\n0\r\n\r\n" + NEXT)
+    answer = exchange(server, head + b"0" * 20 + b"5\r\nhello\r\n0\r\n\r\n" + NEXT)
     if server.name == "uvicorn-h11":
         assert statuses(answer) == [b"400"], answer[-300:]
     else:
@@ -404,7 +396,7 @@ def test_a_chunk_extension_that_is_no_name_and_value_is_400_under_every_server(
     # NOTE: h11 took anything after the ";" but a LF, where Waitress and httptools answer 400
     # (review337).
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = _exchange(server, head + b"5" + extension + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
+    answer = exchange(server, head + b"5" + extension + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"hello" not in answer
 
@@ -456,7 +448,7 @@ def test_whitespace_around_a_chunk_extensions_separators_is_400_under_every_serv
     # SPEC: RFC 9112 7.1.1 allows BWS around ";" and "=". NOTE: Waitress and httptools answer
     # 400 to it, and so does microweb serve's h11 (serving.md): every server reads it alike.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = _exchange(server, head + b"5" + extension + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
+    answer = exchange(server, head + b"5" + extension + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"hello" not in answer
 
@@ -473,7 +465,7 @@ def test_a_chunk_extension_with_an_empty_name_or_value_is_400_but_under_httptool
     # string: neither is empty. NOTE: httptools reads them (serving.md), Waitress and
     # microweb serve's h11 answer 400.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = _exchange(server, head + b"5" + extension + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
+    answer = exchange(server, head + b"5" + extension + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
     if server.name == "uvicorn-httptools":
         assert statuses(answer) == [b"200", b"200"], answer[-300:]
         assert b"\r\n\r\nhelloHTTP/1.1 200 " in answer
@@ -506,7 +498,7 @@ def test_a_framing_field_in_a_trailer_is_read_by_some_servers_and_refused_by_oth
     # anything by it, and the request after it is read or the connection closed.
     field, refusals = FRAMING_TRAILERS[name]
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = _exchange(server, head + b"5\r\nhello\r\n0\r\n" + field + b"\r\n\r\n" + NEXT)
+    answer = exchange(server, head + b"5\r\nhello\r\n0\r\n" + field + b"\r\n\r\n" + NEXT)
     if server.name in refusals:
         assert statuses(answer) == [refusals[server.name]], answer[-300:]
     else:
