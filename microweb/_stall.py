@@ -45,6 +45,32 @@ def hand_over(transport: Transport, data: bytes) -> None:
         protocol.data_received(data)
 
 
+def with_default_fields(server_state: Any, answer: bytes, *, own_date: bool = False) -> bytes:
+    """Return ``answer``, an answer's bytes, with the Uvicorn default fields its head lacks
+    (``server_state.default_headers``: Date, Server, ``--header``'s) after its status line.
+
+    The one place the refusals microweb serve's Uvicorn protocols write themselves (under
+    httptools, h11 and the WebSocket protocol) get them: Date is Uvicorn's, updated each
+    second, and ``--no-date-header`` and ``--no-server-header`` hold for them as for the app's
+    answers. ``own_date``: a Date the head has is not the app's but a library's (websockets'
+    refusal): Uvicorn's takes its place, as Uvicorn's acceptance of a handshake does.
+    """
+    # SPEC: RFC 9110 6.6.1: an origin server with a clock sends Date in every 4xx and 5xx.
+    line, _, rest = answer.partition(b"\r\n")
+    # NOTE: a head of the status line alone starts ``rest`` with its blank line.
+    head, _, body = rest.partition(b"\r\n\r\n") if rest[:2] != b"\r\n" else (b"", b"", rest[2:])
+    lines = head.split(b"\r\n") if head else []
+    if own_date:
+        lines = [field for field in lines if field[:5].lower() != b"date:"]
+    present = {field.partition(b":")[0].strip().lower() for field in lines}
+    added = [
+        name + b": " + value
+        for name, value in server_state.default_headers
+        if name.lower() not in present
+    ]
+    return b"\r\n".join([line, *added, *lines, b""]) + b"\r\n" + body
+
+
 try:
     import fcntl
     import termios
