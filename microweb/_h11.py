@@ -526,8 +526,7 @@ class BoundedH11(  # type: ignore[misc]
         self.continue_expected = False
         if cycle is not None:
             self.tell_sends_dropped(cycle)
-            if cycle.more_body:
-                self.watch_for_cut(cycle)
+            self.watch_for_cut(cycle)
             if cycle.waiting_for_100_continue and not cycle.body:
                 self.expect_continue(cycle)
         return True

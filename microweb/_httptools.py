@@ -345,10 +345,7 @@ class BoundedHttpTools(  # type: ignore[misc]
                 super().on_headers_complete()
             if self.cycle is not earlier:
                 self.tell_sends_dropped(self.cycle)
-                # NOTE: more_body is True for every request here (its end not parsed yet, as
-                # it is after the head): only one with a body to come is watched (review338).
-                if self.cycle.more_body and has_body(self.headers):
-                    self.watch_for_cut(self.cycle)
+                self.watch_for_cut(self.cycle)
                 if self.scope["http_version"] == "1.0":
                     end_by_closing(self.cycle)
             if self.expect_100_continue and self.cycle is not earlier:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from uvicorn.protocols.http.flow_control import FlowControl
 
 from ._asgi_body import BODY_AWAITED, SENDS_DROPPED
+from ._parsing import has_body
 from ._sockets import reset_after_end
 
 # NOTE: Waitress's default channel_timeout: seconds with no byte of a request that is due
@@ -459,14 +460,20 @@ class AnswersAfterEnd:
     cut: Any = None
 
     def watch_for_cut(self, cycle: Any) -> None:
-        """Have ``cycle``'s app (a request with a body, its task not yet started) find its
-        client gone when it reads a body that the client's end cut off (``eof_received()``).
+        """Have ``cycle``'s app (its task not yet started) find its client gone when it reads
+        a body that the client's end cut off (``eof_received()``), if a body is still to come:
+        its head frames one (``Content-Length`` over 0, or chunked) and it has not all come.
 
         NOTE: an app that answers without the body (a 413 for its Content-Length, a 404) is
         answered: its connection was closed at the end, and the def handler's 413 dropped,
         where Waitress answers 413 to a body over its cap at the head (an async def one's
         went out when it came before the end was read).
         """
+        # NOTE: httptools has more_body for every request after its head (its end not parsed
+        # yet), h11 for one whose body is still coming; a request without one is not wrapped
+        # (a closure, and an await more a read: review338, review344).
+        if not (cycle.more_body and has_body(cycle.scope["headers"])):
+            return
         self.watched = cycle
         receive = cycle.receive
         # NOTE: whether a reader of the body has waited for it (the app's body source says so

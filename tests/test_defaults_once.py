@@ -5,6 +5,7 @@ and ``--no-server-header`` as Uvicorn's answers do."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 import re
@@ -12,11 +13,15 @@ import socket
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+import uvicorn
 from servers import HOST, read_until_closed, serving_module, uvicorn_command
+from uvicorn.server import ServerState
 
-from microweb._stall import with_default_fields
+from microweb import App, Request, Response
+from microweb._stall import AnswersAfterEnd, with_default_fields
 
 DEFAULTS = [(b"date", b"Mon, 07 Dec 2026 12:00:00 GMT"), (b"server", b"uvicorn")]
 REFUSAL = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno"
@@ -159,3 +164,117 @@ def test_the_apps_refusal_of_a_handshake(served: tuple[int, str]) -> None:
     port, option = served
     # NOTE: a handshake no route takes: the app's 404, sent by the WebSocket protocol.
     _assert_defaults(_answer(port, _handshake(b"/nowhere")), option, b"404")
+
+
+def _watch_app() -> App:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "index"
+
+    @app.post("/refuse")
+    def refuse(request: Request) -> Response:
+        # NOTE: answers without reading the body, as a 413 for its Content-Length does.
+        return Response("too large", status=413)
+
+    return app
+
+
+def _watched_requests(protocol_class: Any, sent: list[bytes]) -> tuple[list[bytes], list[bool]]:
+    """Serve ``_watch_app()`` with ``protocol_class``; send each of ``sent`` on a connection of
+    its own (a half-close after it), and return the status of each answer, and whether each
+    request's ``receive`` was wrapped by ``watch_for_cut()``."""
+    cycles: list[Any] = []
+
+    class Recording(protocol_class):  # type: ignore[misc,valid-type]
+        def tell_sends_dropped(self, cycle: Any) -> None:
+            cycles.append(cycle)
+            super().tell_sends_dropped(cycle)
+
+    async def run() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        config = uvicorn.Config(_watch_app().as_asgi(), lifespan="off", log_level="critical")
+        state = ServerState()
+        server = await loop.create_server(
+            lambda: Recording(config, state, {}, loop), "127.0.0.1", 0
+        )
+        port = server.sockets[0].getsockname()[1]
+        answers = []
+        try:
+            for data in sent:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(data)
+                await writer.drain()
+                writer.write_eof()
+                answers.append(await asyncio.wait_for(reader.read(), 5))
+                writer.close()
+        finally:
+            server.close()
+            await server.wait_closed()
+        return answers
+
+    answers = asyncio.run(run())
+    wrapped = [getattr(cycle.receive, "__name__", "") == "receive_unless_cut" for cycle in cycles]
+    return [answer[9:12] for answer in answers], wrapped
+
+
+HTTP_PROTOCOLS = ["httptools", "h11"]
+
+
+def _protocol(name: str) -> Any:
+    if name == "httptools":
+        pytest.importorskip("httptools")
+        from microweb._httptools import BoundedHttpTools
+
+        return BoundedHttpTools
+    from microweb._h11 import BoundedH11
+
+    return BoundedH11
+
+
+@pytest.mark.parametrize("http", HTTP_PROTOCOLS)
+def test_only_a_request_with_a_body_to_come_is_watched(http: str) -> None:
+    sent = [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        # NOTE: cut off by the end: answered without its body.
+        b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",
+        b"POST /refuse HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+    ]
+    statuses, wrapped = _watched_requests(_protocol(http), sent)
+    assert statuses == [b"200", b"413", b"413", b"413"]
+    assert wrapped == [False, False, True, True]
+
+
+async def _receive() -> Any:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+@pytest.mark.parametrize(
+    ("headers", "watched"),
+    [
+        ([(b"host", b"x")], False),
+        ([(b"content-length", b"0")], False),
+        ([(b"content-length", b"5")], True),
+        ([(b"transfer-encoding", b"chunked")], True),
+    ],
+)
+def test_watch_for_cut_watches_a_body_to_come_only(
+    headers: list[tuple[bytes, bytes]], watched: bool
+) -> None:
+    # NOTE: the end of a request not parsed yet (more_body), as httptools has it after the
+    # head of every request: a GET's receive() is left as it is.
+    cycle = SimpleNamespace(more_body=True, scope={"headers": headers}, receive=_receive)
+    protocol = AnswersAfterEnd()
+    protocol.watch_for_cut(cycle)
+    assert (cycle.receive is not _receive) is watched
+    assert (protocol.watched is cycle) is watched
+
+
+def test_watch_for_cut_leaves_a_body_read_whole() -> None:
+    headers = [(b"content-length", b"5")]
+    cycle = SimpleNamespace(more_body=False, scope={"headers": headers}, receive=_receive)
+    protocol = AnswersAfterEnd()
+    protocol.watch_for_cut(cycle)
+    assert cycle.receive is _receive
