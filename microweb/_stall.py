@@ -265,7 +265,9 @@ class StallTimer(asyncio.BaseProtocol):
         # NOTE: what the kernel's queues could not take, below the high-water mark, never
         # paused writing, so no timer started: close() (Connection: close) waited for it to
         # be sent, and the keep-alive for it to be gone (IdleOnceSent), for ever, to a client
-        # that read nothing (review331).
+        # that read nothing (review331). PERF: one call an answer, 55 ns (CPython 3.11); it is
+        # not skipped where writing never paused, for that is this case: the tests of an
+        # answer below the high-water mark fail without it (review344).
         if self.write_timer is None and self.transport.get_write_buffer_size():
             self.writing_stopped()
 
