@@ -459,17 +459,30 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
 
     def refuse_with(self, event: Request, response: Response) -> None:
         """Answer the handshake ``event`` with websockets' refusal ``response``, and close."""
-        self.request = event
+        self.request, self.response = event, response
         self.handshake_initiated = self.handshake_complete = self.close_sent = True
         self.send_own_refusal(response)
 
+    def send_500_response(self) -> None:
+        """Answer 500 as Uvicorn does, to an app that failed before answering the handshake,
+        with Uvicorn's fields (``write_own_refusal()``); ``run_asgi()`` then closes."""
+        if self.initial_response or self.handshake_complete:
+            return
+        reason = "Internal Server Error"
+        self.write_own_refusal(self.conn.reject(HTTPStatus.INTERNAL_SERVER_ERROR, reason))
+
     def send_own_refusal(self, response: Response) -> None:
-        """Send websockets' ``response`` with Uvicorn's Date (not websockets') and Server,
-        and close."""
+        """Send websockets' refusal ``response`` (``write_own_refusal()``), and close."""
+        self.write_own_refusal(response)
+        self.transport.close()
+
+    def write_own_refusal(self, response: Response) -> None:
+        """Write websockets' refusal ``response`` with Uvicorn's Date (not websockets') and
+        Server, as Uvicorn's HTTP answers have them: websockets' had its own Date, kept under
+        ``--no-date-header``, and no Server."""
         self.conn.send_response(response)
         answer = b"".join(self.conn.data_to_send())
         self.transport.write(with_default_fields(self.server_state, answer, own_date=True))
-        self.transport.close()
 
     def handle_ping(self) -> None:
         """Keep the pong to the last ping, written once the slice is parsed (or, while writes

@@ -278,3 +278,84 @@ def test_watch_for_cut_leaves_a_body_read_whole() -> None:
     protocol = AnswersAfterEnd()
     protocol.watch_for_cut(cycle)
     assert cycle.receive is _receive
+
+
+class _Written(asyncio.Transport):
+    """A transport that keeps what is written to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Nothing to close: the test ends the connection."""
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name)
+
+    def pause_reading(self) -> None:
+        """Reading is the test's."""
+
+    def resume_reading(self) -> None:
+        """Reading is the test's."""
+
+
+WS_HANDSHAKE = (
+    b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+async def _raising(scope: Any, receive: Any, send: Any) -> None:
+    raise RuntimeError("before the handshake's answer")
+
+
+async def _waiting(scope: Any, receive: Any, send: Any) -> None:
+    await asyncio.sleep(10)
+
+
+@pytest.mark.parametrize("app", [_raising, _waiting], ids=["500", "503-at-shutdown"])
+def test_the_websocket_protocols_5xx_take_uvicorns_fields(app: Any) -> None:
+    # NOTE: Uvicorn's 500 for an app that failed before answering the handshake, and the
+    # protocol's 503 at the server's stop, were websockets' refusals: its Date, no Server.
+    from microweb._ws_flow import FlowControlledWebSockets
+
+    async def connection() -> bytes:
+        config = uvicorn.Config(app, lifespan="off", log_level="critical")
+        config.load()
+        state = ServerState()
+        # NOTE: as under --no-date-header.
+        state.default_headers = [(b"server", b"x")]
+        protocol = FlowControlledWebSockets(config, state, {}, asyncio.get_running_loop())
+        transport = _Written()
+        protocol.connection_made(transport)
+        protocol.data_received(WS_HANDSHAKE)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        if app is _waiting:
+            protocol.shutdown()
+        for _ in range(100):
+            if b"\r\n\r\n" in transport.written:
+                break
+            await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+        for task in list(state.tasks):
+            task.cancel()
+        await asyncio.sleep(0)
+        return bytes(transport.written)
+
+    written = asyncio.run(connection())
+    status = b"500" if app is _raising else b"503"
+    assert written.startswith(b"HTTP/1.1 " + status), written
+    fields = _fields(written)
+    assert [name for name, _ in fields].count(b"date") == 0, written
+    assert (b"server", b"x") in fields, written
