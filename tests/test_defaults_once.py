@@ -133,6 +133,7 @@ def _handshake(path: bytes, *, key: bool = True) -> bytes:
     return b"GET " + path + b" HTTP/1.1\r\n" + fields + b"\r\n"
 
 
+@pytest.mark.servers
 def test_the_http_protocols_refusal(served: tuple[int, str]) -> None:
     port, option = served
     # NOTE: a transfer coding before chunked: refused by the protocol itself, with 501.
@@ -140,6 +141,7 @@ def test_the_http_protocols_refusal(served: tuple[int, str]) -> None:
     _assert_defaults(_answer(port, request), option, b"501")
 
 
+@pytest.mark.servers
 def test_the_websocket_protocols_refusal_of_a_head(served: tuple[int, str]) -> None:
     port, option = served
     # NOTE: a line over websockets' 8 KiB: its 431 had its own Date, and no Server.
@@ -147,12 +149,14 @@ def test_the_websocket_protocols_refusal_of_a_head(served: tuple[int, str]) -> N
     _assert_defaults(_answer(port, handshake), option, b"431")
 
 
+@pytest.mark.servers
 def test_the_websocket_protocols_refusal_of_a_handshake(served: tuple[int, str]) -> None:
     port, option = served
     # NOTE: no Sec-WebSocket-Key: websockets refuses the handshake, Uvicorn writes its refusal.
     _assert_defaults(_answer(port, _handshake(b"/sync", key=False)), option, b"400")
 
 
+@pytest.mark.servers
 def test_the_websocket_protocols_refusal_of_offers(served: tuple[int, str]) -> None:
     port, option = served
     offers = b"Sec-WebSocket-Protocol: " + b",".join([b"p"] * 300) + b"\r\n\r\n"
@@ -160,6 +164,7 @@ def test_the_websocket_protocols_refusal_of_offers(served: tuple[int, str]) -> N
     _assert_defaults(_answer(port, handshake), option, b"431")
 
 
+@pytest.mark.servers
 def test_the_apps_refusal_of_a_handshake(served: tuple[int, str]) -> None:
     port, option = served
     # NOTE: a handshake no route takes: the app's 404, sent by the WebSocket protocol.
