@@ -39,6 +39,7 @@ from ._stall import (
     UpgradeWarnedOnce,
     hand_over,
     read_whole_unanswered,
+    with_default_fields,
 )
 from ._unix import NoUnixAddress
 
@@ -525,8 +526,7 @@ class BoundedH11(  # type: ignore[misc]
         self.continue_expected = False
         if cycle is not None:
             self.tell_sends_dropped(cycle)
-            if cycle.more_body:
-                self.watch_for_cut(cycle)
+            self.watch_for_cut(cycle)
             if cycle.waiting_for_100_continue and not cycle.body:
                 self.expect_continue(cycle)
         return True
@@ -574,19 +574,16 @@ class BoundedH11(  # type: ignore[misc]
     def _answer(self, status: int, reason: bytes, body: bytes) -> None:
         """Write a plain-text answer with ``status`` that closes the connection."""
         # NOTE: Uvicorn's own 400 under h11 carried no Date and no Server, where its httptools
-        # protocol and Waitress send both (RFC 9110 6.6.1: Date in every 4xx and 5xx).
+        # protocol and Waitress send both.
         headers = [
-            *self.server_state.default_headers,
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]
         conn = self.conn
-        for event in (
-            h11.Response(status_code=status, headers=headers, reason=reason),
-            h11.Data(data=body),
-            h11.EndOfMessage(),
-        ):
+        head = conn.send(h11.Response(status_code=status, headers=headers, reason=reason))
+        self.transport.write(with_default_fields(self.server_state, head or b""))
+        for event in (h11.Data(data=body), h11.EndOfMessage()):
             self.transport.write(conn.send(event) or b"")
 
     def connection_lost(self, exc: Exception | None) -> None:

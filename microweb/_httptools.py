@@ -54,6 +54,7 @@ from ._stall import (
     UpgradeWarnedOnce,
     hand_over,
     read_whole_unanswered,
+    with_default_fields,
 )
 from ._types import Message
 from ._unix import NoUnixAddress
@@ -344,10 +345,7 @@ class BoundedHttpTools(  # type: ignore[misc]
                 super().on_headers_complete()
             if self.cycle is not earlier:
                 self.tell_sends_dropped(self.cycle)
-                # NOTE: more_body is True for every request here (its end not parsed yet, as
-                # it is after the head): only one with a body to come is watched (review338).
-                if self.cycle.more_body and has_body(self.headers):
-                    self.watch_for_cut(self.cycle)
+                self.watch_for_cut(self.cycle)
                 if self.scope["http_version"] == "1.0":
                     end_by_closing(self.cycle)
             if self.expect_100_continue and self.cycle is not earlier:
@@ -562,12 +560,9 @@ class BoundedHttpTools(  # type: ignore[misc]
 
     def _answer_refusal(self, refusal: bytes) -> None:
         self.refusal_sent = True
-        # NOTE: with Uvicorn's Date and Server after the status line, as its own 400 has them
-        # (RFC 9110 6.6.1: Date in every 4xx and 5xx); the refusals are made once, without.
-        line, _, rest = refusal.partition(b"\r\n")
-        defaults = self.server_state.default_headers
-        fields = b"".join(name + b": " + value + b"\r\n" for name, value in defaults)
-        self.transport.write(line + b"\r\n" + fields + rest)
+        # NOTE: with Uvicorn's Date and Server, as its own 400 has them; the refusals are made
+        # once, without.
+        self.transport.write(with_default_fields(self.server_state, refusal))
         # NOTE: closed at once, with the client still sending, the socket would answer with a
         # reset that can reach the client before the 431: end the writing side, drop what
         # still comes, and close after a pause.

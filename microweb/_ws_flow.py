@@ -48,10 +48,10 @@ What Uvicorn's protocol left unbounded, it bounds (hunt56):
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import email.utils
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -64,8 +64,12 @@ from websockets.protocol import State
 from ._asgi_request import DENIAL_SENT_WHOLE
 from ._emission import no_body_status
 from ._percent import percent_decode
-from ._stall import StallTimer
+from ._stall import StallTimer, with_default_fields
 from ._unix import NoUnixAddress
+
+if TYPE_CHECKING:
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
 
 # NOTE: the first byte of a server's pong frame (FIN, opcode 0xA); websockets writes each frame
 # as one item of data_to_send(), and no extension changes a control frame's first byte.
@@ -119,6 +123,18 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
     head_tail = b""
     # NOTE: whether the rest of a read waits for the event loop's next turn (reading paused).
     parse_scheduled = False
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        # NOTE: Uvicorn's protocol keeps the default fields of its start (default_headers),
+        # whose Date Uvicorn replaces each second in server_state: the refusals read them there.
+        self.server_state = server_state
 
     def data_received(self, data: bytes) -> None:
         """Parse ``data`` a slice at a time, until a message waits for the app."""
@@ -233,26 +249,11 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
             cause = getattr(self.conn.handshake_exc, "__cause__", None)
             refusal = _LARGE_HANDSHAKE if isinstance(cause, SecurityError) else _BAD_HANDSHAKE
         self.handshake_initiated = self.handshake_complete = self.close_sent = True
-        self.transport.write(self.with_defaults(refusal))
+        # NOTE: with Uvicorn's Date and Server, as the HTTP protocols' own refusals (review330):
+        # websockets' had its own Date alone (kept under --no-date-header), and this
+        # protocol's own neither (review338).
+        self.transport.write(with_default_fields(self.server_state, refusal, own_date=True))
         self.transport.close()
-
-    def with_defaults(self, refusal: bytes) -> bytes:
-        """Return ``refusal`` with Uvicorn's default fields (Date, Server) it lacks, after its
-        status line.
-
-        NOTE: the HTTP protocols' own refusals carry both (review330); websockets' had its
-        Date alone, and this protocol's own neither (review338). RFC 9110 6.6.1: Date in
-        every 4xx and 5xx.
-        """
-        line, _, rest = refusal.partition(b"\r\n")
-        head = rest.partition(b"\r\n\r\n")[0]
-        present = {field.partition(b":")[0].strip().lower() for field in head.split(b"\r\n")}
-        fields = b"".join(
-            name + b": " + value + b"\r\n"
-            for name, value in self.default_headers
-            if name.lower() not in present
-        )
-        return line + b"\r\n" + fields + rest
 
     def shutdown(self) -> None:
         """Close as Uvicorn does at the server's stop; a connection closed already just ends."""
@@ -268,11 +269,8 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
             # error, where the server is stopping. SPEC: RFC 9110 15.6.4, 503.
             self.stop_keepalive()
             self.handshake_initiated = self.handshake_complete = self.close_sent = True
-            self.conn.send_response(
-                self.conn.reject(HTTPStatus.SERVICE_UNAVAILABLE, "The server is stopping.\n")
-            )
-            self.transport.write(b"".join(self.conn.data_to_send()))
-            self.transport.close()
+            refusal = self.conn.reject(HTTPStatus.SERVICE_UNAVAILABLE, "The server is stopping.\n")
+            self.send_own_refusal(refusal)
             return
         super().shutdown()
 
@@ -332,12 +330,6 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         # sent both, two Content-Length lines among them, which the websockets client refused
         # as no valid response.
         fields = Headers(headers)
-        # NOTE: Uvicorn's Date and Server too, as its HTTP answers have them: the app's 404 to
-        # a handshake no route takes had no Server, its 404 to any other request one
-        # (review338).
-        for name, value in self.default_headers:
-            fields.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-        fields.setdefault("Date", email.utils.formatdate(usegmt=True))
         fields.setdefault("Connection", "close")
         if not no_body_status(status):
             # SPEC: RFC 9110 8.6: no Content-Length on a 204, and on a 304 only the length
@@ -351,7 +343,11 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         # NOTE: complete: Uvicorn (0.54 still) logged an error for every such refusal once
         # the app returned ("ASGI callable returned without completing handshake").
         self.handshake_complete = self.close_sent = True
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        # NOTE: Uvicorn's Date and Server too, those the app gave not, as its HTTP answers have
+        # them: the app's 404 to a handshake no route takes had no Server, its 404 to any other
+        # request one (review338).
+        answer = b"".join(self.conn.data_to_send())
+        self.transport.write(with_default_fields(self.server_state, answer))
         self.transport.close()
 
     def handle_cont(self, event: Frame) -> None:
@@ -420,36 +416,73 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
                 return
         limit = self.config.limit_concurrency
         if limit is None or (len(self.connections) < limit and len(self.tasks) < limit):
-            # NOTE: Uvicorn decodes the path with urllib.parse.unquote(), a Python loop that
-            # raises and catches a KeyError for each "%" that starts no escape, in the event
-            # loop: 8 KB of "%" (websockets' cap on a line) took 3 ms of CPU a handshake
-            # (review325). It reads a stand-in; the scope gets this one's path as it would.
-            raw_path, question, query = event.path.partition("?")
-            if "%" not in raw_path or not raw_path.isascii():
-                super().handle_connect(event)
-            else:
-                super().handle_connect(dataclasses.replace(event, path=f"/{question}{query}"))
-                self.request = event
-                if self.response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
-                    # NOTE: the app's task, made above, has not run yet.
-                    self.scope["path"] = self.root_path + percent_decode(raw_path)
-                    self.scope["raw_path"] = (self.root_path + raw_path).encode("ascii")
-            if not self.handshake_complete:
-                # NOTE: this protocol sends an app's refusal whole (send_refusal); the app's
-                # task, made above, has not run yet.
-                self.scope["extensions"][DENIAL_SENT_WHOLE] = {}
+            response = self.conn.accept(event)
+            if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+                # NOTE: websockets refused the handshake (no Sec-WebSocket-Key, say): Uvicorn
+                # wrote its refusal as it was, with websockets' Date and no Server.
+                self.refuse_with(event, response)
+                return
+            # NOTE: Uvicorn's handle_connect() takes the handshake accepted, not accepted a
+            # second time (websockets hashes the key, and reads the offers, again).
+            self.conn.accept = lambda request: response  # type: ignore[method-assign]
+            try:
+                self.connect(event)
+            finally:
+                del self.conn.accept
             return
         # NOTE: the checks and the warning of Uvicorn's HTTP protocols, for their 503.
         self.logger.warning("Exceeded concurrency limit.")
         self.refuse_connect(event, HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable")
 
+    def connect(self, event: Request) -> None:
+        """Answer a handshake websockets accepts as Uvicorn does (the app's task made, not run
+        yet)."""
+        # NOTE: Uvicorn decodes the path with urllib.parse.unquote(), a Python loop that raises
+        # and catches a KeyError for each "%" that starts no escape, in the event loop: 8 KB of
+        # "%" (websockets' cap on a line) took 3 ms of CPU a handshake (review325). It reads a
+        # stand-in; the scope gets this one's path as it would.
+        raw_path, question, query = event.path.partition("?")
+        if "%" not in raw_path or not raw_path.isascii():
+            super().handle_connect(event)
+        else:
+            super().handle_connect(dataclasses.replace(event, path=f"/{question}{query}"))
+            self.request = event
+            self.scope["path"] = self.root_path + percent_decode(raw_path)
+            self.scope["raw_path"] = (self.root_path + raw_path).encode("ascii")
+        if not self.handshake_complete:
+            # NOTE: this protocol sends an app's refusal whole (send_refusal).
+            self.scope["extensions"][DENIAL_SENT_WHOLE] = {}
+
     def refuse_connect(self, event: Request, status: HTTPStatus, text: str) -> None:
         """Answer the handshake ``event`` with ``status`` and ``text``, and close."""
-        self.request = event
+        self.refuse_with(event, self.conn.reject(status, text))
+
+    def refuse_with(self, event: Request, response: Response) -> None:
+        """Answer the handshake ``event`` with websockets' refusal ``response``, and close."""
+        self.request, self.response = event, response
         self.handshake_initiated = self.handshake_complete = self.close_sent = True
-        self.conn.send_response(self.conn.reject(status, text))
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.send_own_refusal(response)
+
+    def send_500_response(self) -> None:
+        """Answer 500 as Uvicorn does, to an app that failed before answering the handshake,
+        with Uvicorn's fields (``write_own_refusal()``); ``run_asgi()`` then closes."""
+        if self.initial_response or self.handshake_complete:
+            return
+        reason = "Internal Server Error"
+        self.write_own_refusal(self.conn.reject(HTTPStatus.INTERNAL_SERVER_ERROR, reason))
+
+    def send_own_refusal(self, response: Response) -> None:
+        """Send websockets' refusal ``response`` (``write_own_refusal()``), and close."""
+        self.write_own_refusal(response)
         self.transport.close()
+
+    def write_own_refusal(self, response: Response) -> None:
+        """Write websockets' refusal ``response`` with Uvicorn's Date (not websockets') and
+        Server, as Uvicorn's HTTP answers have them: websockets' had its own Date, kept under
+        ``--no-date-header``, and no Server."""
+        self.conn.send_response(response)
+        answer = b"".join(self.conn.data_to_send())
+        self.transport.write(with_default_fields(self.server_state, answer, own_date=True))
 
     def handle_ping(self) -> None:
         """Keep the pong to the last ping, written once the slice is parsed (or, while writes
