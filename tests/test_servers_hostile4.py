@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 from servers import (
     HOST,
     ServedWay,
     exchange,
+    module_server,
     read_log,
     read_until_closed,
-    serving_way,
     statuses,
 )
 
@@ -30,13 +29,7 @@ SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
 NEXT = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
 
 
-@pytest.fixture(scope="module", params=SERVERS)
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServedWay]:
-    """Run the hostile app under one server, for the whole module."""
-    with serving_way(str(request.param), APP, tmp_path_factory) as served:
-        yield served
+server = module_server(APP, SERVERS)
 
 
 @pytest.mark.parametrize(
