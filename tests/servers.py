@@ -474,6 +474,21 @@ def serving_way(
         yield ServedWay(way, port, log)
 
 
+def module_server(app: str, ways: Sequence[str]) -> object:
+    """A module-scoped ``server`` fixture that serves ``app`` (``module:app``) each of ``ways``
+    in turn, one start a way for the whole module; a test module binds it to the name
+    ``server`` (``server = module_server(APP, WAYS)``)."""
+
+    @pytest.fixture(scope="module", params=ways, name="server")
+    def served(
+        request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[ServedWay]:
+        with serving_way(str(request.param), app, tmp_path_factory) as way:
+            yield way
+
+    return served
+
+
 def read_until_closed(sock: socket.socket) -> bytes:
     """Read ``sock`` until the server closes it (a reset ends it too)."""
     received = b""

@@ -395,14 +395,10 @@ def test_the_body_after_the_413_of_json_of_a_wsgi_input_the_server_terminates(
     assert (status, body) == ("200 OK", PAYLOAD_BODY)
 
 
-@pytest.mark.parametrize(
-    "how", ["read", "read-all", "readline", "readlines", "readlines-hint", "iter"]
-)
-def test_wsgi_input_after_the_413_of_json_gives_what_json_read(colour: str, how: str) -> None:
-    # NOTE: json() gave back what it read past max_json_size to the request's later reads
-    # alone (review319): wsgi.input, read by a middleware once the app is done, or by the
-    # server, had lost it. The environ's input is the one that gives it back (review331).
-    body = b'["' + b"x" * 30 + b'",\n"' + b"y" * 30 + b'"]\n[1]'
+def _after_json_refused(colour: str, given: io.BytesIO) -> tuple[list[str], bytes, Any]:
+    """Serve, under WSGI, a JSON POST whose body is read from ``given`` (a server's input that
+    ends the body itself) to a route whose json() refuses it past max_json_size (10 bytes) and
+    answers "refused"; return the statuses it started, its answer and the environ's input."""
 
     def sync_op(request: Request) -> Any:
         with pytest.raises(HTTPError):
@@ -419,7 +415,7 @@ def test_wsgi_input_after_the_413_of_json_gives_what_json_read(colour: str, how:
         "POST",
         "/",
         CONTENT_TYPE="application/json",
-        **{"wsgi.input": ShortReads(body, 4), "wsgi.input_terminated": True},
+        **{"wsgi.input": given, "wsgi.input_terminated": True},
     )
     seen: list[str] = []
     served = app.as_wsgi()
@@ -429,8 +425,19 @@ def test_wsgi_input_after_the_413_of_json_gives_what_json_read(colour: str, how:
         )
     finally:
         served.close()
+    return seen, answer, environ["wsgi.input"]
+
+
+@pytest.mark.parametrize(
+    "how", ["read", "read-all", "readline", "readlines", "readlines-hint", "iter"]
+)
+def test_wsgi_input_after_the_413_of_json_gives_what_json_read(colour: str, how: str) -> None:
+    # NOTE: json() gave back what it read past max_json_size to the request's later reads
+    # alone (review319): wsgi.input, read by a middleware once the app is done, or by the
+    # server, had lost it. The environ's input is the one that gives it back (review331).
+    body = b'["' + b"x" * 30 + b'",\n"' + b"y" * 30 + b'"]\n[1]'
+    seen, answer, given = _after_json_refused(colour, ShortReads(body, 4))
     assert (seen, answer) == (["200 OK"], b"refused")
-    given = environ["wsgi.input"]
     if how == "read":
         parts = list(iter(functools.partial(given.read, 7), b""))
     elif how == "read-all":
@@ -473,30 +480,9 @@ def test_wsgi_input_after_the_413_of_json_reads_whole_sizes_across_what_json_rea
     # though the server's input had more: a reader taking a short read for the body's end
     # (a file's read(size) is short at its end only) lost the rest (review338).
     body = b'["' + b"x" * 30 + b'", "' + b"y" * 30 + b'"]'
-
-    def sync_op(request: Request) -> Any:
-        with pytest.raises(HTTPError):
-            request.json()
-        return "refused"
-
-    async def async_op(request: Request) -> Any:
-        with pytest.raises(HTTPError):
-            await request.ajson()
-        return "refused"
-
-    app = body_app(colour, sync_op, async_op, limits=Limits(max_json_size=10))
-    environ = wsgi_environ(
-        "POST",
-        "/",
-        CONTENT_TYPE="application/json",
-        **{"wsgi.input": _FirstReadShort(body), "wsgi.input_terminated": True},
-    )
-    served = app.as_wsgi()
-    try:
-        assert b"".join(served(environ, lambda *args: None)) == b"refused"
-    finally:
-        served.close()
-    parts = list(iter(functools.partial(environ["wsgi.input"].read, 7), b""))
+    _, answer, given = _after_json_refused(colour, _FirstReadShort(body))
+    assert answer == b"refused"
+    parts = list(iter(functools.partial(given.read, 7), b""))
     assert b"".join(parts) == body
     assert {len(part) for part in parts[:-1]} == {7}, [len(part) for part in parts]
 

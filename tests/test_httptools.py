@@ -715,6 +715,11 @@ def _echo_app(outcome: list[str], colour: str, check_first: bool, pause: float =
     return app
 
 
+def _expecting_continue(path: bytes) -> bytes:
+    """The head of ``UPLOAD`` to ``path`` instead, expecting 100-continue."""
+    return UPLOAD.replace(b"/upload", path).replace(b"x\r\n", b"x\r\nExpect: 100-continue\r\n")
+
+
 def _echo_expecting_continue(
     protocol_class: Protocols, app: App, outcome: list[str], body: bytes, wait: float = 0.2
 ) -> _Closing:
@@ -724,10 +729,7 @@ def _echo_expecting_continue(
 
     async def connection() -> _Closing:
         protocol, transport = _connect(protocol_class, app.as_asgi())
-        head = UPLOAD.replace(b"/upload", b"/echo").replace(
-            b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
-        )
-        protocol.data_received(head)
+        protocol.data_received(_expecting_continue(b"/echo"))
         await _until(lambda: b"started" in transport.written)
         await asyncio.sleep(wait)
         if body:
@@ -794,10 +796,7 @@ def test_a_client_told_100_continue_owes_the_body_under_an_answer_that_never_rea
 
     async def connection() -> _Closing:
         protocol, transport = _connect(protocol_class, app.as_asgi())
-        head = UPLOAD.replace(b"/upload", b"/ticks").replace(
-            b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
-        )
-        protocol.data_received(head)
+        protocol.data_received(_expecting_continue(b"/ticks"))
         await _until(lambda: transport.closed or transport.written.endswith(b"0\r\n\r\n"))
         await _until(lambda: not protocol.tasks, 100)
         return transport

@@ -144,12 +144,8 @@ def test_a_shutdown_hook_that_ends_the_process_lets_the_later_steps_run(
     assert events == ["goodbye", "exit async", "exit sync", "pool closed"]
 
 
-@pytest.mark.parametrize("where", ["enter", "exit"])
-def test_a_sync_lifespans_generator_exit_exits_the_others_first(interface: str, where: str) -> None:
-    # NOTE: raised in its enter, it went out of the startup as it was, and the lifespan
-    # entered before it was left to its collection (review341).
-    events: list[str] = []
-    app = App()
+def _first_lifespan(app: App, events: list[str]) -> None:
+    """Give ``app`` a lifespan, entered first, that records its enter and exit in ``events``."""
 
     @app.lifespan
     @contextmanager
@@ -157,6 +153,25 @@ def test_a_sync_lifespans_generator_exit_exits_the_others_first(interface: str, 
         events.append("enter first")
         yield
         events.append("exit first")
+
+
+def _ended_by_a_lifespan(
+    app: App, interface: str, ending: type[BaseException], events: list[str]
+) -> None:
+    """Start and stop ``app`` under ``interface``: a lifespan raises ``ending`` ("the lifespan
+    ends it") out of it, once the first was entered."""
+    client = TestClient(app, interface=interface)
+    with pytest.raises(ending, match="the lifespan ends it"), client:
+        assert events == ["enter first"]
+
+
+@pytest.mark.parametrize("where", ["enter", "exit"])
+def test_a_sync_lifespans_generator_exit_exits_the_others_first(interface: str, where: str) -> None:
+    # NOTE: raised in its enter, it went out of the startup as it was, and the lifespan
+    # entered before it was left to its collection (review341).
+    events: list[str] = []
+    app = App()
+    _first_lifespan(app, events)
 
     @app.lifespan
     @contextmanager
@@ -166,9 +181,7 @@ def test_a_sync_lifespans_generator_exit_exits_the_others_first(interface: str, 
         yield
         raise GeneratorExit("the lifespan ends it")
 
-    client = TestClient(app, interface=interface)
-    with pytest.raises(GeneratorExit, match="the lifespan ends it"), client:
-        assert events == ["enter first"]
+    _ended_by_a_lifespan(app, interface, GeneratorExit, events)
     assert events == ["enter first", "exit first"]
 
 
@@ -181,13 +194,7 @@ def test_an_async_lifespan_that_ends_the_process_leaves_the_event_loop_running(
     # loop (the app loop, or the server's): "Event loop is closed", the later steps unrun.
     events: list[str] = []
     app = App()
-
-    @app.lifespan
-    @contextmanager
-    def first(app: App) -> Iterator[None]:
-        events.append("enter first")
-        yield
-        events.append("exit first")
+    _first_lifespan(app, events)
 
     @app.lifespan
     @asynccontextmanager
@@ -201,9 +208,7 @@ def test_an_async_lifespan_that_ends_the_process_leaves_the_event_loop_running(
     def goodbye() -> None:
         events.append("goodbye")
 
-    client = TestClient(app, interface=interface)
-    with pytest.raises(ending, match="the lifespan ends it"), client:
-        assert events == ["enter first"]
+    _ended_by_a_lifespan(app, interface, ending, events)
     if where == "enter":
         assert events == ["enter first", "exit first"]
     else:
@@ -313,6 +318,25 @@ def test_a_hooks_own_cancellation_fails_that_step_in_both_colours(
     assert events == ["enter sync", "enter async", "exit async", "exit sync"]
 
 
+def _asgi_lifespan(app: App, steps: tuple[str, ...], sent: list[dict[str, Any]]) -> None:
+    """Run ``app``'s ASGI lifespan call, given a message for each of ``steps`` (``startup``,
+    ``shutdown``); each message it sends goes to ``sent``, and what it raises out."""
+    asgi = app.as_asgi()
+
+    async def lifespan() -> None:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        for step in steps:
+            inbox.put_nowait({"type": f"lifespan.{step}"})
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
+        await asgi(scope, inbox.get, send)
+
+    asyncio.run(lifespan())
+
+
 @pytest.mark.parametrize("colour", ["sync", "async"])
 def test_a_startup_hooks_generator_exit_says_the_asgi_startup_failed(colour: str) -> None:
     # NOTE: carried out as a SystemExit is, it went out of the lifespan call with no
@@ -324,21 +348,9 @@ def test_a_startup_hooks_generator_exit_says_the_asgi_startup_failed(colour: str
         raise GeneratorExit("no configuration")
 
     app.on_startup(in_colour(colour, configure))
-    asgi = app.as_asgi()
     sent: list[dict[str, Any]] = []
-
-    async def lifespan() -> None:
-        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        inbox.put_nowait({"type": "lifespan.startup"})
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
-        await asgi(scope, inbox.get, send)
-
     with pytest.raises(GeneratorExit, match="no configuration"):
-        asyncio.run(lifespan())
+        _asgi_lifespan(app, ("startup",), sent)
     assert [message["type"] for message in sent] == ["lifespan.startup.failed"]
     assert "no configuration" in sent[0]["message"]
 
@@ -356,22 +368,9 @@ def test_a_shutdown_hook_that_ends_the_process_says_the_asgi_shutdown_failed(
     def flush() -> None:
         raise ending("stop now")
 
-    asgi = app.as_asgi()
     sent: list[dict[str, Any]] = []
-
-    async def lifespan() -> None:
-        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        for step in ("startup", "shutdown"):
-            inbox.put_nowait({"type": f"lifespan.{step}"})
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
-        await asgi(scope, inbox.get, send)
-
     with pytest.raises(ending, match="stop now"):
-        asyncio.run(lifespan())
+        _asgi_lifespan(app, ("startup", "shutdown"), sent)
     assert [message["type"] for message in sent] == [
         "lifespan.startup.complete",
         "lifespan.shutdown.failed",

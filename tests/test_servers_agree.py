@@ -9,10 +9,8 @@ bytes and reads the answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from servers import ServedWay, exchange, serving_way, statuses
+from servers import ServedWay, exchange, module_server, statuses
 
 pytestmark = pytest.mark.servers
 
@@ -21,13 +19,7 @@ SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
 NEXT = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
 
 
-@pytest.fixture(scope="module", params=SERVERS)
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServedWay]:
-    """Run the hostile app under one server, for the whole module."""
-    with serving_way(str(request.param), APP, tmp_path_factory) as served:
-        yield served
+server = module_server(APP, SERVERS)
 
 
 def _head_names(answer: bytes) -> set[bytes]:

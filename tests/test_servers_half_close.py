@@ -12,7 +12,6 @@ import signal
 import socket
 import struct
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,10 @@ from servers import (
     SERVE_WAYS,
     ServedWay,
     free_port,
+    module_server,
     read_log,
     read_until_closed,
     serve_command,
-    serving_way,
     start,
     statuses,
     stop,
@@ -39,13 +38,7 @@ APP = "halfclose_app:app"
 COLOURS = ("sync", "async")
 
 
-@pytest.fixture(scope="module", params=SERVE_WAYS)
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServedWay]:
-    """Run the app one of the three ways, for the whole module."""
-    with serving_way(str(request.param), APP, tmp_path_factory) as served:
-        yield served
+server = module_server(APP, SERVE_WAYS)
 
 
 def _half_closed(server: ServedWay, sent: bytes) -> bytes:

@@ -11,15 +11,14 @@ import contextlib
 import select
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 from servers import (
     HOST,
     ServedWay,
+    module_server,
     read_log,
     read_until_closed,
-    serving_way,
     statuses,
 )
 
@@ -30,13 +29,7 @@ SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
 HEAD_LIMIT = 256 * 1024
 
 
-@pytest.fixture(scope="module", params=SERVERS)
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServedWay]:
-    """Run the hostile app under one server, for the whole module."""
-    with serving_way(str(request.param), APP, tmp_path_factory) as served:
-        yield served
+server = module_server(APP, SERVERS)
 
 
 def _send_until_answered(server: ServedWay, start: bytes, piece: bytes, pieces: int) -> bytes:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 from servers import (
     HOST,
     ServedWay,
     exchange,
+    module_server,
     read_log,
     read_until_closed,
-    serving_way,
     statuses,
 )
 
@@ -28,15 +27,38 @@ pytestmark = pytest.mark.servers
 APP = "hostile_app:app"
 SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
 NEXT = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
+CHUNKED = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
-@pytest.fixture(scope="module", params=SERVERS)
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServedWay]:
-    """Run the hostile app under one server, for the whole module."""
-    with serving_way(str(request.param), APP, tmp_path_factory) as served:
-        yield served
+server = module_server(APP, SERVERS)
+
+
+def _chunked(server: ServedWay, body: bytes) -> bytes:
+    """Send a chunked POST of ``body`` (its chunks and trailers, as they are) and ``NEXT``
+    after it in one write; read the answer to the close."""
+    return exchange(server, CHUNKED + body + NEXT)
+
+
+def _chunked_in_reads(server: ServedWay, reads: list[bytes], pause: float) -> bytes:
+    """Send ``reads`` (a chunked POST's head and body, ``NEXT`` after it) one write each,
+    ``pause`` seconds apart; read the answer to the close."""
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        for data in reads:
+            sock.sendall(data)
+            time.sleep(pause)
+        return read_until_closed(sock)
+
+
+def _assert_refused_unread(answer: bytes) -> None:
+    """The request was answered 400 alone, its body (``hello``) not served."""
+    assert statuses(answer) == [b"400"], answer[-300:]
+    assert b"hello" not in answer
+
+
+def _assert_body_then_next(answer: bytes, body: bytes) -> None:
+    """The request was served with ``body`` as it read it, then the request after it."""
+    assert statuses(answer) == [b"200", b"200"], answer[-300:]
+    assert b"\r\n\r\n" + body + b"HTTP/1.1 200 " in answer, answer[-300:]
 
 
 @pytest.mark.parametrize(
@@ -50,10 +72,7 @@ def test_whitespace_at_the_end_of_a_chunk_line_is_400_under_every_server(
     # SPEC: RFC 9112 7.1, chunk = chunk-size [ chunk-ext ] CRLF: no whitespace before the CRLF.
     # NOTE: h11 takes it (on purpose, for servers in the wild), where Waitress and httptools
     # answer 400: a proxy that reads the size otherwise frames the body otherwise.
-    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = exchange(server, head + size + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
-    assert statuses(answer) == [b"400"], answer[-300:]
-    assert b"hello" not in answer
+    _assert_refused_unread(_chunked(server, size + b"\r\nhello\r\n0\r\n\r\n"))
 
 
 @pytest.mark.parametrize("before", [b"\n", b"\r\n\n", b"\n\r\n\n"], ids=["lf", "crlf-lf", "mixed"])
@@ -323,8 +342,7 @@ def test_a_trailer_section_with_a_bare_lf_a_fold_or_a_control_is_400_under_every
 ) -> None:
     # NOTE: h11 read trailer lines as it reads a head's: "X-T: 1\n\n" ended the section, and
     # the request after it was served, where Waitress and httptools answer 400 (review337).
-    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = exchange(server, head + b"5\r\nhello\r\n0\r\n" + trailer + NEXT)
+    answer = _chunked(server, b"5\r\nhello\r\n0\r\n" + trailer)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"smuggled" not in answer
 
@@ -358,31 +376,22 @@ def test_plain_chunks_in_any_reads_frame_the_body_alike_under_every_server(
     # NOTE: h11 reads the plain chunks a read holds whole itself (_h11.take_whole_chunks()),
     # and the CRLF after a chunk: the body and the request after it must be the same bytes
     # under every server (review337).
-    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     reads = list(CHUNKED_READS[name])
-    reads[0] = head + reads[0]
+    reads[0] = CHUNKED + reads[0]
     reads[-1] += NEXT
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        for data in reads:
-            sock.sendall(data)
-            time.sleep(0.05)
-        answer = read_until_closed(sock)
-    assert statuses(answer) == [b"200", b"200"], answer[-300:]
-    body = BODIES_READ[name]
-    assert b"\r\n\r\n" + body + b"HTTP/1.1 200 " in answer, answer[-300:]
+    answer = _chunked_in_reads(server, reads, 0.05)
+    _assert_body_then_next(answer, BODIES_READ[name])
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
 
 
 def test_a_chunk_size_of_more_than_20_digits_is_read_but_under_h11(server: ServedWay) -> None:
     # NOTE: h11 reads 20 hex digits at most, leading zeros included (serving.md): a 400 and a
     # close, where Waitress and httptools read the size; no request is read from the body.
-    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = exchange(server, head + b"0" * 20 + b"5\r\nhello\r\n0\r\n\r\n" + NEXT)
+    answer = _chunked(server, b"0" * 20 + b"5\r\nhello\r\n0\r\n\r\n")
     if server.name == "uvicorn-h11":
         assert statuses(answer) == [b"400"], answer[-300:]
     else:
-        assert statuses(answer) == [b"200", b"200"], answer[-300:]
-        assert b"\r\n\r\nhelloHTTP/1.1 200 " in answer
+        _assert_body_then_next(answer, b"hello")
 
 
 @pytest.mark.parametrize(
@@ -395,10 +404,7 @@ def test_a_chunk_extension_that_is_no_name_and_value_is_400_under_every_server(
 ) -> None:
     # NOTE: h11 took anything after the ";" but a LF, where Waitress and httptools answer 400
     # (review337).
-    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = exchange(server, head + b"5" + extension + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
-    assert statuses(answer) == [b"400"], answer[-300:]
-    assert b"hello" not in answer
+    _assert_refused_unread(_chunked(server, b"5" + extension + b"\r\nhello\r\n0\r\n\r\n"))
 
 
 VALID_CHUNKED = {
@@ -421,19 +427,13 @@ def test_extensions_and_trailers_the_grammar_allows_are_read_under_every_server(
 ) -> None:
     # SPEC: RFC 9112 7.1.1 and 7.1.2, RFC 9110 5.5 and 5.6: what review337's checks under h11
     # must not refuse. NOTE: the head, ten reads of 7 bytes, then the rest.
-    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     rest = VALID_CHUNKED[name] + NEXT
-    reads = [head + rest]
+    reads = [CHUNKED + rest]
     if step is not None:
-        reads = [head] + [rest[at : at + step] for at in range(0, 10 * step, step)]
+        reads = [CHUNKED] + [rest[at : at + step] for at in range(0, 10 * step, step)]
         reads.append(rest[10 * step :])
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        for data in reads:
-            sock.sendall(data)
-            time.sleep(0.01)
-        answer = read_until_closed(sock)
-    assert statuses(answer) == [b"200", b"200"], answer[-300:]
-    assert b"\r\n\r\naHTTP/1.1 200 " in answer, answer[-300:]
+    answer = _chunked_in_reads(server, reads, 0.01)
+    _assert_body_then_next(answer, b"a")
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
 
 
@@ -447,10 +447,7 @@ def test_whitespace_around_a_chunk_extensions_separators_is_400_under_every_serv
 ) -> None:
     # SPEC: RFC 9112 7.1.1 allows BWS around ";" and "=". NOTE: Waitress and httptools answer
     # 400 to it, and so does microweb serve's h11 (serving.md): every server reads it alike.
-    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = exchange(server, head + b"5" + extension + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
-    assert statuses(answer) == [b"400"], answer[-300:]
-    assert b"hello" not in answer
+    _assert_refused_unread(_chunked(server, b"5" + extension + b"\r\nhello\r\n0\r\n\r\n"))
 
 
 @pytest.mark.parametrize(
@@ -464,14 +461,11 @@ def test_a_chunk_extension_with_an_empty_name_or_value_is_400_but_under_httptool
     # SPEC: RFC 9112 7.1.1, a name is a token, and a value after "=" a token or a quoted
     # string: neither is empty. NOTE: httptools reads them (serving.md), Waitress and
     # microweb serve's h11 answer 400.
-    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = exchange(server, head + b"5" + extension + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
+    answer = _chunked(server, b"5" + extension + b"\r\nhello\r\n0\r\n\r\n")
     if server.name == "uvicorn-httptools":
-        assert statuses(answer) == [b"200", b"200"], answer[-300:]
-        assert b"\r\n\r\nhelloHTTP/1.1 200 " in answer
+        _assert_body_then_next(answer, b"hello")
     else:
-        assert statuses(answer) == [b"400"], answer[-300:]
-        assert b"hello" not in answer
+        _assert_refused_unread(answer)
 
 
 FRAMING_TRAILERS = {
@@ -497,11 +491,9 @@ def test_a_framing_field_in_a_trailer_is_read_by_some_servers_and_refused_by_oth
     # every one, h11 what it answers to the same value in a head (a coding: 501); none frames
     # anything by it, and the request after it is read or the connection closed.
     field, refusals = FRAMING_TRAILERS[name]
-    head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    answer = exchange(server, head + b"5\r\nhello\r\n0\r\n" + field + b"\r\n\r\n" + NEXT)
+    answer = _chunked(server, b"5\r\nhello\r\n0\r\n" + field + b"\r\n\r\n")
     if server.name in refusals:
         assert statuses(answer) == [refusals[server.name]], answer[-300:]
     else:
-        assert statuses(answer) == [b"200", b"200"], answer[-300:]
-        assert b"\r\n\r\nhelloHTTP/1.1 200 " in answer
+        _assert_body_then_next(answer, b"hello")
     assert "Traceback" not in read_log(server.log)

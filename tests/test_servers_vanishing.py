@@ -17,7 +17,15 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from servers import HOST, ServedWay, read_log, serve_command, serving_module, serving_way, wait_for
+from servers import (
+    HOST,
+    ServedWay,
+    module_server,
+    read_log,
+    serve_command,
+    serving_module,
+    wait_for,
+)
 from vanishing_app import BIG
 
 pytestmark = pytest.mark.servers
@@ -26,13 +34,7 @@ APP = "vanishing_app:app"
 CLIENTS = 40
 
 
-@pytest.fixture(scope="module", params=["waitress", "uvicorn-httptools"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServedWay]:
-    """Run the app under one server, for the whole module."""
-    with serving_way(str(request.param), APP, tmp_path_factory) as served:
-        yield served
+server = module_server(APP, ["waitress", "uvicorn-httptools"])
 
 
 def _leave_mid_stream(server: ServedWay, path: str) -> None:

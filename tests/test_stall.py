@@ -61,13 +61,15 @@ def _streaming_app(ended: threading.Event) -> App:
     return app
 
 
-async def _client(port: int, path: str) -> socket.socket:
+async def _client(port: int, path: str, connection: str = "") -> socket.socket:
+    """A client that has sent ``GET path`` (with ``Connection: connection``, if given)."""
     # NOTE: a small receive buffer, so that the server's buffer fills soon.
     client = socket.socket()
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     client.setblocking(False)
     await asyncio.get_running_loop().sock_connect(client, ("127.0.0.1", port))
-    client.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    field = f"Connection: {connection}\r\n" if connection else ""
+    client.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{field}\r\n".encode())
     return client
 
 
@@ -195,16 +197,18 @@ def test_a_client_that_reads_slowly_is_not_closed(
 BIG = b"x" * (4 << 20)
 
 
-def _big_app(ended: threading.Event) -> App:
-    """An app that answers 4 MiB in one body; ``ended`` is set once it has answered."""
-    app = App()
+def _reading_nothing(path: str, connection: str, size: int) -> Any:
+    """A client (as ``_serve`` takes it) that asks for ``path`` (an answer of ``size`` bytes)
+    with ``Connection: connection``, reads nothing for 2.5 s, then all it can: whether it
+    got less than the whole answer (the server closed)."""
 
-    @app.get("/big")
-    def big(request: Request) -> Response:
-        ended.set()
-        return Response(BIG)
+    async def read_nothing(port: int) -> bool:
+        client = await _client(port, path, connection)
+        await asyncio.sleep(2.5)
+        read = await asyncio.get_running_loop().run_in_executor(None, _read_all, client)
+        return read < size
 
-    return app
+    return read_nothing
 
 
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
@@ -218,29 +222,20 @@ def test_a_client_that_reads_nothing_of_a_whole_answer_is_closed(
     # that was closing, so a client that read nothing held the connection and the megabytes
     # of its answer for ever (16 MiB a connection for a 16 MiB body).
     monkeypatch.setattr(protocol_class, "stall_timeout", 1.0)
-
-    async def read_nothing(port: int) -> bool:
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(client, ("127.0.0.1", port))
-        client.sendall(f"GET /big HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\r\n".encode())
-        await asyncio.sleep(2.5)
-        read = await asyncio.get_running_loop().run_in_executor(None, _read_all, client)
-        return read < len(BIG)
-
-    closed, _ = _serve(protocol_class, _big_app, read_nothing, timeout_keep_alive=0.2)
+    app = _answer_app(len(BIG), "/big")
+    read_nothing = _reading_nothing("/big", connection, len(BIG))
+    closed, _ = _serve(protocol_class, app, read_nothing, timeout_keep_alive=0.2)
     assert closed
 
 
-def _answer_app(size: int) -> Any:
-    """An app (as ``_serve`` takes it) that answers ``size`` bytes in one body; ``ended`` is
-    set once it has answered."""
+def _answer_app(size: int, path: str = "/") -> Any:
+    """An app (as ``_serve`` takes it) that answers ``GET path`` with ``size`` bytes in one
+    body; ``ended`` is set once it has answered."""
 
     def app(ended: threading.Event) -> App:
         served = App()
 
-        @served.get("/")
+        @served.get(path)
         def answer(request: Request) -> Response:
             ended.set()
             return Response(b"x" * size)
@@ -262,18 +257,7 @@ def test_a_client_that_reads_nothing_of_an_answer_below_the_high_water_mark_is_c
     # buffer to empty (IdleOnceSent), for ever; a client that read nothing held the connection
     # (review331). Here the kernel takes about 20 KB (the buffers _serve and the client set).
     monkeypatch.setattr(protocol_class, "stall_timeout", 0.5)
-
-    async def read_nothing(port: int) -> bool:
-        loop = asyncio.get_running_loop()
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.setblocking(False)
-        await loop.sock_connect(client, ("127.0.0.1", port))
-        client.sendall(f"GET / HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\r\n".encode())
-        await asyncio.sleep(2.5)
-        read = await loop.run_in_executor(None, _read_all, client)
-        return read < size
-
+    read_nothing = _reading_nothing("/", connection, size)
     closed, _ = _serve(protocol_class, _answer_app(size), read_nothing, timeout_keep_alive=0.2)
     assert closed
 
@@ -315,12 +299,7 @@ def test_a_pause_after_an_answer_read_late_counts_from_the_pause(
 
     async def read_late(port: int) -> bool:
         loop = asyncio.get_running_loop()
-        client = socket.socket()
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.setblocking(False)
-        await loop.sock_connect(client, ("127.0.0.1", port))
-        with client:
-            client.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+        with await _client(port, "/small") as client:
             await asyncio.sleep(0.9)
             read = b""
             while not (b"\r\n\r\n" in read and read.endswith(b"x" * 40_000)):

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import sys
 import zlib
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import pytest
@@ -27,13 +27,12 @@ HANDSHAKE = (
 )
 # NOTE: asyncio's default high-water mark for a transport's write buffer.
 HIGH_WATER = 64 * 1024
+P = TypeVar("P", bound=WebSocketsSansIOProtocol)
 
 
 def _ping(payload: bytes) -> bytes:
     """A masked ping frame from the client."""
-    mask = b"abcd"
-    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes([0x89, 0x80 | len(payload)]) + mask + masked
+    return _masked(0x9, payload)
 
 
 class _Unread(asyncio.Transport):
@@ -82,6 +81,49 @@ class _Unread(asyncio.Transport):
         self.reading = True
 
 
+def _protocol(
+    protocol_class: type[P], app: Any, state: ServerState | None = None, **settings: Any
+) -> P:
+    """``protocol_class`` serving the ASGI ``app`` as Uvicorn makes it (``settings`` go to its
+    ``Config``), on the running loop, with no transport yet."""
+    config = uvicorn.Config(app, lifespan="off", log_level="critical", **settings)
+    config.load()
+    return protocol_class(config, state or ServerState(), {}, asyncio.get_running_loop())
+
+
+def _connected(protocol_class: type[P], app: App) -> tuple[P, _Unread]:
+    """``protocol_class`` serving ``app``, connected to a client that reads nothing."""
+    protocol = _protocol(protocol_class, app.as_asgi())
+    transport = _Unread(protocol)
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+def _idle_app() -> App:
+    """An app that accepts a WebSocket at ``/ws`` and waits for a text message."""
+    app = App()
+
+    @app.websocket("/ws")
+    async def idle(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.receive_text()
+
+    return app
+
+
+def _echoing_app() -> App:
+    """An app that accepts a WebSocket at ``/ws`` and sends each text message back."""
+    app = App()
+
+    @app.websocket("/ws")
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        async for text in ws.iter_text():
+            await ws.send_text(text)
+
+    return app
+
+
 async def _accepted(
     protocol_class: type[WebSocketsSansIOProtocol],
     app: App,
@@ -91,11 +133,7 @@ async def _accepted(
     """A WebSocket connection to ``app`` over ``protocol_class``, its handshake done (and,
     with ``until_writes_wait``, the app's first sends past the high-water mark); ``offer``
     is the client's ``Sec-WebSocket-Extensions`` header, if any."""
-    config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-    config.load()
-    protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
-    transport = _Unread(protocol)
-    protocol.connection_made(transport)
+    protocol, transport = _connected(protocol_class, app)
     extensions = b"Sec-WebSocket-Extensions: " + offer + b"\r\n" if offer else b""
     protocol.data_received(HANDSHAKE[:-2] + extensions + b"\r\n")
     for _ in range(100):
@@ -107,16 +145,9 @@ async def _accepted(
 
 def _pings_read(protocol_class: type[WebSocketsSansIOProtocol]) -> tuple[int, int]:
     """Feed pings, 1 MiB at most, while the transport reads; return (bytes fed, buffered)."""
-    app = App()
-
-    @app.websocket("/ws")
-    async def echo(ws: WebSocket) -> None:
-        await ws.accept()
-        async for text in ws.iter_text():
-            await ws.send_text(text)
 
     async def connection() -> tuple[int, int]:
-        protocol, transport = await _accepted(protocol_class, app)
+        protocol, transport = await _accepted(protocol_class, _echoing_app())
         fed = 0
         read = _ping(b"p" * 100) * 100
         while transport.reading and fed < 1024 * 1024:
@@ -162,14 +193,7 @@ def _masked(opcode: int, payload: bytes, fin: bool = True, compressed: bool = Fa
 
 def test_the_pong_to_the_last_ping_goes_once_the_client_reads() -> None:
     async def connection() -> bytes:
-        app = App()
-
-        @app.websocket("/ws")
-        async def idle(ws: WebSocket) -> None:
-            await ws.accept()
-            await ws.receive_text()
-
-        protocol, transport = await _accepted(FlowControlledWebSockets, app)
+        protocol, transport = await _accepted(FlowControlledWebSockets, _idle_app())
         while not transport.write_paused:
             protocol.data_received(_ping(b"early"))
         written: list[bytes] = []
@@ -405,9 +429,7 @@ def test_a_handshake_websockets_refuses_is_answered_and_closed(head: bytes, stat
     # (websockets had ended its output already), so the server crashed with a traceback
     # before the app's shutdown hooks ran (hunt56).
     async def connection() -> tuple[bytes, bool]:
-        config = uvicorn.Config(App().as_asgi(), lifespan="off", log_level="critical")
-        config.load()
-        protocol = FlowControlledWebSockets(config, ServerState(), {}, asyncio.get_running_loop())
+        protocol = _protocol(FlowControlledWebSockets, App().as_asgi())
         transport = _Unread(protocol)
         closed: list[bool] = []
         transport.close = lambda: closed.append(True)  # type: ignore[method-assign]
@@ -443,11 +465,9 @@ def test_a_refused_handshake_carries_date_and_server_once(
     # websockets' refusal had its Date alone, and the protocol's own (when websockets wrote
     # none) neither (review338).
     async def connection() -> bytes:
-        config = uvicorn.Config(App().as_asgi(), lifespan="off", log_level="critical")
-        config.load()
         state = ServerState()
         state.default_headers = [(b"date", b"Mon, 07 Dec 2026 09:00:00 GMT"), (b"server", b"x")]
-        protocol = FlowControlledWebSockets(config, state, {}, asyncio.get_running_loop())
+        protocol = _protocol(FlowControlledWebSockets, App().as_asgi(), state)
         if not own:
             protocol.conn.data_to_send = list  # type: ignore[method-assign]
         transport = _Unread(protocol)
@@ -475,11 +495,9 @@ def test_the_apps_refusal_of_a_handshake_carries_the_servers_fields_once() -> No
     app = App()
 
     async def connection(path: bytes) -> bytes:
-        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        config.load()
         state = ServerState()
         state.default_headers = [(b"date", b"Mon, 07 Dec 2026 09:00:00 GMT"), (b"server", b"x")]
-        protocol = FlowControlledWebSockets(config, state, {}, asyncio.get_running_loop())
+        protocol = _protocol(FlowControlledWebSockets, app.as_asgi(), state)
         transport = _Unread(protocol)
         protocol.connection_made(transport)
         protocol.data_received(HANDSHAKE.replace(b" /ws ", b" " + path + b" ", 1))
@@ -582,9 +600,7 @@ def test_a_loop_of_sends_hears_at_once_that_the_connection_is_lost() -> None:
             except WebSocketDisconnect as exc:
                 ended.append((exc.code, count))
 
-        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        config.load()
-        protocol = FlowControlledWebSockets(config, ServerState(), {}, asyncio.get_running_loop())
+        protocol = _protocol(FlowControlledWebSockets, app.as_asgi())
         transport = _Reset(protocol)
         protocol.connection_made(transport)
         protocol.data_received(HANDSHAKE)
@@ -660,12 +676,7 @@ def test_a_handshake_the_app_has_not_answered_gets_503_at_shutdown() -> None:
             raise
 
     async def connection() -> bytes:
-        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        config.load()
-        loop = asyncio.get_running_loop()
-        protocol = FlowControlledWebSockets(config, ServerState(), {}, loop)
-        transport = _Unread(protocol)
-        protocol.connection_made(transport)
+        protocol, transport = _connected(FlowControlledWebSockets, app)
         protocol.data_received(HANDSHAKE)
         await asyncio.sleep(0.05)
         protocol.shutdown()
@@ -685,9 +696,7 @@ def test_a_handshake_the_app_has_not_answered_gets_503_at_shutdown() -> None:
 
 def _close_frame(payload: bytes) -> bytes:
     """A masked close frame from the client."""
-    mask = b"abcd"
-    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes([0x88, 0x80 | len(payload)]) + mask + masked
+    return _masked(0x8, payload)
 
 
 @pytest.mark.parametrize(
@@ -756,9 +765,7 @@ def test_a_handshake_path_of_escapes_is_decoded_in_c_as_uvicorn_decodes_it(path:
         return tracer
 
     async def connection() -> None:
-        config = uvicorn.Config(app, lifespan="off", log_level="critical", root_path="/r%20")
-        config.load()
-        protocol = FlowControlledWebSockets(config, ServerState(), {}, asyncio.get_running_loop())
+        protocol = _protocol(FlowControlledWebSockets, app, root_path="/r%20")
         transport = _Unread(protocol)
         protocol.connection_made(transport)
         previous = sys.gettrace()
@@ -792,14 +799,7 @@ def test_a_read_of_pings_is_parsed_a_slice_a_turn_with_reading_paused_meanwhile(
     pings = _ping(b"") * (256 * 1024 // 6)
 
     async def connection() -> tuple[int, bool, int, bool, bytes]:
-        app = App()
-
-        @app.websocket("/ws")
-        async def idle(ws: WebSocket) -> None:
-            await ws.accept()
-            await ws.receive_text()
-
-        protocol, transport = await _accepted(FlowControlledWebSockets, app)
+        protocol, transport = await _accepted(FlowControlledWebSockets, _idle_app())
         start = len(transport.written)
         protocol.data_received(pings)
         first_turn = len(pings) - len(protocol.unparsed)
@@ -834,11 +834,7 @@ def _handshake_answered(extra: bytes) -> tuple[bytes, int]:
         await ws.accept()
 
     async def connection() -> bytes:
-        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        config.load()
-        protocol = FlowControlledWebSockets(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Unread(protocol)
-        protocol.connection_made(transport)
+        protocol, transport = _connected(FlowControlledWebSockets, app)
         protocol.data_received(HANDSHAKE[:-2] + extra + b"\r\n")
         for _ in range(200):
             if protocol.handshake_complete:
@@ -877,14 +873,7 @@ def test_the_pings_of_a_slice_get_one_pong_the_last_ones() -> None:
     # slice of empty pings took 1.5 times as long as one of pongs (review339). RFC 6455 5.5.3
     # lets an endpoint answer only the most recent of the pings it has not answered yet.
     async def connection() -> tuple[bytes, bytes]:
-        app = App()
-
-        @app.websocket("/ws")
-        async def idle(ws: WebSocket) -> None:
-            await ws.accept()
-            await ws.receive_text()
-
-        protocol, transport = await _accepted(FlowControlledWebSockets, app)
+        protocol, transport = await _accepted(FlowControlledWebSockets, _idle_app())
         start = len(transport.written)
         protocol.data_received(_ping(b"one") + _ping(b"two") + _ping(b"three"))
         pongs = bytes(transport.written[start:])
@@ -923,19 +912,7 @@ def test_frames_after_a_handshake_longer_than_a_slice_wait_for_its_answer(
     # and a close frame got no answer, the handshake none either, and an AssertionError was
     # logged from Uvicorn's task (review342).
     async def connection() -> tuple[bytes, bool]:
-        app = App()
-
-        @app.websocket("/ws")
-        async def echo(ws: WebSocket) -> None:
-            await ws.accept()
-            async for text in ws.iter_text():
-                await ws.send_text(text)
-
-        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        config.load()
-        protocol = FlowControlledWebSockets(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Unread(protocol)
-        protocol.connection_made(transport)
+        protocol, transport = _connected(FlowControlledWebSockets, _echoing_app())
         protocol.data_received(HANDSHAKE[:-2] + _LONG_HEAD + b"\r\n")
         protocol.data_received(sent)  # NOTE: as _stall.hand_over gives it.
         for _ in range(100):
@@ -961,14 +938,7 @@ def test_a_ping_before_the_clients_close_is_answered_before_the_servers_close(
     # pong, kept for the end of the slice (or until writes go on), was dropped once the
     # client's close had been read after the ping (review342).
     async def connection() -> bytes:
-        app = App()
-
-        @app.websocket("/ws")
-        async def idle(ws: WebSocket) -> None:
-            await ws.accept()
-            await ws.receive_text()
-
-        protocol, transport = await _accepted(FlowControlledWebSockets, app)
+        protocol, transport = await _accepted(FlowControlledWebSockets, _idle_app())
         if writes_wait:
             while not transport.write_paused:
                 protocol.data_received(_ping(b"early"))
