@@ -409,10 +409,13 @@ def _serve(
         if shared is None:
             return None
     if server == "waitress":
-        # NOTE: Waitress looks for idle connections every cleanup_interval (30 s) only.
+        # NOTE: Waitress looks for connections past channel_timeout every cleanup_interval
+        # (30 s by default) only: it closed one whose request stopped coming up to 30 s late,
+        # where Uvicorn closes it on time (review349). A look a second goes over the
+        # connections, at most --connection-limit of them.
         adjustments: dict[str, Any] = {
             "channel_timeout": client_timeout,
-            "cleanup_interval": min(30, client_timeout),
+            "cleanup_interval": min(1, client_timeout),
         }
         if connection_limit is not None:
             adjustments["connection_limit"] = connection_limit

@@ -290,7 +290,7 @@ def test_waitress_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         "server_name": HOST,
         "threads": 12,
         "channel_timeout": 120,
-        "cleanup_interval": 30,
+        "cleanup_interval": 1,
         "keep_alive": 5.0,
         "grace": 1,
         "ended_by": 15,
@@ -299,7 +299,7 @@ def test_waitress_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     serving_module.serve(
         "x:app", "waitress", HOST, 9000, client_timeout=10, keep_alive=0, connection_limit=500
     )
-    assert (seen["channel_timeout"], seen["cleanup_interval"]) == (10, 10)
+    assert (seen["channel_timeout"], seen["cleanup_interval"]) == (10, 1)
     assert seen["connection_limit"] == 500
     assert seen["keep_alive"] == 0
 
