@@ -127,6 +127,10 @@ def test_signal_lets_the_request_in_flight_finish_then_runs_the_hooks(
     assert isinstance(response, httpx.Response), outcome
     assert response.status_code == 200
     assert len(response.content) == SLOW_BODY_SIZE
+    # SPEC: RFC 9112 9.6, a server that will close the connection after its answer SHOULD say
+    # so. NOTE: Waitress kept quiet and closed it once the answer was sent: a client that sent
+    # its next request on it met a closed connection (review350).
+    assert response.headers.get("connection") == "close", response.headers
     # NOTE: the hook ran once, after the handler finished; the process ended by the signal.
     assert served.recorded() == ["started", "finished", "shutdown"], read_log(served.log)
     assert served.process.returncode == -sig
