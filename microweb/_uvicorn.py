@@ -254,8 +254,9 @@ class OrderlyUvicorn(uvicorn.Server):
             while not waiting.done():
                 if self.cut_short:
                     # NOTE: what the grace period's end raises in Uvicorn's shutdown(), which
-                    # then cancels the requests still running and goes on to the hooks.
-                    raise TimeoutError
+                    # then cancels the requests still running and goes on to the hooks;
+                    # asyncio's, which Python 3.10 tells apart from the builtin one.
+                    raise asyncio.TimeoutError
                 await asyncio.wait({waiting}, timeout=_CUT_SHORT_LOOK)
             waiting.result()
         finally:
