@@ -1,11 +1,13 @@
 """Uvicorn's server, stopped in Waitress's order: cut-off requests' cleanup, then the hooks.
 
-Uvicorn acts on a second SIGINT only while it waits for requests in flight; while the startup
-hooks run, or the shutdown hooks, it ignores every signal, so a hook that hangs holds the
-process until SIGKILL. Here a signal that arrives while the hooks run ends the process by that
-signal, as under Waitress (``_waitress.py``, where the startup hooks run before its
-handlers). And the requests Uvicorn cuts off after the grace period get to finish their
-cleanup before the hooks run, as under Waitress, instead of never (or after them).
+Uvicorn acts on a second SIGINT only while it waits for requests in flight (it then quits
+without the shutdown hooks, and ignores a second SIGTERM); while the startup hooks run, or the
+shutdown hooks, it ignores every signal, so a hook that hangs holds the process until SIGKILL.
+Here a second signal of either kind ends the wait for requests in flight and the shutdown hooks
+still run, and a signal that arrives while the hooks run ends the process by that signal, as
+under Waitress (``_waitress.py``, where the startup hooks run before its handlers). And the
+requests Uvicorn cuts off after the grace period get to finish their cleanup before the hooks
+run, as under Waitress, instead of never (or after them).
 Once the app has started and the socket listens, it says so (``announce``), not before.
 A request cut off at the end of the grace period is logged in one line, the app's, without
 Uvicorn's traceback of the cancellation.
@@ -42,6 +44,8 @@ from ._unix import port_of
 logger = logging.getLogger("microweb")
 # NOTE: Uvicorn's ticks come every 0.1 s; the supervisor is looked for once a second.
 _TICKS_PER_CHECK = 10
+# NOTE: how often the wait for requests in flight looks for a second signal, in seconds.
+_CUT_SHORT_LOOK = 0.05
 
 
 class UnreadStreamHandler(OpenStreamHandler):
@@ -198,6 +202,7 @@ class OrderlyUvicorn(uvicorn.Server):
         # added once (addFilter() skips a filter it has).
         logging.getLogger("uvicorn.error").addFilter(REPORTED_TRACEBACKS)
         self.running_hooks = False
+        self.cut_short = False
         self.loading = False
         self.starting = False
         self.announce = announce
@@ -222,6 +227,13 @@ class OrderlyUvicorn(uvicorn.Server):
         alone = self.escalate or self.supervisor_gone()
         if self.running_hooks and alone:
             end_by(sig)
+        if self.should_exit and alone:
+            # NOTE: a second signal, as the requests in flight are waited for: the wait ends
+            # and the shutdown hooks still run, as under Waitress (_wait_tasks_to_complete).
+            # Uvicorn ignored a second SIGTERM (the process waited out the grace period) and
+            # quit on a second SIGINT without the hooks (review350).
+            self.cut_short = True
+            return
         if self.should_exit and not alone:
             # NOTE: supervised, one signal comes twice, from the terminal and from the
             # supervisor, in either order: a SIGTERM handled before the terminal's SIGINT
@@ -234,6 +246,21 @@ class OrderlyUvicorn(uvicorn.Server):
             # handled inside Uvicorn's handler for this one, made it take this one for a
             # second signal and quit without the shutdown hooks (CI, --reload).
             self.force_exit = False
+
+    async def _wait_tasks_to_complete(self) -> None:
+        """Wait for the requests in flight as Uvicorn does, until a second signal comes."""
+        waiting = asyncio.ensure_future(super()._wait_tasks_to_complete())
+        try:
+            while not waiting.done():
+                if self.cut_short:
+                    # NOTE: what the grace period's end raises in Uvicorn's shutdown(), which
+                    # then cancels the requests still running and goes on to the hooks;
+                    # asyncio's, which Python 3.10 tells apart from the builtin one.
+                    raise asyncio.TimeoutError
+                await asyncio.wait({waiting}, timeout=_CUT_SHORT_LOOK)
+            waiting.result()
+        finally:
+            waiting.cancel()
 
     def supervisor_gone(self) -> bool:
         """Return whether this process had a supervisor, which has gone."""

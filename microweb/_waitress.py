@@ -183,6 +183,9 @@ class OrderlyWaitress:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.signal is None:
             self.signal = signum
+            for listener in self.listeners:
+                # NOTE: read by OrderlyTask, whose answers from now on say Connection: close.
+                listener.microweb_stopping = True
         else:
             self.hurry = True
         # NOTE: a byte down Waitress's wake-up pipe; no lock is taken, so this is safe here.
@@ -340,6 +343,12 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
             # answer, and SHOULD NOT process further requests. NOTE: Waitress closed only for
             # a value of "close" alone ("keep-alive, close", two lines: kept), and answered the
             # request pipelined after it, where Uvicorn closes.
+            self.set_close_on_finish()
+        if getattr(self.channel.server, "microweb_stopping", False):
+            # SPEC: RFC 9112 9.6, a server that will close the connection after its answer
+            # SHOULD say so. NOTE: the stop closes it once the answer is sent (as Uvicorn
+            # does, which says so): Waitress kept quiet, and a client that sent its next
+            # request on it met a closed connection (review350).
             self.set_close_on_finish()
         self._heading = True
         try:
