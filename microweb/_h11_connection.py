@@ -22,8 +22,10 @@ from ._percent import percent_decode
 
 
 class FramedConnection(h11.Connection):
-    """h11's server side, refusing a request with both ``Transfer-Encoding`` and
-    ``Content-Length``, or with either folded onto the next line."""
+    """h11's server side, reading through the readers of ``_h11_framing.py`` (which refuse a
+    head with both ``Transfer-Encoding`` and ``Content-Length``, or with either folded onto
+    the next line), and refusing in ``next_event()`` the requests that h11 reads and Waitress
+    and httptools refuse."""
 
     # NOTE: whether a request head was refused for being too long (431), or for a transfer
     # coding h11 does not read before chunked (501).
