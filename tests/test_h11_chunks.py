@@ -1,4 +1,4 @@
-"""The chunked request bodies that ``microweb serve``'s h11 protocol reads (``_h11.py``).
+"""The chunked request bodies that ``microweb serve``'s h11 protocol reads (``_h11_framing.py``).
 
 h11 makes an event of each chunk, and Uvicorn's protocol handles each event on its own: the
 cost of a body of small chunks is per chunk, not per byte. These feed ``FramedConnection``
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from microweb._h11 import FramedConnection
+from microweb._h11_connection import FramedConnection
 from microweb._parsing import CHUNK_EXTENSIONS
 
 HEAD = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -28,7 +28,8 @@ from waitress.adjustments import Adjustments
 from waitress.parser import HTTPRequestParser
 
 from microweb import App, Request, Response
-from microweb._h11 import BoundedH11, FramedConnection
+from microweb._h11 import BoundedH11
+from microweb._h11_connection import FramedConnection
 from microweb._httptools import MAX_HEAD_SIZE, BoundedHttpTools, split_target, with_path
 
 SMALL = b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n"

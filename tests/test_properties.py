@@ -461,7 +461,7 @@ def test_percent_decode_bytes_gives_what_unquote_to_bytes_gives(data: bytes) -> 
 def test_h11_paths_are_decoded_as_uvicorn_decodes_them(path: bytes) -> None:
     # NOTE: Uvicorn's h11 protocol: unquote(raw_path.decode("ascii")), a UnicodeDecodeError
     # for a path that is not ASCII (review325).
-    h11_decoded_path = pytest.importorskip("microweb._h11").decoded_path
+    h11_decoded_path = pytest.importorskip("microweb._h11_connection").decoded_path
     try:
         expected = unquote(path.decode("ascii"))
     except UnicodeDecodeError:

@@ -190,7 +190,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_testing_sides", "_testing_content", "_testing_handshake", "_template_names",
         "templating", "_importer", "_serve_options", "_serve_log", "_serving", "_cli",
         "_waitress", "_waitress_parser",
-        "_chunked", "_uvicorn", "_httptools", "_h11", "_stall", "_ws_flow",
+        "_chunked", "_uvicorn", "_httptools", "_h11", "_h11_connection", "_h11_framing",
+        "_stall", "_ws_flow",
         "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "_sockets", "plugins",
     ),
 }  # fmt: skip

@@ -373,7 +373,7 @@ BODIES_READ = {
 def test_plain_chunks_in_any_reads_frame_the_body_alike_under_every_server(
     server: ServedWay, name: str
 ) -> None:
-    # NOTE: h11 reads the plain chunks a read holds whole itself (_h11.take_whole_chunks()),
+    # NOTE: h11 reads the plain chunks a read holds whole itself (_h11_framing.take_whole_chunks()),
     # and the CRLF after a chunk: the body and the request after it must be the same bytes
     # under every server (review337).
     reads = list(CHUNKED_READS[name])
