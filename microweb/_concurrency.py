@@ -216,7 +216,8 @@ async def apart(effect: Apart) -> Any:
 
     Raises:
         Ending: Carrying the ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit`` that
-            ended it (see ``Apart``); its ``Exception`` is raised as it is.
+            ended it (see ``Apart``); its ``Exception`` or ``CancelledError`` (the server's,
+            or its own) is raised as it is.
     """
     # PERF: a task, and the context carried back, cost 9-11 us an async def callback, where
     # awaiting its carrier directly cost 0.14 (20,000 awaits, 3.11, 2026-12-07): the price of
@@ -228,10 +229,11 @@ async def apart(effect: Apart) -> Any:
         if not task.done():
             task.cancel()  # NOTE: this coroutine was closed: the awaitable's finally runs too.
     del task  # NOTE: it holds the error: no cycle through this frame.
-    adopt(context)
+    if not isinstance(ended, asyncio.CancelledError):
+        adopt(context)  # NOTE: nothing crosses back from a cancelled call (_offloaded).
     if ended is not None:
         try:
-            if isinstance(ended, Exception):
+            if isinstance(ended, (Exception, asyncio.CancelledError)):
                 raise ended
             raise Ending(ended) from None
         finally:
@@ -246,11 +248,15 @@ async def _settled(
     (``None`` beside), its error included, and the task's context at the end."""
     try:
         returned, ended = await awaitable, None
-    except (Exception, KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
+    except (Exception, KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError) as exc:
         # NOTE: a GeneratorExit here is app code's, thrown at the task's own coroutine (none
         # closes it but its task, and a close() allows a return). A KeyboardInterrupt or
         # SystemExit returned, not raised: a task's stops the loop. An error returned too, with
-        # the context: what a failing callback set was lost for the next (review328).
+        # the context: what a failing callback set was lost for the next (review328). A
+        # CancelledError too, raised again by apart() in the task that awaits this one, where
+        # it is the server's (which cancelled that task, and this one with it) or app code's
+        # own: raised out of this task, Python 3.10 lost its message (a hook's own, at startup
+        # under WSGI; review345).
         returned, ended = None, exc
     return returned, ended, contextvars.copy_context()
 
