@@ -19,9 +19,17 @@ from inspect import CORO_CREATED, getcoroutinestate, isawaitable, iscoroutine
 from queue import Full
 from typing import Any, TypeVar, cast
 
-from ._app_loop import AppLoop, LoopStopped, adopt
+from ._app_loop import AppLoop, LoopStopped, adopt, close_step
 from ._closing import close_both, close_sync_in
-from ._effects import Apart, Effects, Ending, Offload, closing_here, flow_step_ending
+from ._effects import (
+    FLOW_STEP,
+    Apart,
+    Effects,
+    Ending,
+    Offload,
+    closing_here,
+    flow_step_ending,
+)
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
 from ._request import Request, logged_method, logged_path
@@ -105,7 +113,7 @@ def _drive(
             except LoopStopped:
                 # NOTE: the call was cut off, not failed: the flows' and callbacks' handlers of
                 # errors don't get it, their finally blocks run.
-                run(effects.close)
+                _close_stopped(effects, effect, app_loop, run, steps)
                 raise
             except Exception as exc:
                 # NOTE: an offloaded call's, as the pool's future makes it under ASGI.
@@ -135,6 +143,74 @@ def _drive(
     except StopIteration as stop:
         # NOTE: only send() and throw() can raise it here: the effect's own is thrown in.
         return stop.value
+
+
+def _close_stopped(
+    effects: Effects,
+    effect: Any,
+    app_loop: AppLoop,
+    run: Callable[..., Any],
+    steps: contextvars.Context | None,
+) -> None:
+    """Close ``effects``, whose call ``effect`` the app loop's stop (or a server's cut) cut off."""
+    if steps is None:
+        run(effects.close)  # NOTE: a startup's or shutdown's (drive_in_thread).
+    else:
+        _close_cut_off(effects, app_loop, run, steps)
+    if type(effect) is FLOW_STEP:
+        close_step(effect)  # NOTE: its flow closed first (close_unrun).
+
+
+def _close_cut_off(
+    effects: Effects,
+    app_loop: AppLoop,
+    run: Callable[..., Any],
+    steps: contextvars.Context,
+) -> None:
+    """Close ``effects``, a request's core that the app loop's stop (or a server's cut) cut
+    off, as a cut: its async flows are closed, innermost first (their ``aclose()``), on the
+    app loop while it runs, else on a loop of this thread's own, which the app loop's is no
+    more.
+
+    NOTE: closed as a whole (``effects.close()``), the core left them to their collection, in
+    whichever thread let go of them, where a ``finally`` stopped at its first ``await``
+    ("async generator ignored GeneratorExit"); an ``async with`` around their ``yield`` never
+    exited (review345).
+    """
+    own: asyncio.AbstractEventLoop | None = None
+    cut = asyncio.CancelledError()
+    try:
+        effect = run(effects.throw, cut)
+        while True:
+            try:
+                if type(effect) is Offload:
+                    value = run(effect.fn, *effect.args, **effect.kwargs)
+                elif not app_loop.stopped:
+                    value = app_loop.run(effect, steps)
+                else:
+                    own = own or asyncio.new_event_loop()
+                    value = steps.run(own.run_until_complete, effect)
+            except BaseException as exc:
+                error: BaseException = exc
+            else:
+                effect = run(effects.send, value)
+                continue
+            try:
+                effect = run(effects.throw, error)
+            finally:
+                del error
+    except StopIteration:
+        pass
+    except BaseException as exc:
+        if exc is not cut and not isinstance(exc, (LoopStopped, asyncio.CancelledError)):
+            logger.warning(
+                "a request cut off by the app loop's stop failed as it closed", exc_info=exc
+            )
+        del exc
+    finally:
+        run(effects.close)
+        if own is not None:
+            own.close()
 
 
 async def drive_async(effects: Effects, pool: WorkerPool) -> Any:

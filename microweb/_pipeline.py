@@ -462,8 +462,13 @@ def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Ef
             # gave it to the next client it answered.
             return copied(response, reread=False)
         final = _flow_response(request, flow, out)
-    except BaseException:
+    except BaseException as exc:
         close_replaced(request, response, None)  # NOTE: an error's response takes its place.
+        if _cut_off(exc):
+            # NOTE: a cut at its step that never ran (the WSGI app loop stopped, the step
+            # closed unrun): the flow still waits at its yield (review345). One that ran has
+            # ended, and its aclose() does nothing.
+            yield from _close_cut_off(flow, gen, exc)
         raise
     close_replaced(request, response, final)
     return final
