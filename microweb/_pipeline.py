@@ -436,7 +436,13 @@ def _offer(
 ) -> Effects:
     """Throw ``exc`` in at the flow's ``yield``: the flow answers it, waits, or lets it pass."""
     try:
-        out, done = yield from _advance(request, gen, flow.is_async, None, exc)
+        try:
+            out, done = yield from _advance(request, gen, flow.is_async, None, exc)
+        except BaseException as cut:
+            if _cut_off(cut):
+                # NOTE: a cut at its step that never ran (see _finish) (review345).
+                yield from _close_cut_off(flow, gen, cut)
+            raise
         if done:
             raise exc  # NOTE: the flow ended without answering: the error stands.
         if out is None:

@@ -89,3 +89,38 @@ def test_an_async_flow_cut_off_by_the_apps_close_is_closed_in_order(handler: str
     assert unraisable == []
     assert events[-2:] == ["inner closed", "outer closed"], events
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_an_async_flow_offered_an_error_after_the_apps_close_is_closed() -> None:
+    # NOTE: the handler's error, thrown into the flow by a step that never ran (the app loop
+    # stopped), left the flow waiting at its yield, to its collection.
+    events: list[str] = []
+    app = App()
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        except LookupError:
+            events.append("offered")
+            raise
+        finally:
+            await asyncio.sleep(0)
+            events.append("closed")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        wsgi.close()  # NOTE: as a server's shutdown does meanwhile, from another thread.
+        raise LookupError("no such thing")
+
+    wsgi = app.as_wsgi()
+    unraisable: list[Any] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        status, _ = wsgi_get(wsgi, "/")
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert status.startswith("5")
+    assert unraisable == []
+    assert events == ["closed"]
