@@ -9,6 +9,7 @@ waiting on a loop, is ``_app_loop``.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
 import logging
 import threading
@@ -820,13 +821,27 @@ _GONE: Any = object()
 
 
 def _keep_unawaited(task: asyncio.Future[Any], request: Request | None) -> None:
-    """Keep ``task``, a close nobody awaits, until it ends; first let go of those whose loop
-    has closed, which never will: each is closed (its ``finally`` blocks run), with a warning.
+    """Keep ``task``, a close nobody awaits, until it ends (``_unawaited_ended`` lets go of
+    it); first let go of those whose loop has closed, which never will (``_let_go_of_closed``).
 
     NOTE: a close handed to the loop in its teardown (asyncio.run() cancels the tasks, then
     closes the loop) was kept here for ever, pending, with its stream and request; and at the
     interpreter's exit it was "destroyed but pending", its closing raising outside its task
     (review332).
+    """
+    _let_go_of_closed()
+    _UNAWAITED[task] = request
+
+
+def _let_go_of_closed() -> None:
+    """Let go of the kept closes whose loop has closed: each is closed (its ``finally`` blocks
+    run), with a warning naming its request.
+
+    NOTE: asyncio tells no one of a loop's close: this runs as the next close is kept, and at
+    the interpreter's exit, where one kept last (no close kept after it) was destroyed pending
+    ("Task was destroyed but it is pending!", naming no request) and its coroutine closed
+    outside its task (review345). Its ``_log_destroy_pending``, private, is the one way to say
+    that a task that will never end was seen to: none can end a task whose loop has closed.
     """
     # NOTE: a copy first (one step under the GIL), then looked through: one for every loop
     # and thread, another thread's loop (a WSGI app loop beside a server's) kept or let go of
@@ -848,7 +863,9 @@ def _keep_unawaited(task: asyncio.Future[Any], request: Request | None) -> None:
                     # request's, a cancellation made a RuntimeError (review336).
                     close_failed_unawaited(exc, whose)
                     del exc
-    _UNAWAITED[task] = request
+
+
+atexit.register(_let_go_of_closed)
 
 
 def _unawaited_ended(request: Request | None, closing: asyncio.Future[Any]) -> None:
