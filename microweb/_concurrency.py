@@ -157,12 +157,12 @@ def _close_stopped(
     if steps is None:
         run(effects.close)  # NOTE: a startup's or shutdown's (drive_in_thread).
     else:
-        _close_cut_off(effects, app_loop, run, steps)
+        _close_as_cut(effects, app_loop, run, steps)
     if type(effect) is FLOW_STEP:
         close_step(effect)  # NOTE: its flow closed first (close_unrun).
 
 
-def _close_cut_off(
+def _close_as_cut(
     effects: Effects,
     app_loop: AppLoop,
     run: Callable[..., Any],
@@ -202,12 +202,16 @@ def _close_cut_off(
                 del error
     except StopIteration:
         pass
-    except BaseException as exc:
-        if exc is not cut and not isinstance(exc, (LoopStopped, asyncio.CancelledError)):
+    except (KeyboardInterrupt, SystemExit):
+        raise  # NOTE: a flow's cleanup's, which ends the process: not the cut's to take.
+    except Exception as exc:
+        if not isinstance(exc, LoopStopped):
             logger.warning(
                 "a request cut off by the app loop's stop failed as it closed", exc_info=exc
             )
         del exc
+    except BaseException:
+        pass  # NOTE: the cut itself, or a cancellation of the closing: the stop goes on.
     finally:
         run(effects.close)
         if own is not None:
