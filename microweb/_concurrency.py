@@ -9,6 +9,7 @@ waiting on a loop, is ``_app_loop``.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
 import logging
 import threading
@@ -19,9 +20,17 @@ from inspect import CORO_CREATED, getcoroutinestate, isawaitable, iscoroutine
 from queue import Full
 from typing import Any, TypeVar, cast
 
-from ._app_loop import AppLoop, LoopStopped, adopt
+from ._app_loop import AppLoop, LoopStopped, adopt, close_step
 from ._closing import close_both, close_sync_in
-from ._effects import Apart, Effects, Ending, Offload, closing_here, flow_step_ending
+from ._effects import (
+    FLOW_STEP,
+    Apart,
+    Effects,
+    Ending,
+    Offload,
+    closing_here,
+    flow_step_ending,
+)
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
 from ._request import Request, logged_method, logged_path
@@ -105,7 +114,7 @@ def _drive(
             except LoopStopped:
                 # NOTE: the call was cut off, not failed: the flows' and callbacks' handlers of
                 # errors don't get it, their finally blocks run.
-                run(effects.close)
+                _close_stopped(effects, effect, app_loop, run, steps)
                 raise
             except Exception as exc:
                 # NOTE: an offloaded call's, as the pool's future makes it under ASGI.
@@ -135,6 +144,78 @@ def _drive(
     except StopIteration as stop:
         # NOTE: only send() and throw() can raise it here: the effect's own is thrown in.
         return stop.value
+
+
+def _close_stopped(
+    effects: Effects,
+    effect: Any,
+    app_loop: AppLoop,
+    run: Callable[..., Any],
+    steps: contextvars.Context | None,
+) -> None:
+    """Close ``effects``, whose call ``effect`` the app loop's stop (or a server's cut) cut off."""
+    if steps is None:
+        run(effects.close)  # NOTE: a startup's or shutdown's (drive_in_thread).
+    else:
+        _close_as_cut(effects, app_loop, run, steps)
+    if type(effect) is FLOW_STEP:
+        close_step(effect)  # NOTE: its flow closed first (close_unrun).
+
+
+def _close_as_cut(
+    effects: Effects,
+    app_loop: AppLoop,
+    run: Callable[..., Any],
+    steps: contextvars.Context,
+) -> None:
+    """Close ``effects``, a request's core that the app loop's stop (or a server's cut) cut
+    off, as a cut: its async flows are closed, innermost first (their ``aclose()``), on the
+    app loop while it runs, else on a loop of this thread's own, which the app loop's is no
+    more.
+
+    NOTE: closed as a whole (``effects.close()``), the core left them to their collection, in
+    whichever thread let go of them, where a ``finally`` stopped at its first ``await``
+    ("async generator ignored GeneratorExit"); an ``async with`` around their ``yield`` never
+    exited (review345).
+    """
+    own: asyncio.AbstractEventLoop | None = None
+    cut = asyncio.CancelledError()
+    try:
+        effect = run(effects.throw, cut)
+        while True:
+            try:
+                if type(effect) is Offload:
+                    value = run(effect.fn, *effect.args, **effect.kwargs)
+                elif not app_loop.stopped:
+                    value = app_loop.run(effect, steps)
+                else:
+                    own = own or asyncio.new_event_loop()
+                    value = steps.run(own.run_until_complete, effect)
+            except BaseException as exc:
+                error: BaseException = exc
+            else:
+                effect = run(effects.send, value)
+                continue
+            try:
+                effect = run(effects.throw, error)
+            finally:
+                del error
+    except StopIteration:
+        pass
+    except (KeyboardInterrupt, SystemExit):
+        raise  # NOTE: a flow's cleanup's, which ends the process: not the cut's to take.
+    except Exception as exc:
+        if not isinstance(exc, LoopStopped):
+            logger.warning(
+                "a request cut off by the app loop's stop failed as it closed", exc_info=exc
+            )
+        del exc
+    except BaseException:
+        pass  # NOTE: the cut itself, or a cancellation of the closing: the stop goes on.
+    finally:
+        run(effects.close)
+        if own is not None:
+            own.close()
 
 
 async def drive_async(effects: Effects, pool: WorkerPool) -> Any:
@@ -216,7 +297,8 @@ async def apart(effect: Apart) -> Any:
 
     Raises:
         Ending: Carrying the ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit`` that
-            ended it (see ``Apart``); its ``Exception`` is raised as it is.
+            ended it (see ``Apart``); its ``Exception`` or ``CancelledError`` (the server's,
+            or its own) is raised as it is.
     """
     # PERF: a task, and the context carried back, cost 9-11 us an async def callback, where
     # awaiting its carrier directly cost 0.14 (20,000 awaits, 3.11, 2026-12-07): the price of
@@ -228,10 +310,11 @@ async def apart(effect: Apart) -> Any:
         if not task.done():
             task.cancel()  # NOTE: this coroutine was closed: the awaitable's finally runs too.
     del task  # NOTE: it holds the error: no cycle through this frame.
-    adopt(context)
+    if not isinstance(ended, asyncio.CancelledError):
+        adopt(context)  # NOTE: nothing crosses back from a cancelled call (_offloaded).
     if ended is not None:
         try:
-            if isinstance(ended, Exception):
+            if isinstance(ended, (Exception, asyncio.CancelledError)):
                 raise ended
             raise Ending(ended) from None
         finally:
@@ -246,11 +329,15 @@ async def _settled(
     (``None`` beside), its error included, and the task's context at the end."""
     try:
         returned, ended = await awaitable, None
-    except (Exception, KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
+    except (Exception, KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError) as exc:
         # NOTE: a GeneratorExit here is app code's, thrown at the task's own coroutine (none
         # closes it but its task, and a close() allows a return). A KeyboardInterrupt or
         # SystemExit returned, not raised: a task's stops the loop. An error returned too, with
-        # the context: what a failing callback set was lost for the next (review328).
+        # the context: what a failing callback set was lost for the next (review328). A
+        # CancelledError too, raised again by apart() in the task that awaits this one, where
+        # it is the server's (which cancelled that task, and this one with it) or app code's
+        # own: raised out of this task, Python 3.10 lost its message (a hook's own, at startup
+        # under WSGI; review345).
         returned, ended = None, exc
     return returned, ended, contextvars.copy_context()
 
@@ -738,13 +825,27 @@ _GONE: Any = object()
 
 
 def _keep_unawaited(task: asyncio.Future[Any], request: Request | None) -> None:
-    """Keep ``task``, a close nobody awaits, until it ends; first let go of those whose loop
-    has closed, which never will: each is closed (its ``finally`` blocks run), with a warning.
+    """Keep ``task``, a close nobody awaits, until it ends (``_unawaited_ended`` lets go of
+    it); first let go of those whose loop has closed, which never will (``_let_go_of_closed``).
 
     NOTE: a close handed to the loop in its teardown (asyncio.run() cancels the tasks, then
     closes the loop) was kept here for ever, pending, with its stream and request; and at the
     interpreter's exit it was "destroyed but pending", its closing raising outside its task
     (review332).
+    """
+    _let_go_of_closed()
+    _UNAWAITED[task] = request
+
+
+def _let_go_of_closed() -> None:
+    """Let go of the kept closes whose loop has closed: each is closed (its ``finally`` blocks
+    run), with a warning naming its request.
+
+    NOTE: asyncio tells no one of a loop's close: this runs as the next close is kept, and at
+    the interpreter's exit, where one kept last (no close kept after it) was destroyed pending
+    ("Task was destroyed but it is pending!", naming no request) and its coroutine closed
+    outside its task (review345). Its ``_log_destroy_pending``, private, is the one way to say
+    that a task that will never end was seen to: none can end a task whose loop has closed.
     """
     # NOTE: a copy first (one step under the GIL), then looked through: one for every loop
     # and thread, another thread's loop (a WSGI app loop beside a server's) kept or let go of
@@ -766,7 +867,9 @@ def _keep_unawaited(task: asyncio.Future[Any], request: Request | None) -> None:
                     # request's, a cancellation made a RuntimeError (review336).
                     close_failed_unawaited(exc, whose)
                     del exc
-    _UNAWAITED[task] = request
+
+
+atexit.register(_let_go_of_closed)
 
 
 def _unawaited_ended(request: Request | None, closing: asyncio.Future[Any]) -> None:

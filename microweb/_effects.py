@@ -34,14 +34,17 @@ class Offload:
 
 @dataclass(frozen=True, slots=True)
 class Apart:
-    """An effect: await ``awaitable`` (an ``async def`` after-response callback's carrier) in
-    an asyncio task of its own, and give back what it returned, or throw back in, as
-    ``Ending``, the ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit`` that ended it.
+    """An effect: await ``awaitable`` (an ``async def`` after-response callback's carrier, or
+    an ``async def`` startup or shutdown hook's call) in an asyncio task of its own, and give
+    back what it returned, or throw back in, as ``Ending``, the ``KeyboardInterrupt``,
+    ``SystemExit`` or ``GeneratorExit`` that ended it.
 
     asyncio throws the ``GeneratorExit`` of a task (or ``gather()``) that a callback awaited
     into the task that awaits it, where it closes every coroutine below the task's own: in
     the request's task, the driver was closed with the callback, and the callbacks after it
-    never ran. The task of its own takes that throw (review319).
+    never ran. The task of its own takes that throw (review319). A hook's: the startup's or
+    the shutdown's generator was closed as a whole, the lifespans entered left unexited, the
+    later shutdown steps unrun (review345).
     """
 
     awaitable: Awaitable[Any]
@@ -116,7 +119,7 @@ def run_shutdown(steps: list[Colored]) -> Effects:
         name = getattr(step.fn, "__qualname__", repr(step.fn))
         try:
             if step.is_async:
-                yield carried(step.fn())
+                yield Apart(step.fn())
             else:
                 call_sync(step.fn, "shutdown")
         except Ending as carrier:
@@ -407,7 +410,7 @@ def call_sync(fn: Callable[[], Any], kind: str) -> Any:
         # left the startup's generator as Python's "generator raised StopIteration".
         raise_own(exc)
         if isinstance(exc, GeneratorExit):
-            # NOTE: carried as an async def step's is (carried()): let out, it skipped the
+            # NOTE: carried as an async def step's is (Apart): let out, it skipped the
             # later shutdown steps and left the lifespans entered to their collection, where
             # a SystemExit runs them (review341).
             raise Ending(exc) from None

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ._effects import (
+    Apart,
     Colored,
     Effects,
     Ending,
@@ -55,7 +56,7 @@ def run_startup(steps: StartupSteps, app: AppLike) -> Effects:
             if isinstance(step, Lifespan):
                 yield from _enter(step, app, exits)
             elif step.is_async:
-                yield carried(step.fn())
+                yield Apart(step.fn())
             else:
                 call_sync(step.fn, "startup")
     except Ending as carrier:

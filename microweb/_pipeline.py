@@ -436,7 +436,13 @@ def _offer(
 ) -> Effects:
     """Throw ``exc`` in at the flow's ``yield``: the flow answers it, waits, or lets it pass."""
     try:
-        out, done = yield from _advance(request, gen, flow.is_async, None, exc)
+        try:
+            out, done = yield from _advance(request, gen, flow.is_async, None, exc)
+        except BaseException as cut:
+            if _cut_off(cut):
+                # NOTE: a cut at its step that never ran (see _finish) (review345).
+                yield from _close_cut_off(flow, gen, cut)
+            raise
         if done:
             raise exc  # NOTE: the flow ended without answering: the error stands.
         if out is None:
@@ -462,8 +468,13 @@ def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Ef
             # gave it to the next client it answered.
             return copied(response, reread=False)
         final = _flow_response(request, flow, out)
-    except BaseException:
+    except BaseException as exc:
         close_replaced(request, response, None)  # NOTE: an error's response takes its place.
+        if _cut_off(exc):
+            # NOTE: a cut at its step that never ran (the WSGI app loop stopped, the step
+            # closed unrun): the flow still waits at its yield (review345). One that ran has
+            # ended, and its aclose() does nothing.
+            yield from _close_cut_off(flow, gen, exc)
         raise
     close_replaced(request, response, final)
     return final

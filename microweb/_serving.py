@@ -488,11 +488,13 @@ def _serve_uvicorn(
         # NOTE: Uvicorn stopped on SIGTERM, whose re-raise did nothing: as PID 1 in a
         # container, a signal without a handler is ignored.
         stopped_by = signal.SIGTERM if runner.started else None
-    if driver is not None and driver.shutdown_ended is not None:
+    ended = None if driver is None else driver.shutdown_ended
+    if ended is not None and not isinstance(ended, GeneratorExit):
         # NOTE: a shutdown step's sys.exit("...") ends the process with it, as close() raises
         # it under Waitress; Uvicorn takes every error of the lifespan call, and it ended by
-        # the signal instead.
-        raise driver.shutdown_ended
+        # the signal instead. Its GeneratorExit fails its step as an error does (logged once,
+        # by the shutdown): raised here, it was a second traceback and status 1 (review345).
+        raise ended
     return stopped_by
 
 
@@ -629,5 +631,5 @@ def _start_waitress(
     try:
         return serve_waitress(wsgi, grace, announce, keep_alive=keep_alive, **adjustments)
     finally:
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(RuntimeError, GeneratorExit):
             wsgi.close()  # NOTE: a no-op after an orderly stop; failures were logged.

@@ -706,7 +706,8 @@ def serve_waitress(
     ``announce`` is called with the port once the socket listens (the startup hooks ran in
     ``as_wsgi()``).
 
-    Shutdown failures are logged (by ``wsgi.close()``) and not raised again. When Waitress
+    Shutdown failures are logged (by ``wsgi.close()``) and not raised again, a step's
+    ``GeneratorExit`` included. When Waitress
     cannot listen (the port is taken, the host unknown), that is logged in one line, and the
     result is ``None``: the caller still closes ``wsgi``.
     """
@@ -722,5 +723,8 @@ def serve_waitress(
         return None
     try:
         return server.run(announce)
-    except ShutdownError:
+    except (ShutdownError, GeneratorExit):
+        # NOTE: a shutdown step's GeneratorExit fails that step as an error does (logged once,
+        # the other steps run): raised on, it was a second traceback, and the process ended
+        # with status 1, not by its signal. It asks for no end, as a sys.exit() does (review345).
         return server.signal or signal.SIGTERM

@@ -73,6 +73,10 @@ if os.environ.get("SERVING_EXIT_AT_SHUTDOWN"):
 
     @app.on_shutdown
     def flush_or_exit() -> None:
+        if os.environ["SERVING_EXIT_AT_SHUTDOWN"] == "generator-exit":
+            raise GeneratorExit("flush failed: the disk is full")
+        if os.environ["SERVING_EXIT_AT_SHUTDOWN"] == "error":
+            raise OSError("flush failed: the disk is full")
         sys.exit("flush failed: the disk is full")
 
 

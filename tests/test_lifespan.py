@@ -754,11 +754,13 @@ def test_an_async_flows_cleanup_run_as_the_closed_app_drops_its_step_is_no_error
     assert seen == []
     logged = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert ("WARNING", "GET / reached async code after the app was closed: answered 500") in logged
-    assert [message for level, message in logged if level == "ERROR"] == []
-    if sys.version_info >= (3, 13):
-        # NOTE: the cleanup ran as the step was closed: its error is said, as no error of the
-        # request's.
-        assert any("will never run (the app loop has stopped), failed" in m for _, m in logged)
+    # NOTE: the flow is closed as a cut, on every version (review345): its cleanup's error is
+    # said as a cut-off flow's is, as no error of the request's. On 3.13 the step's close ran
+    # it before, in this thread, where it stopped at its first await.
+    failed = f"flow {inner.__qualname__} failed while its request was cancelled"
+    errors = [message for level, message in logged if level == "ERROR"]
+    assert errors == ([] if cleanup == "awaits" else [failed])
+    assert not any("will never run" in message for _, message in logged)
 
 
 class _Ticks:

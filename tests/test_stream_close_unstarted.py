@@ -13,10 +13,13 @@ import asyncio
 import gc
 import itertools
 import logging
+import os
+import subprocess
 import sys
 import threading
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -390,3 +393,55 @@ def test_closes_kept_by_another_thread_meanwhile_do_not_break_the_keeping() -> N
                 del _UNAWAITED[kept]
 
     asyncio.run(main())
+
+
+_KEPT_AT_EXIT = """
+import asyncio, atexit, logging, threading
+events = []
+atexit.register(lambda: print("events", events, flush=True))  # NOTE: runs last.
+from test_stream_close_unstarted import _ClosedLate, _cancel_the_others
+from microweb._concurrency import iterate_in_pool, make_pool
+
+logging.basicConfig()
+release = threading.Event()
+pool = make_pool(2)
+
+async def held():
+    try:
+        yield
+    finally:
+        release.set()
+        pool.shutdown(wait=True)
+
+async def main():
+    kept = held()
+    await kept.__anext__()
+    stream = iterate_in_pool(_ClosedLate(release, events), pool)
+    assert await stream.__anext__() == b"a"
+    closing = asyncio.ensure_future(stream.aclose())
+    await asyncio.sleep(0)
+    _cancel_the_others()
+    await asyncio.wait((closing,))
+
+asyncio.run(main())
+"""
+
+
+def test_a_close_kept_for_a_loop_closed_is_let_go_of_at_the_exit() -> None:
+    # NOTE: no close kept after it to let go of it: the interpreter's exit destroyed it
+    # pending ("Task was destroyed but it is pending!", naming no request) and closed its
+    # coroutine outside its task ("different Context") (review345).
+    tests = Path(__file__).parent
+    done = subprocess.run(
+        [sys.executable, "-c", _KEPT_AT_EXIT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Task was destroyed" not in done.stderr, done.stderr
+    assert "Exception ignored" not in done.stderr, done.stderr
+    assert done.stderr.count("its event loop closed before the close ended") == 1, done.stderr
+    assert done.stdout == "events ['async close closed']\n", done.stdout

@@ -1,0 +1,99 @@
+"""Startup and shutdown steps that await a task ending in ``GeneratorExit``.
+
+The task's ``GeneratorExit``, thrown by asyncio into the task that awaits it, closed that
+task's coroutine as a whole: the startup's or shutdown's generator with it (review345).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import pytest
+
+from microweb import App
+from microweb.testing import TestClient
+
+
+async def _await_a_task_ending_in_generator_exit() -> None:
+    async def ending() -> None:
+        raise GeneratorExit("the task ends it")
+
+    await asyncio.get_running_loop().create_task(ending())
+
+
+def _lifespans(app: App, events: list[str]) -> None:
+    @app.lifespan
+    @contextmanager
+    def sync_held(app: App) -> Iterator[None]:
+        events.append("enter sync")
+        yield
+        events.append("exit sync")
+
+    @app.lifespan
+    @asynccontextmanager
+    async def async_held(app: App) -> AsyncIterator[None]:
+        events.append("enter async")
+        yield
+        events.append("exit async")
+
+
+def test_a_startup_hook_awaiting_a_task_ending_in_generator_exit_exits_the_lifespans(
+    interface: str,
+) -> None:
+    # NOTE: the lifespans entered before it were left unexited, to their collection.
+    events: list[str] = []
+    app = App()
+    _lifespans(app, events)
+
+    @app.on_startup
+    async def configure() -> None:
+        try:
+            await _await_a_task_ending_in_generator_exit()
+        finally:
+            events.append("configure's finally")
+
+    client = TestClient(app, interface=interface)
+    with pytest.raises(GeneratorExit, match="the task ends it"), client:
+        pass
+    assert events == [
+        "enter sync",
+        "enter async",
+        "configure's finally",
+        "exit async",
+        "exit sync",
+    ]
+    # NOTE: the step's task, and the lifespans', ended: a second startup starts cleanly.
+    app.on_startup(lambda: events.append("registered again"))
+
+
+def test_a_shutdown_hook_awaiting_a_task_ending_in_generator_exit_lets_the_later_steps_run(
+    interface: str,
+) -> None:
+    # NOTE: the later steps (the lifespans' exits, plugins' close()) were skipped.
+    events: list[str] = []
+    app = App()
+    _lifespans(app, events)
+
+    @app.on_shutdown
+    async def flush() -> None:
+        await _await_a_task_ending_in_generator_exit()
+
+    @app.on_shutdown
+    async def goodbye() -> None:
+        events.append("goodbye")
+
+    class Pool:
+        name = "pool"
+
+        def close(self) -> None:
+            events.append("pool closed")
+
+    app.install(Pool())
+    client = TestClient(app, interface=interface)
+    client.__enter__()
+    events.clear()
+    with pytest.raises(GeneratorExit, match="the task ends it"):
+        client.close()
+    assert events == ["goodbye", "exit async", "exit sync", "pool closed"]

@@ -1,0 +1,126 @@
+"""WSGI: an async flow around a request that the app's close (or a server's cut) ends.
+
+The app loop was stopped, or the calls on it cut, while a request was inside an async flow:
+the flow was left to its collection, closed in whichever thread let go of it, where its
+``finally`` stopped at its first ``await`` ("async generator ignored GeneratorExit")
+(review345).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from drive import wsgi_get
+
+from microweb import App, Request
+
+
+def _served_inside(
+    app: App, events: list[str], handler: str
+) -> tuple[threading.Event, threading.Event]:
+    """Register two async flows that await in their ``finally``, and a handler of colour
+    ``handler`` that says it is inside and waits; return (inside, release)."""
+    inside, release = threading.Event(), threading.Event()
+
+    def flow(name: str) -> Any:
+        async def around(request: Request) -> AsyncIterator[None]:
+            events.append(f"{name} entered")
+            try:
+                yield
+            finally:
+                await asyncio.sleep(0)
+                events.append(f"{name} closed")
+
+        around.__qualname__ = name
+        return around
+
+    app.middleware(flow("outer"))
+    app.middleware(flow("inner"))
+
+    if handler == "def":
+
+        @app.get("/")
+        def index(request: Request) -> str:
+            inside.set()
+            release.wait(5)
+            return "late"
+
+    else:
+
+        @app.get("/")
+        async def index(request: Request) -> str:
+            inside.set()
+            await asyncio.sleep(5)
+            return "late"
+
+    return inside, release
+
+
+@pytest.mark.parametrize("handler", ["def", "async"])
+@pytest.mark.parametrize("how", ["close", "cut"])
+def test_an_async_flow_cut_off_by_the_apps_close_is_closed_in_order(handler: str, how: str) -> None:
+    events: list[str] = []
+    app = App()
+    inside, release = _served_inside(app, events, handler)
+    wsgi = app.as_wsgi()
+    answered: list[Any] = []
+    unraisable: list[Any] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        thread = threading.Thread(target=lambda: answered.append(wsgi_get(wsgi, "/")))
+        thread.start()
+        assert inside.wait(5)
+        if how == "cut":
+            wsgi.app_loop.cut_waiting()  # NOTE: a server's end of its grace period.
+            time.sleep(0.2)
+        wsgi.close()
+        release.set()
+        thread.join(5)
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert unraisable == []
+    assert events[-2:] == ["inner closed", "outer closed"], events
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_an_async_flow_offered_an_error_after_the_apps_close_is_closed() -> None:
+    # NOTE: the handler's error, thrown into the flow by a step that never ran (the app loop
+    # stopped), left the flow waiting at its yield, to its collection.
+    events: list[str] = []
+    app = App()
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        except LookupError:
+            events.append("offered")
+            raise
+        finally:
+            await asyncio.sleep(0)
+            events.append("closed")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        wsgi.close()  # NOTE: as a server's shutdown does meanwhile, from another thread.
+        raise LookupError("no such thing")
+
+    wsgi = app.as_wsgi()
+    unraisable: list[Any] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        status, _ = wsgi_get(wsgi, "/")
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert status.startswith("5")
+    assert unraisable == []
+    assert events == ["closed"]
