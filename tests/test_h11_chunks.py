@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 import tracemalloc
 from collections.abc import Callable
 
@@ -335,3 +336,37 @@ def test_empty_lines_end_where_the_regex_ended_them() -> None:
         found = old.match(data)
         assert found is not None
         assert empty_lines(data) == found.end(), data
+
+
+# -- chunk extensions, within MAX_CHUNK_EXTENSIONS (hostile5) ---------------------------------
+
+MANY_EXTENSIONS = {
+    "names": b";a" * 8_000,
+    "a-quoted-value": b';a="' + b"b" * 16_000 + b'"',
+    "quoted-pairs": b';a="' + b"\\b" * 8_000 + b'"',
+}
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="Python 3.10's re has no possessive repeat (*+)"
+)
+@pytest.mark.parametrize("extensions", MANY_EXTENSIONS.values(), ids=MANY_EXTENSIONS)
+def test_chunk_extensions_are_checked_with_no_memory_per_byte(extensions: bytes) -> None:
+    # NOTE: a group repeated for each extension, and for each byte of a quoted value, kept a
+    # backtracking point each: 16 KiB took 1.1 to 2.5 MB while it was checked.
+    tracemalloc.start()
+    try:
+        found = CHUNK_EXTENSIONS.fullmatch(extensions)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found is not None
+    assert peak < 16 * 1024
+
+
+@pytest.mark.parametrize(
+    "extensions",
+    [b";a", b";a=b", b';a="b"', b';a="\\""', b";a;b=c", b';a="b;c";d', b';a=""'],
+)
+def test_chunk_extensions_that_were_taken_still_are(extensions: bytes) -> None:
+    assert CHUNK_EXTENSIONS.fullmatch(extensions) is not None
