@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
 from collections.abc import Iterable
 from typing import Any, NamedTuple, TypeVar
 
@@ -47,7 +48,14 @@ def media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
 # taken whole with the ";" it holds; a quote left open takes the rest of the value.
 # PERF: only for a Content-Type that holds a quote: 'multipart/form-data; boundary="..."'
 # in 1.8 us instead of 0.7 (timeit, 2026-12-05); 256 KiB of '";' in 0.5 ms.
-_MEDIA_PARAM = re.compile(r';[ \t]*([^;=]*)(?:=[ \t]*("[^"\\]*(?:\\.[^"\\]*)*"?|[^;]*))?')
+# PERF: the quoted pairs are repeated possessively ("*+", Python 3.11+): re kept a
+# backtracking point for each one, so a 256 KiB value of '"\a\a...' took 26 MB while it was
+# read (100 bytes a byte), in each json(), text() or form(); now nothing a pair. Backtracking
+# never changes what they match: each pair starts at a backslash, the end at a quote.
+# Python 3.10's re has no possessive repeat: there the memory stays (hostile5).
+POSSESSIVE = "+" if sys.version_info >= (3, 11) else ""
+QUOTED_PAIRS = r'(?:\\.[^"\\]*)*' + POSSESSIVE
+_MEDIA_PARAM = re.compile(r';[ \t]*([^;=]*)(?:=[ \t]*("[^"\\]*' + QUOTED_PAIRS + r'"?|[^;]*))?')
 
 
 def _quoted_media_type(content_type: str) -> tuple[str, dict[str, str]]:
@@ -81,17 +89,26 @@ def form_boundary(content_type: str | None, params: dict[str, str]) -> str | Non
 
 
 def names_twice(content_type: str | None, param: str) -> bool:
-    """Tell whether a ``Content-Type`` names the parameter ``param`` (lower case) twice."""
+    """Tell whether a ``Content-Type`` names the parameter ``param`` (lower case) twice, or
+    writes it twice in more than ``MAX_MEDIA_PARAMS`` parameters (which are not all read)."""
     # SPEC: RFC 6838 4.3, a parameter given more than once is an error. media_type() keeps the
     # last one, where a proxy or a firewall may read the first, and so another form (or, of
     # a charset, other text).
     # NOTE: the names are read only when the name is written twice, which no client does.
     if content_type is None or content_type.lower().count(param) < 2:
         return False
+    # PERF: read to the 64th parameter, as media_type() reads them: every one, a 256 KiB
+    # Content-Type of ";a" that named the charset twice took 21 ms (39 ms with a quote in it)
+    # in each text() or form() (hostile5). One of more that writes the name twice is taken
+    # for one that names it twice: no client sends 64, and a reader of them all may find it.
     if '"' in content_type:
-        names = [m.group(1) for m in _MEDIA_PARAM.finditer(content_type, content_type.find(";"))]
+        found = _MEDIA_PARAM.finditer(content_type, content_type.find(";"))
+        names = [m.group(1) for m in itertools.islice(found, MAX_MEDIA_PARAMS + 1)]
     else:
-        names = [item.partition("=")[0] for item in content_type.split(";")[1:]]
+        names = content_type.split(";", MAX_MEDIA_PARAMS + 1)[1:]
+        names = [item.partition("=")[0] for item in names[: MAX_MEDIA_PARAMS + 1]]
+    if len(names) > MAX_MEDIA_PARAMS:
+        return True
     # NOTE: RFC 2231's "boundary*" and "boundary*0" name it too, for a proxy that reads them
     # (review183).
     return [name.strip().lower().partition("*")[0] for name in names].count(param) > 1
@@ -201,10 +218,22 @@ MAX_CHUNK_EXTENSIONS = 16 * 1024
 # a name a token (RFC 9110 5.6.2), a value a token or a quoted string (5.6.4): here with no
 # BWS, as Waitress and httptools read them. PERF: each byte is read one way only (a token
 # holds no '"', ";" or "="; a quoted string's "\" starts a pair): linear in the length.
+# PERF: the plain characters of a quoted value in runs, and the extensions and the quoted
+# pairs repeated possessively (Python 3.11+, as QUOTED_PAIRS): a group repeated for each one
+# kept a backtracking point each, 1.1 to 2.5 MB while 16 KiB of them were checked (hostile5).
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_QDTEXT = rb"[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]*"
+_QUOTED = (
+    rb'"'
+    + _QDTEXT
+    + rb"(?:\\[\t \x21-\x7e\x80-\xff]"
+    + _QDTEXT
+    + rb")*"
+    + POSSESSIVE.encode()
+    + rb'"'
+)
 CHUNK_EXTENSIONS = re.compile(
-    rb"(?:;" + _TOKEN + rb"(?:=(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*"
+    rb"(?:;" + _TOKEN + rb"(?:=(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*" + POSSESSIVE.encode()
 )
 
 

@@ -9,6 +9,9 @@ reads split the body.
 from __future__ import annotations
 
 import random
+import re
+import sys
+import tracemalloc
 from collections.abc import Callable
 
 import h11
@@ -17,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from microweb._h11_connection import FramedConnection
+from microweb._h11_framing import empty_lines
 from microweb._parsing import CHUNK_EXTENSIONS
 
 HEAD = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -305,3 +309,65 @@ def test_the_chunk_extension_pattern_refuses_adversarial_extensions(
     # the square of the length would take some 256 times as long (review343, 2026-12-07).
     for size in (1024, 16 * 1024):
         assert CHUNK_EXTENSIONS.fullmatch(build(size)) is None
+
+
+# -- empty lines before a request line (hostile5) ----------------------------------------------
+
+
+def test_a_read_of_empty_lines_is_skipped_with_no_memory_per_line() -> None:
+    # NOTE: "(?:\r?\n)*" kept a backtracking point for each line it repeated: a read of 256 KiB
+    # of CRLFs took 17 MB (64 bytes a byte) to skip, read after read.
+    data = b"\r\n" * 131_072 + b"GET / HTTP/1.1\r\n"
+    tracemalloc.start()
+    try:
+        end = empty_lines(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert end == 262_144
+    assert peak < 64 * 1024
+
+
+def test_empty_lines_end_where_the_regex_ended_them() -> None:
+    # NOTE: the old reading, "(?:\r?\n)*" matched at the start, on every short run of these.
+    old = re.compile(rb"(?:\r?\n)*")
+    chosen = random.Random(5)
+    for _ in range(3_000):
+        data = b"".join(chosen.choice([b"\r", b"\n", b"\r\n", b"G"]) for _ in range(8))
+        found = old.match(data)
+        assert found is not None
+        assert empty_lines(data) == found.end(), data
+
+
+# -- chunk extensions, within MAX_CHUNK_EXTENSIONS (hostile5) ---------------------------------
+
+MANY_EXTENSIONS = {
+    "names": b";a" * 8_000,
+    "a-quoted-value": b';a="' + b"b" * 16_000 + b'"',
+    "quoted-pairs": b';a="' + b"\\b" * 8_000 + b'"',
+}
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="Python 3.10's re has no possessive repeat (*+)"
+)
+@pytest.mark.parametrize("extensions", MANY_EXTENSIONS.values(), ids=MANY_EXTENSIONS)
+def test_chunk_extensions_are_checked_with_no_memory_per_byte(extensions: bytes) -> None:
+    # NOTE: a group repeated for each extension, and for each byte of a quoted value, kept a
+    # backtracking point each: 16 KiB took 1.1 to 2.5 MB while it was checked.
+    tracemalloc.start()
+    try:
+        found = CHUNK_EXTENSIONS.fullmatch(extensions)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found is not None
+    assert peak < 16 * 1024
+
+
+@pytest.mark.parametrize(
+    "extensions",
+    [b";a", b";a=b", b';a="b"', b';a="\\""', b";a;b=c", b';a="b;c";d', b';a=""'],
+)
+def test_chunk_extensions_that_were_taken_still_are(extensions: bytes) -> None:
+    assert CHUNK_EXTENSIONS.fullmatch(extensions) is not None

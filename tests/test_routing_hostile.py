@@ -321,3 +321,59 @@ def test_a_path_value_with_dots_in_its_segments_is_taken(
     app = App()
     app.get("/f/{rest:path}")(lambda request, rest: rest)
     assert make_client(app).get("/f/" + value).text == value
+
+
+# -- a path of many segments (hostile5) --------------------------------------------------------
+
+
+def _deep_app() -> App:
+    app = App()
+
+    @app.get("/a/{b}/c")
+    def three(request: Request, b: str) -> str:
+        return f"three {b}"
+
+    @app.get("/files/{name}/{rest:path}")
+    def rest(request: Request, name: str, rest: str) -> str:
+        return f"rest {name} {len(rest)} {rest[:8]} {rest[-8:]}"
+
+    @app.post("/a/{b}/c/d")
+    def four(request: Request, b: str) -> str:
+        return f"four {b}"
+
+    return app
+
+
+def test_a_path_of_many_segments_is_split_no_deeper_than_the_longest_template() -> None:
+    # NOTE: the whole path was split into its segments, one str each: a 256 KiB path of
+    # "/ab/ab/..." made 87,000 of them, 5.4 MB (21 bytes a byte), for a 404 among templates
+    # of four segments at most.
+    table = _deep_app()._http
+    path = "/ab" * 87_381
+    tracemalloc.start()
+    try:
+        assert table.lookup("GET", path)[0] is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(path)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "text"),
+    [
+        ("/a/x/c", 200, "three x"),
+        ("/a/x/c/d", 405, None),
+        ("/a/x/c/d/e", 404, None),
+        ("/a/x/c/d/" + "e/" * 20_000, 404, None),
+        ("/files/n/" + "s/" * 20_000 + "t", 200, "rest n 40001 s/s/s/s/ /s/s/s/t"),
+        ("/files/n/a/b", 200, "rest n 3 a/b a/b"),
+    ],
+)
+def test_a_path_of_many_segments_is_routed_as_before(
+    make_client: MakeClient, path: str, status: int, text: str | None
+) -> None:
+    response = make_client(_deep_app()).get(path)
+    assert response.status_code == status
+    if text is not None:
+        assert response.text == text

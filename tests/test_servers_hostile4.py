@@ -75,7 +75,11 @@ def test_whitespace_at_the_end_of_a_chunk_line_is_400_under_every_server(
     _assert_refused_unread(_chunked(server, size + b"\r\nhello\r\n0\r\n\r\n"))
 
 
-@pytest.mark.parametrize("before", [b"\n", b"\r\n\n", b"\n\r\n\n"], ids=["lf", "crlf-lf", "mixed"])
+@pytest.mark.parametrize(
+    "before",
+    [b"\n", b"\r\n\n", b"\n\r\n\n", b"\r\n" * 30_000],
+    ids=["lf", "crlf-lf", "mixed", "many"],
+)
 def test_an_empty_line_of_a_bare_lf_before_a_request_line_is_skipped_under_every_server(
     server: ServedWay, before: bytes
 ) -> None:
