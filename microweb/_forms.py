@@ -12,7 +12,9 @@ from array import array
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Protocol
 
-from ._buffer import BodyBuffer
+import multipart
+
+from ._buffer import BodyBuffer, PieceBuffer
 from ._errors import HTTPError
 from ._limits import Limits
 from ._parsing import (
@@ -25,12 +27,14 @@ from ._parsing import (
 )
 from ._parts import (
     MULTIPART,
+    Event,
     FormMeasure,
     Measures,
     MultipartEvents,
     PartHead,
     field_too_large,
     fields_too_large,
+    parser_error,
 )
 from ._uploads import MAX_PIECES, BlockingRunner, UploadFile, run_here
 
@@ -234,6 +238,8 @@ class FormBuilder:
         # spool threshold, so a form of many small files is not held whole in memory.
         self.files_in_memory = 0
         self._part: _FormPart | None = None
+        # NOTE: the current part where it is a file with a name (see _parse()).
+        self._file: _FormPart | None = None
         # NOTE: the lines of the current part's head, then each part as read, for the form's
         # FormMeasure (see its fields).
         # PERF: a form of 999 one-line fields read in 11-15 ms before and after they were kept
@@ -315,11 +321,21 @@ class FormBuilder:
     async def afeed_all(self, chunks: AsyncIterator[bytes]) -> FormData:
         """Feed every chunk and return the form; the async twin of ``feed_all()``."""
         spooler = self.spooler
+        # PERF: a multipart body's chunks go to _parse() at once, and the batch is measured
+        # here, not through feed() and a property (spool() measures it inline too): aform() of a
+        # 10 MiB upload in 256 KiB messages, 16.90M-16.92M -> 16.84M-16.85M instructions a
+        # request (bench/icount.sh microweb form 12 2, two runs each, 2026-12-07).
+        events = self._events
         try:
-            async for chunk in chunks:
-                self.feed(chunk)
-                if self.batch_full:
-                    await spooler.aput(self.take_batch())
+            if events is None:
+                async for chunk in chunks:
+                    self.feed(chunk)
+            else:
+                async for chunk in chunks:
+                    if chunk and not events.closed:
+                        self._parse(chunk)
+                        if self._batch_size >= WRITE_BATCH or self._batch_pieces >= MAX_PIECES:
+                            await spooler.aput(self.take_batch())
             form = self.finish()
             if self._steps:
                 await spooler.aput(self.take_batch())
@@ -332,25 +348,21 @@ class FormBuilder:
                 _lost_write(exc)
             raise
 
-    @property
-    def batch_full(self) -> bool:
-        """Whether the waiting writes should go to disk now."""
-        return self._batch_size >= WRITE_BATCH or self._batch_pieces >= MAX_PIECES
-
     def spool(self, upload: UploadFile, chunk: bytes | None) -> None:
         """Add a chunk of a file past its threshold (``None``: its end) to the batch."""
         steps = self._steps
         if chunk is None:
             steps.append((upload, None))
         else:  # NOTE: consecutive chunks of one file go in one list, so in one os.writev().
-            last = steps[-1] if steps else None
-            if last is not None and last[0] is upload and last[1] is not None:
-                last[1].append(chunk)
+            if steps and steps[-1][0] is upload and (run := steps[-1][1]) is not None:
+                run.append(chunk)
             else:
                 steps.append((upload, [chunk]))
             self._batch_size += len(chunk)
             self._batch_pieces += 1
-        if not self.defer_writes and self.batch_full:
+        if not self.defer_writes and (
+            self._batch_size >= WRITE_BATCH or self._batch_pieces >= MAX_PIECES
+        ):
             self.spooler.put(self.take_batch())
 
     def take_batch(self) -> Steps:
@@ -376,26 +388,45 @@ class FormBuilder:
                 # NOTE: a part cut off refers back to this builder: left, that cycle kept what
                 # it had received (up to spool_threshold) until a full collection.
                 self._part.discard()
-                self._part = None
+                self._part = self._file = None
             self.take_batch()
 
     def _parse(self, chunk: bytes) -> None:
-        assert self._events is not None
-        for event in self._events.parse(chunk):
-            part = self._part
-            if isinstance(event, PartHead):
-                self._part = _FormPart(event, self)
-                self._head_line_count = self._events.head_line_count
-            elif event is None:
-                assert part is not None
-                self.items.append(part.finish())
-                name, size, is_file = part.measure()
-                self._names.append(name)
-                self._numbers.extend((self._head_line_count, size, is_file))
-                self._part = None
-            else:
-                assert part is not None
-                part.write(event)
+        events = self._events
+        assert events is not None
+        # PERF: the parser's own events, the data of a named file's part (which no limit of
+        # fields counts) written at once, the rest through event_of(): one generator less a
+        # chunk than MultipartEvents.parse(), which does that for each event. aform() of a
+        # 10 MiB upload in 256 KiB messages, 16.98M-17.00M -> 16.90M-16.92M instructions a
+        # request (bench/icount.sh microweb form 12 2, two runs each, 2026-12-07).
+        try:
+            for event in events.raw(chunk):
+                file = self._file
+                if file is not None and event.__class__ is bytes:
+                    file.write(event)
+                else:
+                    self._take(events.event_of(event))
+        except multipart.MultipartError as exc:
+            raise parser_error(exc) from None
+
+    def _take(self, event: Event) -> None:
+        part = self._part
+        if isinstance(event, PartHead):
+            part = self._part = _FormPart(event, self)
+            # NOTE: a file named "" counts as a file at its first byte (event_of()).
+            self._file = part if part.upload is not None and event.filename else None
+            assert self._events is not None
+            self._head_line_count = self._events.head_line_count
+        elif event is None:
+            assert part is not None
+            self.items.append(part.finish())
+            name, size, is_file = part.measure()
+            self._names.append(name)
+            self._numbers.extend((self._head_line_count, size, is_file))
+            self._part = self._file = None
+        else:
+            assert part is not None
+            part.write(event)
 
 
 def _lost_write(error: Exception) -> None:
@@ -412,7 +443,9 @@ class _FormPart:
     def __init__(self, head: PartHead, builder: FormBuilder) -> None:
         self.head = head
         self.builder = builder
+        # NOTE: a text field's bytes; a file's first ones wait in pieces.
         self.buffer = BodyBuffer()
+        self.pieces = PieceBuffer()
         self.received = 0
         # NOTE: what the form's files in memory leave of the threshold; past it, to disk.
         self.threshold = max(0, builder.limits.spool_threshold - builder.files_in_memory)
@@ -430,18 +463,26 @@ class _FormPart:
         """Store a chunk (its size was checked by ``MultipartEvents``)."""
         upload = self.upload
         self.received += len(chunk)
-        if upload is None or self.received <= self.threshold:
-            # PERF: a file's first bytes wait here too, and reach the file at its end (in
-            # memory) or with its first batch (on disk), not copied into memory and out again
-            # by a rollover that the first hand-over waited for (0.36-0.70 ms -> 0.19-0.25
-            # ms). 10 MiB upload, three runs of best of 15 x 5 (2-CPU VM, 2026-11-30): form()
-            # x1.98-2.02 -> x1.88-1.94 of the parser loop; aform() the same within noise.
+        if upload is None:
             self.buffer.add(chunk)
+            return
+        if self.received <= self.threshold:
+            # PERF: a file's first bytes wait here, and reach the file at its end (in memory)
+            # or with its first batch (on disk), not copied into memory and out again by a
+            # rollover that the first hand-over waited for (0.36-0.70 ms -> 0.19-0.25 ms).
+            # 10 MiB upload, three runs of best of 15 x 5 (2-CPU VM, 2026-11-30): form()
+            # x1.98-2.02 -> x1.88-1.94 of the parser loop; aform() the same within noise.
+            # PERF: kept as they came (PieceBuffer), not copied into one buffer first: the
+            # 1 MiB under the threshold of a 10 MiB upload read with aform() in 256 KiB
+            # messages, 18.29M-18.70M -> 16.98M-17.00M instructions a request (bench/icount.sh
+            # microweb form 12 2, two runs each, 2026-12-07).
+            self.pieces.add(chunk)
             return
         if self.received - len(chunk) <= self.threshold:
             upload._reserve_disk()  # NOTE: the file's first bytes past its threshold.
-        if len(self.buffer):
-            self.builder.spool(upload, self.buffer.take())
+            spool = self.builder.spool
+            for piece in self.pieces.take():
+                spool(upload, piece)
         self.builder.spool(upload, chunk)
 
     def finish(self) -> tuple[str, FormValue]:
@@ -450,7 +491,8 @@ class _FormPart:
             if self.received > self.threshold:
                 self.builder.spool(self.upload, None)
             else:
-                self.upload._write(self.buffer.take())
+                for piece in self.pieces.take():
+                    self.upload._write(piece)
                 self.upload.seek(0)
                 self.builder.files_in_memory += self.received
             return name, self.upload
