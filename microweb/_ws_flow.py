@@ -53,7 +53,11 @@ import dataclasses
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.utils import (
+    ClientDisconnected,
+    get_client_addr,
+    get_path_with_query_string,
+)
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
 from websockets.exceptions import SecurityError
@@ -309,6 +313,13 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         if message["type"] == "websocket.http.response.body" and self.initial_response:
             self.send_refusal(message)
             return
+        if (
+            message["type"] == "websocket.close"
+            and not self.handshake_complete
+            and self.initial_response is None
+        ):
+            self.refuse_for_close()
+            return
         await super().send(message)
         if self.held_for_handshake and not self.handshake_waits():
             # NOTE: accepted: what came with the handshake is parsed, and reading goes on
@@ -349,6 +360,21 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         answer = b"".join(self.conn.data_to_send())
         self.transport.write(with_default_fields(self.server_state, answer))
         self.transport.close()
+
+    def refuse_for_close(self) -> None:
+        """Answer the app's close before accept with 403, as Uvicorn does, and close.
+
+        NOTE: Uvicorn wrote websockets' 403 as it was: websockets' Date (kept under
+        ``--no-date-header``), no Server, none of ``--header``'s fields (review351). microweb
+        sends such a close for a refusal the server cannot send (``sends_refusal()``).
+        """
+        # NOTE: typed Any, as in send_refusal(): Uvicorn 0.55's queue takes its own TypedDicts.
+        gone: Any = {"type": "websocket.disconnect", "code": 1006}
+        self.queue.put_nowait(gone)
+        client, target = get_client_addr(self.scope), get_path_with_query_string(self.scope)
+        self.logger.info('%s - "WebSocket %s" 403', client, target)
+        self.handshake_complete = self.close_sent = True
+        self.send_own_refusal(self.conn.reject(HTTPStatus.FORBIDDEN, ""))
 
     def handle_cont(self, event: Frame) -> None:
         """Add a fragment as Uvicorn does, up to ``MAX_FRAGMENTS``: past them, close with 1009."""

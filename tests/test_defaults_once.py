@@ -328,10 +328,20 @@ async def _waiting(scope: Any, receive: Any, send: Any) -> None:
     await asyncio.sleep(10)
 
 
-@pytest.mark.parametrize("app", [_raising, _waiting], ids=["500", "503-at-shutdown"])
-def test_the_websocket_protocols_5xx_take_uvicorns_fields(app: Any) -> None:
-    # NOTE: Uvicorn's 500 for an app that failed before answering the handshake, and the
-    # protocol's 503 at the server's stop, were websockets' refusals: its Date, no Server.
+async def _closing(scope: Any, receive: Any, send: Any) -> None:
+    # NOTE: a close before accept, which microweb sends for a refusal the server cannot send
+    # as it is (a streamed one, a status with no name): the server answers it with 403.
+    await receive()
+    await send({"type": "websocket.close", "code": 1008})
+
+
+@pytest.mark.parametrize(
+    "app", [_raising, _waiting, _closing], ids=["500", "503-at-shutdown", "403-for-a-close"]
+)
+def test_the_websocket_protocols_own_answers_take_uvicorns_fields(app: Any) -> None:
+    # NOTE: Uvicorn's 500 for an app that failed before answering the handshake, its 403 for
+    # a close before accept, and the protocol's 503 at the server's stop, were websockets'
+    # refusals: its Date (kept under --no-date-header), no Server.
     from microweb._ws_flow import FlowControlledWebSockets
 
     async def connection() -> bytes:
@@ -359,7 +369,7 @@ def test_the_websocket_protocols_5xx_take_uvicorns_fields(app: Any) -> None:
         return bytes(transport.written)
 
     written = asyncio.run(connection())
-    status = b"500" if app is _raising else b"503"
+    status = {_raising: b"500", _waiting: b"503", _closing: b"403"}[app]
     assert written.startswith(b"HTTP/1.1 " + status), written
     fields = _fields(written)
     assert [name for name, _ in fields].count(b"date") == 0, written
