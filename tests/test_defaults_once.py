@@ -66,6 +66,39 @@ def test_a_head_of_the_status_line_alone() -> None:
     assert answer == b"HTTP/1.1 400 Bad Request\r\nserver: uvicorn\r\n\r\nbody"
 
 
+def test_a_body_that_looks_like_a_head_is_left_as_it_is() -> None:
+    refusal = b"HTTP/1.1 400 Bad Request\r\nDate: own\r\n\r\nx\r\n\r\ndate: body\r\n\r\n"
+    answer = with_default_fields(_state(DEFAULTS), refusal, own_date=True)
+    assert answer == (
+        b"HTTP/1.1 400 Bad Request\r\ndate: Mon, 07 Dec 2026 12:00:00 GMT\r\n"
+        b"server: uvicorn\r\n\r\nx\r\n\r\ndate: body\r\n\r\n"
+    )
+
+
+def test_only_a_date_field_gives_way() -> None:
+    # NOTE: a field whose name merely starts with "date" is not websockets' Date; names in any
+    # case are matched.
+    refusal = b"HTTP/1.1 400 Bad Request\r\nDate-X: 1\r\nSERVER: app\r\nDATE: own\r\n\r\n"
+    answer = with_default_fields(_state(DEFAULTS), refusal, own_date=True)
+    assert answer == (
+        b"HTTP/1.1 400 Bad Request\r\ndate: Mon, 07 Dec 2026 12:00:00 GMT\r\n"
+        b"Date-X: 1\r\nSERVER: app\r\n\r\n"
+    )
+
+
+def test_headers_options_fields_go_as_uvicorn_has_them() -> None:
+    # NOTE: --header's fields, in their order: an empty value, a name given twice; one the
+    # answer has already (the app's, in a denial) is not added.
+    defaults = [*DEFAULTS, (b"x-empty", b""), (b"x-twice", b"1"), (b"x-twice", b"2")]
+    defaults.append((b"x-app", b"cli"))
+    refusal = b"HTTP/1.1 404 Not Found\r\nX-App: app\r\n\r\n"
+    answer = with_default_fields(_state(defaults), refusal)
+    assert answer == (
+        b"HTTP/1.1 404 Not Found\r\ndate: Mon, 07 Dec 2026 12:00:00 GMT\r\n"
+        b"server: uvicorn\r\nx-empty: \r\nx-twice: 1\r\nx-twice: 2\r\nX-App: app\r\n\r\n"
+    )
+
+
 PROTOCOLS = {
     "httptools": "microweb._httptools:BoundedHttpTools",
     "h11": "microweb._h11:BoundedH11",
