@@ -182,11 +182,35 @@ def test_the_websocket_protocols_refusal_of_a_head(served: tuple[int, str]) -> N
     _assert_defaults(_answer(port, handshake), option, b"431")
 
 
+# NOTE: what websockets refuses a handshake for, once Uvicorn's HTTP protocol has upgraded it:
+# the field it needs, and the status it refuses with.
+_KEY = b"Sec-WebSocket-Key: " + base64.b64encode(b"k" * 16) + b"\r\n"
+REFUSED_HANDSHAKES = {
+    "no-key": (lambda handshake: handshake.replace(_KEY, b""), b"400"),
+    "bad-key": (lambda handshake: handshake.replace(_KEY, b"Sec-WebSocket-Key: abc\r\n"), b"400"),
+    "two-keys": (lambda handshake: handshake.replace(_KEY, _KEY + _KEY), b"400"),
+    "bad-version": (lambda handshake: handshake.replace(b"Version: 13", b"Version: 8"), b"400"),
+    "no-version": (
+        lambda handshake: handshake.replace(b"Sec-WebSocket-Version: 13\r\n", b""),
+        b"400",
+    ),
+    "two-upgrades": (
+        lambda handshake: handshake.replace(_KEY, _KEY + b"Upgrade: websocket\r\n"),
+        b"426",
+    ),
+}
+
+
 @pytest.mark.servers
-def test_the_websocket_protocols_refusal_of_a_handshake(served: tuple[int, str]) -> None:
+@pytest.mark.parametrize("reason", list(REFUSED_HANDSHAKES))
+def test_the_websocket_protocols_refusal_of_a_handshake(
+    served: tuple[int, str], reason: str
+) -> None:
     port, option = served
-    # NOTE: no Sec-WebSocket-Key: websockets refuses the handshake, Uvicorn writes its refusal.
-    _assert_defaults(_answer(port, _handshake(b"/sync", key=False)), option, b"400")
+    # NOTE: websockets refuses the handshake, the protocol writes its refusal: one Date (none
+    # under --no-date-header) and one Server.
+    change, status = REFUSED_HANDSHAKES[reason]
+    _assert_defaults(_answer(port, change(_handshake(b"/sync"))), option, status)
 
 
 @pytest.mark.servers
