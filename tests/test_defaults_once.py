@@ -392,17 +392,25 @@ async def _closing(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "websocket.close", "code": 1008})
 
 
+async def _never_run(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("a handshake over the concurrency limit reached the app")
+
+
 @pytest.mark.parametrize(
-    "app", [_raising, _waiting, _closing], ids=["500", "503-at-shutdown", "403-for-a-close"]
+    "app",
+    [_raising, _waiting, _closing, _never_run],
+    ids=["500", "503-at-shutdown", "403-for-a-close", "503-over-the-limit"],
 )
 def test_the_websocket_protocols_own_answers_take_uvicorns_fields(app: Any) -> None:
     # NOTE: Uvicorn's 500 for an app that failed before answering the handshake, its 403 for
     # a close before accept, and the protocol's 503 at the server's stop, were websockets'
-    # refusals: its Date (kept under --no-date-header), no Server.
+    # refusals: its Date (kept under --no-date-header), no Server. The 503 over
+    # --limit-concurrency (this connection is the one the limit allows) is the protocol's.
     from microweb._ws_flow import FlowControlledWebSockets
 
     async def connection() -> bytes:
-        config = uvicorn.Config(app, lifespan="off", log_level="critical")
+        limit = 1 if app is _never_run else None
+        config = uvicorn.Config(app, lifespan="off", log_level="critical", limit_concurrency=limit)
         config.load()
         state = ServerState()
         # NOTE: as under --no-date-header.
@@ -426,7 +434,7 @@ def test_the_websocket_protocols_own_answers_take_uvicorns_fields(app: Any) -> N
         return bytes(transport.written)
 
     written = asyncio.run(connection())
-    status = {_raising: b"500", _waiting: b"503", _closing: b"403"}[app]
+    status = {_raising: b"500", _waiting: b"503", _closing: b"403", _never_run: b"503"}[app]
     assert written.startswith(b"HTTP/1.1 " + status), written
     fields = _fields(written)
     assert [name for name, _ in fields].count(b"date") == 0, written
