@@ -53,7 +53,11 @@ import dataclasses
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.utils import (
+    ClientDisconnected,
+    get_client_addr,
+    get_path_with_query_string,
+)
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
 from websockets.exceptions import SecurityError
@@ -123,6 +127,8 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
     head_tail = b""
     # NOTE: whether the rest of a read waits for the event loop's next turn (reading paused).
     parse_scheduled = False
+    # NOTE: the raw path, with a "%", of the handshake whose app's task is made, for its scope.
+    escaped_path = ""
 
     def __init__(
         self,
@@ -309,6 +315,13 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         if message["type"] == "websocket.http.response.body" and self.initial_response:
             self.send_refusal(message)
             return
+        if (
+            message["type"] == "websocket.close"
+            and not self.handshake_complete
+            and self.initial_response is None
+        ):
+            self.refuse_for_close()
+            return
         await super().send(message)
         if self.held_for_handshake and not self.handshake_waits():
             # NOTE: accepted: what came with the handshake is parsed, and reading goes on
@@ -349,6 +362,21 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         answer = b"".join(self.conn.data_to_send())
         self.transport.write(with_default_fields(self.server_state, answer))
         self.transport.close()
+
+    def refuse_for_close(self) -> None:
+        """Answer the app's close before accept with 403, as Uvicorn does, and close.
+
+        NOTE: Uvicorn wrote websockets' 403 as it was: websockets' Date (kept under
+        ``--no-date-header``), no Server, none of ``--header``'s fields (review351). microweb
+        sends such a close for a refusal the server cannot send (``sends_refusal()``).
+        """
+        # NOTE: typed Any, as in send_refusal(): Uvicorn 0.55's queue takes its own TypedDicts.
+        gone: Any = {"type": "websocket.disconnect", "code": 1006}
+        self.queue.put_nowait(gone)
+        client, target = get_client_addr(self.scope), get_path_with_query_string(self.scope)
+        self.logger.info('%s - "WebSocket %s" 403', client, target)
+        self.handshake_complete = self.close_sent = True
+        self.send_own_refusal(self.conn.reject(HTTPStatus.FORBIDDEN, ""))
 
     def handle_cont(self, event: Frame) -> None:
         """Add a fragment as Uvicorn does, up to ``MAX_FRAGMENTS``: past them, close with 1009."""
@@ -435,8 +463,8 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         self.refuse_connect(event, HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable")
 
     def connect(self, event: Request) -> None:
-        """Answer a handshake websockets accepts as Uvicorn does (the app's task made, not run
-        yet)."""
+        """Answer a handshake websockets accepts as Uvicorn does (the app's task made; its
+        scope completed as it starts, ``run_asgi()``)."""
         # NOTE: Uvicorn decodes the path with urllib.parse.unquote(), a Python loop that raises
         # and catches a KeyError for each "%" that starts no escape, in the event loop: 8 KB of
         # "%" (websockets' cap on a line) took 3 ms of CPU a handshake (review325). It reads a
@@ -445,13 +473,25 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         if "%" not in raw_path or not raw_path.isascii():
             super().handle_connect(event)
         else:
+            self.escaped_path = raw_path
             super().handle_connect(dataclasses.replace(event, path=f"/{question}{query}"))
             self.request = event
+
+    async def run_asgi(self) -> None:
+        """Run the app as Uvicorn does, once its scope has this protocol's own: the path of
+        escapes (``connect()``), and that an app's refusal is sent whole (``send_refusal``).
+
+        NOTE: completed here, as the app's task starts, not after Uvicorn's handle_connect()
+        made the task: under an eager task factory (Python 3.12's, from a loop factory given
+        to ``--loop``) the app ran inside it first, and routed a path of escapes as "/"
+        (review351).
+        """
+        raw_path, self.escaped_path = self.escaped_path, ""
+        if raw_path:
             self.scope["path"] = self.root_path + percent_decode(raw_path)
             self.scope["raw_path"] = (self.root_path + raw_path).encode("ascii")
-        if not self.handshake_complete:
-            # NOTE: this protocol sends an app's refusal whole (send_refusal).
-            self.scope["extensions"][DENIAL_SENT_WHOLE] = {}
+        self.scope["extensions"][DENIAL_SENT_WHOLE] = {}
+        await super().run_asgi()
 
     def refuse_connect(self, event: Request, status: HTTPStatus, text: str) -> None:
         """Answer the handshake ``event`` with ``status`` and ``text``, and close."""

@@ -66,6 +66,39 @@ def test_a_head_of_the_status_line_alone() -> None:
     assert answer == b"HTTP/1.1 400 Bad Request\r\nserver: uvicorn\r\n\r\nbody"
 
 
+def test_a_body_that_looks_like_a_head_is_left_as_it_is() -> None:
+    refusal = b"HTTP/1.1 400 Bad Request\r\nDate: own\r\n\r\nx\r\n\r\ndate: body\r\n\r\n"
+    answer = with_default_fields(_state(DEFAULTS), refusal, own_date=True)
+    assert answer == (
+        b"HTTP/1.1 400 Bad Request\r\ndate: Mon, 07 Dec 2026 12:00:00 GMT\r\n"
+        b"server: uvicorn\r\n\r\nx\r\n\r\ndate: body\r\n\r\n"
+    )
+
+
+def test_only_a_date_field_gives_way() -> None:
+    # NOTE: a field whose name merely starts with "date" is not websockets' Date; names in any
+    # case are matched.
+    refusal = b"HTTP/1.1 400 Bad Request\r\nDate-X: 1\r\nSERVER: app\r\nDATE: own\r\n\r\n"
+    answer = with_default_fields(_state(DEFAULTS), refusal, own_date=True)
+    assert answer == (
+        b"HTTP/1.1 400 Bad Request\r\ndate: Mon, 07 Dec 2026 12:00:00 GMT\r\n"
+        b"Date-X: 1\r\nSERVER: app\r\n\r\n"
+    )
+
+
+def test_headers_options_fields_go_as_uvicorn_has_them() -> None:
+    # NOTE: --header's fields, in their order: an empty value, a name given twice; one the
+    # answer has already (the app's, in a denial) is not added.
+    defaults = [*DEFAULTS, (b"x-empty", b""), (b"x-twice", b"1"), (b"x-twice", b"2")]
+    defaults.append((b"x-app", b"cli"))
+    refusal = b"HTTP/1.1 404 Not Found\r\nX-App: app\r\n\r\n"
+    answer = with_default_fields(_state(defaults), refusal)
+    assert answer == (
+        b"HTTP/1.1 404 Not Found\r\ndate: Mon, 07 Dec 2026 12:00:00 GMT\r\n"
+        b"server: uvicorn\r\nx-empty: \r\nx-twice: 1\r\nx-twice: 2\r\nX-App: app\r\n\r\n"
+    )
+
+
 PROTOCOLS = {
     "httptools": "microweb._httptools:BoundedHttpTools",
     "h11": "microweb._h11:BoundedH11",
@@ -149,11 +182,35 @@ def test_the_websocket_protocols_refusal_of_a_head(served: tuple[int, str]) -> N
     _assert_defaults(_answer(port, handshake), option, b"431")
 
 
+# NOTE: what websockets refuses a handshake for, once Uvicorn's HTTP protocol has upgraded it:
+# the field it needs, and the status it refuses with.
+_KEY = b"Sec-WebSocket-Key: " + base64.b64encode(b"k" * 16) + b"\r\n"
+REFUSED_HANDSHAKES = {
+    "no-key": (lambda handshake: handshake.replace(_KEY, b""), b"400"),
+    "bad-key": (lambda handshake: handshake.replace(_KEY, b"Sec-WebSocket-Key: abc\r\n"), b"400"),
+    "two-keys": (lambda handshake: handshake.replace(_KEY, _KEY + _KEY), b"400"),
+    "bad-version": (lambda handshake: handshake.replace(b"Version: 13", b"Version: 8"), b"400"),
+    "no-version": (
+        lambda handshake: handshake.replace(b"Sec-WebSocket-Version: 13\r\n", b""),
+        b"400",
+    ),
+    "two-upgrades": (
+        lambda handshake: handshake.replace(_KEY, _KEY + b"Upgrade: websocket\r\n"),
+        b"426",
+    ),
+}
+
+
 @pytest.mark.servers
-def test_the_websocket_protocols_refusal_of_a_handshake(served: tuple[int, str]) -> None:
+@pytest.mark.parametrize("reason", list(REFUSED_HANDSHAKES))
+def test_the_websocket_protocols_refusal_of_a_handshake(
+    served: tuple[int, str], reason: str
+) -> None:
     port, option = served
-    # NOTE: no Sec-WebSocket-Key: websockets refuses the handshake, Uvicorn writes its refusal.
-    _assert_defaults(_answer(port, _handshake(b"/sync", key=False)), option, b"400")
+    # NOTE: websockets refuses the handshake, the protocol writes its refusal: one Date (none
+    # under --no-date-header) and one Server.
+    change, status = REFUSED_HANDSHAKES[reason]
+    _assert_defaults(_answer(port, change(_handshake(b"/sync"))), option, status)
 
 
 @pytest.mark.servers
@@ -328,14 +385,32 @@ async def _waiting(scope: Any, receive: Any, send: Any) -> None:
     await asyncio.sleep(10)
 
 
-@pytest.mark.parametrize("app", [_raising, _waiting], ids=["500", "503-at-shutdown"])
-def test_the_websocket_protocols_5xx_take_uvicorns_fields(app: Any) -> None:
-    # NOTE: Uvicorn's 500 for an app that failed before answering the handshake, and the
-    # protocol's 503 at the server's stop, were websockets' refusals: its Date, no Server.
+async def _closing(scope: Any, receive: Any, send: Any) -> None:
+    # NOTE: a close before accept, which microweb sends for a refusal the server cannot send
+    # as it is (a streamed one, a status with no name): the server answers it with 403.
+    await receive()
+    await send({"type": "websocket.close", "code": 1008})
+
+
+async def _never_run(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("a handshake over the concurrency limit reached the app")
+
+
+@pytest.mark.parametrize(
+    "app",
+    [_raising, _waiting, _closing, _never_run],
+    ids=["500", "503-at-shutdown", "403-for-a-close", "503-over-the-limit"],
+)
+def test_the_websocket_protocols_own_answers_take_uvicorns_fields(app: Any) -> None:
+    # NOTE: Uvicorn's 500 for an app that failed before answering the handshake, its 403 for
+    # a close before accept, and the protocol's 503 at the server's stop, were websockets'
+    # refusals: its Date (kept under --no-date-header), no Server. The 503 over
+    # --limit-concurrency (this connection is the one the limit allows) is the protocol's.
     from microweb._ws_flow import FlowControlledWebSockets
 
     async def connection() -> bytes:
-        config = uvicorn.Config(app, lifespan="off", log_level="critical")
+        limit = 1 if app is _never_run else None
+        config = uvicorn.Config(app, lifespan="off", log_level="critical", limit_concurrency=limit)
         config.load()
         state = ServerState()
         # NOTE: as under --no-date-header.
@@ -359,7 +434,7 @@ def test_the_websocket_protocols_5xx_take_uvicorns_fields(app: Any) -> None:
         return bytes(transport.written)
 
     written = asyncio.run(connection())
-    status = b"500" if app is _raising else b"503"
+    status = {_raising: b"500", _waiting: b"503", _closing: b"403", _never_run: b"503"}[app]
     assert written.startswith(b"HTTP/1.1 " + status), written
     fields = _fields(written)
     assert [name for name, _ in fields].count(b"date") == 0, written

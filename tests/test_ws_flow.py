@@ -19,6 +19,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 
 from microweb import App, WebSocket, WebSocketDisconnect
+from microweb._asgi_request import DENIAL_SENT_WHOLE
 from microweb._ws_flow import MAX_FRAGMENTS, MAX_OFFERS, READ_SLICE, FlowControlledWebSockets
 
 HANDSHAKE = (
@@ -741,19 +742,24 @@ def test_a_connection_dropped_without_a_close_frame_ends_with_1006(
     assert ended == [code]
 
 
+@pytest.mark.parametrize("eager", [False, True], ids=["tasks", "eager-tasks"])
 @pytest.mark.parametrize(
     "path",
-    [b"/" + b"%" * 8_000, b"/a%2Fb%41%zz%C3%A9%ff%%4?q=%41%", b"/ws?q=%%"],
-    ids=["lone", "mixed", "query-only"],
+    [b"/" + b"%" * 8_000, b"/a%2Fb%41%zz%C3%A9%ff%%4?q=%41%", b"/ws?q=%%", b"/ws"],
+    ids=["lone", "mixed", "query-only", "none"],
 )
-def test_a_handshake_path_of_escapes_is_decoded_in_c_as_uvicorn_decodes_it(path: bytes) -> None:
+def test_a_handshake_path_of_escapes_is_decoded_in_c_as_uvicorn_decodes_it(
+    path: bytes, eager: bool
+) -> None:
     # NOTE: Uvicorn decodes a handshake's path with urllib.parse.unquote(), a Python loop that
     # raises and catches a KeyError for each "%" that starts no escape, in the event loop:
     # 8 KB of "%" (websockets' cap on a line) took 3 ms of CPU a handshake (review325).
     seen: list[dict[str, Any]] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        seen.append(scope)
+        # NOTE: a copy: what the app finds as it starts (under an eager task factory, inside
+        # handle_connect(), review351).
+        seen.append({**scope, "extensions": dict(scope["extensions"])})
         await receive()
         await send({"type": "websocket.close", "code": 1000})
 
@@ -765,6 +771,12 @@ def test_a_handshake_path_of_escapes_is_decoded_in_c_as_uvicorn_decodes_it(path:
         return tracer
 
     async def connection() -> None:
+        if eager:
+            # NOTE: Python 3.12's; Uvicorn runs a custom loop factory given to --loop.
+            factory = getattr(asyncio, "eager_task_factory", None)
+            if factory is None:
+                pytest.skip("no eager task factory before Python 3.12")
+            asyncio.get_running_loop().set_task_factory(factory)
         protocol = _protocol(FlowControlledWebSockets, app, root_path="/r%20")
         transport = _Unread(protocol)
         protocol.connection_made(transport)
@@ -788,6 +800,8 @@ def test_a_handshake_path_of_escapes_is_decoded_in_c_as_uvicorn_decodes_it(path:
         b"/r%20" + raw_path,
         query,
     )
+    # NOTE: that this protocol sends an app's refusal whole, there as the app starts.
+    assert DENIAL_SENT_WHOLE in seen[0]["extensions"]
     assert len(raised) < 10
 
 
