@@ -121,6 +121,7 @@ def nginx_config(work: Path, *, http_port: int, https_port: int, upstream: int) 
     site = replace(site, "listen 443 ssl", f"listen {HOST}:{https_port} ssl")
     site = replace(site, "/etc/letsencrypt/live/example.com/fullchain.pem", str(work / "cert.pem"))
     site = replace(site, "/etc/letsencrypt/live/example.com/privkey.pem", str(work / "key.pem"))
+    site = replace(site, "/var/log/nginx/microweb.access.log", str(work / "access.log"))
     # NOTE: a root nginx hands its workers to `nobody`, who could not write the temporary files.
     user = "user root;\n" if os.geteuid() == 0 else ""
     temp = "".join(
@@ -230,6 +231,22 @@ def test_the_app_sees_the_client_and_url_nginx_saw(site: Site, path: str, http2:
         "forwarded_for": CLIENT,
         "forwarded": None,  # NOTE: the client's own, cleared: other code might believe it.
     }
+
+
+def test_nginx_logs_the_request_id_the_app_got_and_who_answered(site: Site) -> None:
+    # NOTE: docs/deployment.md: nginx can log the $request_id that the app's AccessLog logs; the
+    # shipped log_format does, with the upstream, so that nginx's own 502s can be told apart.
+    with site.client() as client:
+        request_id = client.get(site.url("/whoami"), headers=SPOOFED).json()["request_id"]
+    logged = f" id={request_id} upstream={HOST}:{site.upstream} 200 "
+    wait_for(
+        lambda: logged in read_log(site.access_log),
+        "nginx's access line with the request ID",
+        site.access_log,
+        timeout=TIMEOUT,
+    )
+    (line,) = [line for line in read_log(site.access_log).splitlines() if logged in line]
+    assert line.startswith(f"{CLIENT} - ")
 
 
 def test_redirects_point_at_the_public_url(site: Site) -> None:
