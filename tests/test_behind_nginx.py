@@ -249,6 +249,15 @@ def test_nginx_logs_the_request_id_the_app_got_and_who_answered(site: Site) -> N
     assert line.startswith(f"{CLIENT} - ")
 
 
+def test_a_client_past_the_rate_limit_gets_429_not_503(site: Site) -> None:
+    # NOTE: nginx's limit_req answers 503 unless told otherwise, which monitors and load
+    # balancers take for the app being down. Its own address, so that no other test is limited.
+    transport = httpx.HTTPTransport(local_address="127.0.0.3", verify=False)
+    with httpx.Client(transport=transport, headers={"host": SITE}, timeout=TIMEOUT) as client:
+        statuses = {client.get(site.url("/whoami")).status_code for _ in range(80)}
+    assert statuses == {200, 429}
+
+
 def test_redirects_point_at_the_public_url(site: Site) -> None:
     with site.client() as client:
         answer = client.get(site.url("/go"), headers=SPOOFED)
