@@ -38,6 +38,19 @@ from websockets.sync.client import ClientConnection, connect
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 OPENSSL = shutil.which("openssl")
 
+
+def _has_ipv6() -> bool:
+    """Return whether this machine's loopback takes IPv6 (some containers' does not)."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+IPV6 = _has_ipv6()
+
 pytestmark = [
     pytest.mark.servers,
     pytest.mark.skipif(
@@ -119,8 +132,15 @@ def nginx_config(work: Path, *, http_port: int, https_port: int, upstream: int) 
     site = replace(site, "server 127.0.0.1:8000;", f"server {HOST}:{upstream};")
     site = replace(site, "listen 80;", f"listen {HOST}:{http_port};")
     site = replace(site, "listen 443 ssl", f"listen {HOST}:{https_port} ssl")
+    if IPV6:
+        site = replace(site, "listen [::]:80;", f"listen [::1]:{http_port};")
+        site = replace(site, "listen [::]:443 ssl", f"listen [::1]:{https_port} ssl")
+    else:
+        site = replace(site, "    listen [::]:80;\n", "")
+        site = replace(site, "    listen [::]:443 ssl http2;\n", "")
     site = replace(site, "/etc/letsencrypt/live/example.com/fullchain.pem", str(work / "cert.pem"))
     site = replace(site, "/etc/letsencrypt/live/example.com/privkey.pem", str(work / "key.pem"))
+    site = replace(site, "/var/log/nginx/microweb.access.log", str(work / "access.log"))
     # NOTE: a root nginx hands its workers to `nobody`, who could not write the temporary files.
     user = "user root;\n" if os.geteuid() == 0 else ""
     temp = "".join(
@@ -230,6 +250,50 @@ def test_the_app_sees_the_client_and_url_nginx_saw(site: Site, path: str, http2:
         "forwarded_for": CLIENT,
         "forwarded": None,  # NOTE: the client's own, cleared: other code might believe it.
     }
+
+
+def test_nginx_logs_the_request_id_the_app_got_and_who_answered(site: Site) -> None:
+    # NOTE: docs/deployment.md: nginx can log the $request_id that the app's AccessLog logs; the
+    # shipped log_format does, with the upstream, so that nginx's own 502s can be told apart.
+    with site.client() as client:
+        request_id = client.get(site.url("/whoami"), headers=SPOOFED).json()["request_id"]
+    logged = f" id={request_id} upstream={HOST}:{site.upstream} 200 "
+    wait_for(
+        lambda: logged in read_log(site.access_log),
+        "nginx's access line with the request ID",
+        site.access_log,
+        timeout=TIMEOUT,
+    )
+    (line,) = [line for line in read_log(site.access_log).splitlines() if logged in line]
+    assert line.startswith(f"{CLIENT} - ")
+
+
+def test_a_client_past_the_rate_limit_gets_429_not_503(tmp_path: Path) -> None:
+    # NOTE: nginx's limit_req answers 503 unless told otherwise, which monitors and load
+    # balancers take for the app being down. An nginx of its own: the refusals are in its error
+    # log, which other tests check. nginx's limit alone: one server behind it is enough.
+    statuses: set[int] = set()
+    with serving_site(tmp_path, "uvicorn") as limited, limited.client() as client:
+        # NOTE: 20 a second past a burst of 40; a slow machine needs more of them to get there.
+        for _ in range(400):
+            statuses.add(client.get(limited.url("/whoami")).status_code)
+            if 429 in statuses:
+                break
+    assert statuses == {200, 429}
+
+
+@pytest.mark.skipif(not IPV6, reason="no IPv6 on this machine's loopback")
+def test_an_ipv6_client_reaches_the_app_with_its_address(site: Site) -> None:
+    # NOTE: the shipped file listened on IPv4 only: a client of the name's AAAA record was refused.
+    with httpx.Client(verify=False, headers={"host": SITE}, timeout=TIMEOUT) as client:
+        seen = client.get(f"https://[::1]:{site.https_port}/whoami").json()
+        plain = client.get(f"http://[::1]:{site.http_port}/whoami")
+    assert (seen["client"], seen["forwarded_for"], seen["url"]) == (
+        ["::1", 0],
+        "::1",
+        f"https://{SITE}/whoami",
+    )
+    assert (plain.status_code, plain.headers["location"]) == (301, f"https://{SITE}/whoami")
 
 
 def test_redirects_point_at_the_public_url(site: Site) -> None:
