@@ -203,6 +203,7 @@ BOTH = pytest.mark.parametrize(
         st.one_of(st.sampled_from(READ_SIZES), st.integers(1, 3 * PIECE_MIN)), min_size=1
     ),
     seed=st.integers(0, 1000),
+    batch=st.sampled_from([PIECE_MIN, 2 * 1024 * 1024]),
 )
 def test_files_around_the_threshold_in_reads_of_every_size(
     interface: str,
@@ -210,6 +211,7 @@ def test_files_around_the_threshold_in_reads_of_every_size(
     items: list[tuple[str, int, str | None]],
     reads: list[int],
     seed: int,
+    batch: int,
 ) -> None:
     rng = random.Random(seed)
     form = [
@@ -219,9 +221,10 @@ def test_files_around_the_threshold_in_reads_of_every_size(
     body = multipart(*(part(name, data, filename=filename) for name, data, filename in form))
     sizes = iter(reads * (len(body) // min(reads) + 1))
     kept: list[UploadFile] = []
-    status, answer = post(
-        interface, pieces_app(colour, Limits(spool_threshold=THRESHOLD), kept), split(body, sizes)
-    )
+    app = pieces_app(colour, Limits(spool_threshold=THRESHOLD), kept)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_forms, "WRITE_BATCH", batch)  # NOTE: batches of one piece, or of many.
+        status, answer = post(interface, app, split(body, sizes))
     assert status == 200, answer
     assert json.loads(answer) == expected(form, THRESHOLD)
     assert wait_for_no_disk_uploads() == 0
@@ -408,3 +411,55 @@ def test_a_file_dripped_between_large_reads_is_held_in_little_more_than_its_size
     finally:
         builder.discard()
     assert held[0] < 1.25 * len(data)
+
+
+# NOTE: the client leaves while a file thread still writes a batch (its first pieces, kept
+# as they came, then more): the file is closed once that write ends, and nothing is left.
+@pytest.mark.parametrize("sent", [9, 15])
+def test_a_client_that_leaves_while_a_batch_is_written(
+    colour: str, monkeypatch: pytest.MonkeyPatch, sent: int
+) -> None:
+    monkeypatch.setattr(_forms, "WRITE_BATCH", PIECE_MIN)
+    made = watch_uploads(monkeypatch)
+    append = UploadFile._append
+    writes: list[int] = []
+
+    def slow_append(self: UploadFile, chunks: list[bytes]) -> None:
+        time.sleep(0.05)
+        append(self, chunks)
+        writes.append(sum(map(len, chunks)))
+
+    monkeypatch.setattr(UploadFile, "_append", slow_append)
+    data = random.Random(sent).randbytes(12 * PIECE_MIN)
+    body = multipart(part("b", data, filename="b"))
+    kept: list[UploadFile] = []
+    app = pieces_app(colour, Limits(spool_threshold=2 * PIECE_MIN + 3), kept)
+    pieces = split(body, iter([PIECE_MIN, 1, 2] * len(body)))[:sent]
+    messages = [{"type": "http.request", "body": piece, "more_body": True} for piece in pieces]
+    messages.append({"type": "http.disconnect"})
+    headers = [(b"content-type", MULTIPART.encode())]
+    asyncio.run(asgi_call(app, http_scope("POST", "/", headers), messages))
+    assert kept == []
+    assert [upload.filename for upload in made] == ["b"]
+    assert file_threads_idle()
+    assert wait_for_no_disk_uploads() == 0
+    assert made[0].file.closed
+    assert writes
+
+
+# NOTE: many small files (the last ones past what the first left of the threshold) and many
+# small fields, in one name and the files' names alike, read two and three bytes at a time.
+def test_many_files_and_fields_dripped(interface: str, colour: str) -> None:
+    rng = random.Random(11)
+    items: list[tuple[str, bytes | str, str | None]] = []
+    for index in range(90):
+        items.append(("f", rng.randbytes(index % 7), f"{index}.bin" if index % 5 else ""))
+        items.append(("f" if index % 2 else "t", str(index), None))
+    body = multipart(*(part(name, data, filename=filename) for name, data, filename in items))
+    kept: list[UploadFile] = []
+    app = pieces_app(colour, Limits(spool_threshold=200), kept)
+    status, answer = post(interface, app, split(body, iter([2, 3] * len(body))))
+    assert status == 200, answer
+    assert json.loads(answer) == expected(items, 200)
+    assert wait_for_no_disk_uploads() == 0
+    assert all(upload.file.closed for upload in kept)
