@@ -798,8 +798,9 @@ def test_a_name_given_twice_is_looked_for_up_to_the_64th_parameter(quote: str) -
         "text/plain; charset=utf-8" + "; a" * 100 + "; x=charset",
         "text/plain; charset=utf-8" + "; charset-like=1" + "; a" * 100,
         "multipart/form-data; boundary=----WebKitFormBoundaryX" + "; a" * 100,
+        "text/plain; charset=utf-8" + "; a" * 100 + "; charset" + " " * 10_000 + "x",
     ],
-    ids=["quoted value", "value", "longer name", "boundary in the boundary"],
+    ids=["quoted value", "value", "longer name", "boundary in the boundary", "spaced name"],
 )
 def test_a_name_written_twice_among_many_parameters_but_named_once_is_no_repeat(
     content_type: str,
