@@ -29,14 +29,18 @@ from hypothesis import strategies as st
 from microweb import App, Headers, HTTPError, Limits, Request, Response, UploadFile
 from microweb._cookies import parse_cookie_header
 from microweb._datastructures import _HOP_BY_HOP as HOP_BY_HOP
+from microweb._disposition import _DISPOSITION_PARAM
 from microweb._files import parse_range
 from microweb._forms import FormBuilder
+from microweb._h11_framing import empty_lines
 from microweb._limits import MAX_JSON_DEPTH
-from microweb._parsing import parse_fields
+from microweb._parsing import _MEDIA_PARAM, CHUNK_EXTENSIONS, parse_fields
 from microweb._percent import percent_decode, percent_decode_bytes, percent_encode_uri
 from microweb._request import decode_raw_path
 from microweb._route_templates import _to_path
 from microweb._strict_json import RefusedJSON, loads_json
+from microweb._target import leading_slashes
+from microweb.plugins.proxy import _PAIR
 from microweb.testing import TestClient
 
 FAST = settings(max_examples=60, deadline=None, database=None)
@@ -821,3 +825,63 @@ def test_a_header_on_several_lines_is_read_alike_under_both_interfaces(
     name, values = header
     headers = [*COMPANIONS.get(name, []), *((name, value) for value in values)]
     lines_client.request(*target, headers=headers)
+
+
+# -- hostile5's rewritten patterns match as the ones they replaced --------------------------
+
+# NOTE: the patterns as they were before hostile5 (each a repeated group that kept a
+# backtracking point a repeat), and the characters that decide where they stop.
+_OLD_MEDIA_PARAM = re.compile(r';[ \t]*([^;=]*)(?:=[ \t]*("[^"\\]*(?:\\.[^"\\]*)*"?|[^;]*))?')
+_OLD_DISPOSITION_PARAM = re.compile(
+    r';\s*(?=([^\s=;"]+))\1\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"|[^;\s]*)'
+)
+_CHUNK_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_OLD_CHUNK_EXTENSIONS = re.compile(
+    rb"(?:;"
+    + _CHUNK_TOKEN
+    + rb"(?:=(?:"
+    + _CHUNK_TOKEN
+    + rb'|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*'
+)
+_FORWARDED_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_OLD_FORWARDED_PAIR = re.compile(rf'({_FORWARDED_TOKEN})=({_FORWARDED_TOKEN}|"(?:[^"\\]|\\.)*")')
+_OLD_EMPTY_LINES = re.compile(rb"(?:\r?\n)*")
+_OLD_LEADING_SLASHES = re.compile(rb"(?:/|%2[Ff])+")
+_DECIDING = st.lists(
+    st.sampled_from(
+        [
+            *("\\", '"', "/", "%2F", "%2f", "%", "2", "F", "\r", "\n", "\t", " ", ";", "="),
+            *("a", "\x80", "\xff", "\x00", "\x7f", "é"),
+        ]
+    ),
+    max_size=40,
+).map("".join)
+
+
+def _found(pattern: re.Pattern[Any], text: Any, position: int = 0) -> Any:
+    return [(found.span(), found.groups()) for found in pattern.finditer(text, position)]
+
+
+def _latin1(text: str) -> bytes:
+    return text.encode("utf-8") if "é" in text else text.encode("latin-1")
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(text=_DECIDING, position=st.integers(0, 4), cut=st.integers(0, 4))
+def test_the_rewritten_patterns_match_as_the_old_ones(text: str, position: int, cut: int) -> None:
+    assert _found(_MEDIA_PARAM, text) == _found(_OLD_MEDIA_PARAM, text)
+    assert _found(_DISPOSITION_PARAM, text) == _found(_OLD_DISPOSITION_PARAM, text)
+    start = min(position, len(text))
+    new, old = _PAIR.match(text, start), _OLD_FORWARDED_PAIR.match(text, start)
+    assert (new and (new.span(), new.groups())) == (old and (old.span(), old.groups()))
+    data = _latin1(text)
+    end = max(0, len(data) - cut)
+    start = min(position, end)
+    new_ext, old_ext = (
+        p.fullmatch(data, start, end) for p in (CHUNK_EXTENSIONS, _OLD_CHUNK_EXTENSIONS)
+    )
+    assert (new_ext is None) == (old_ext is None)
+    assert CHUNK_EXTENSIONS.match(data).span() == _OLD_CHUNK_EXTENSIONS.match(data).span()
+    assert empty_lines(data) == _OLD_EMPTY_LINES.match(data).end()
+    leading = _OLD_LEADING_SLASHES.match(data)
+    assert leading_slashes(data) == (leading.end() if leading else 0)

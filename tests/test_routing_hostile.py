@@ -3,13 +3,19 @@ the app wrote, and how often a request runs a route's converters."""
 
 from __future__ import annotations
 
+import contextlib
 import tracemalloc
+from typing import Any
 
 import pytest
 from conftest import MakeClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from microweb import App, Request, Response
-from microweb._route_templates import _to_path
+from microweb._route_table import RouteTable
+from microweb._route_templates import BUILTIN_CONVERTERS, Converter, _to_path, parse_template
+from microweb._routing import Route
 
 # -- Location: the host the app wrote is the host the browser goes to ------------------------
 
@@ -377,3 +383,112 @@ def test_a_path_of_many_segments_is_routed_as_before(
     assert response.status_code == status
     if text is not None:
         assert response.text == text
+
+
+class _SplitWhole(RouteTable[str]):
+    """A table that splits every path into all of its segments, as before hostile5."""
+
+    def _segments(self, path: str) -> list[str]:
+        return path[1:].split("/")
+
+
+def _refusing(remainder: int) -> Converter:
+    def to_python(text: str) -> str:
+        if text and len(text) % 3 == remainder:
+            raise ValueError(text)
+        return text + str(remainder)
+
+    return Converter(f"c{remainder}", to_python)
+
+
+# NOTE: one that takes anything (dots too), and enough of them for a node's ahead map.
+_CONVERTERS = {
+    **BUILTIN_CONVERTERS,
+    "any": Converter("any", lambda text: text),
+    **{f"c{remainder}": _refusing(remainder) for remainder in range(9)},
+}
+_PARAMS = ["{p}", "{p:int}", "{p:any}", *(f"{{p:c{remainder}}}" for remainder in range(9))]
+
+
+@st.composite
+def _templates(draw: st.DrawFn) -> str:
+    segments = []
+    for index in range(draw(st.integers(1, 5))):
+        if draw(st.booleans()):
+            segments.append(draw(st.sampled_from(["a", "b", "1", ""])))
+        else:
+            segments.append(draw(st.sampled_from(_PARAMS)).replace("p", f"p{index}", 1))
+    if draw(st.booleans()):
+        segments.append("{rest:path}")
+    return "/" + "/".join(segments)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    routes=st.lists(
+        st.tuples(_templates(), st.sampled_from([("GET",), ("POST",), ("GET", "HEAD")])),
+        min_size=1,
+        max_size=24,
+    ),
+    paths=st.lists(
+        st.lists(st.sampled_from(["a", "b", "1", "", ".", "..", "ab", "abc"]), max_size=9).map(
+            lambda segments: "/" + "/".join(segments)
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    method=st.sampled_from(["GET", "POST", "HEAD", "DELETE"]),
+    first=st.integers(0, 24),
+)
+def test_a_path_split_no_deeper_than_the_longest_template_is_routed_as_split_whole(
+    routes: list[tuple[str, tuple[str, ...]]], paths: list[str], method: str, first: int
+) -> None:
+    # NOTE: the value, the parameters and the methods allowed, with routes of both tables
+    # added after a lookup too, and a second table's lookup given what the first converted
+    # (as the HTTP table's are to the WebSocket one).
+    tables = {
+        "split": (RouteTable[str](_CONVERTERS), RouteTable[str](_CONVERTERS)),
+        "whole": (_SplitWhole(_CONVERTERS), _SplitWhole(_CONVERTERS)),
+    }
+
+    def routed(http: RouteTable[str], ws: RouteTable[str], path: str) -> Any:
+        value, params, allowed, converted = http.lookup_keeping(method, path)
+        other = ws.lookup("GET", path, converted) if converted is not None else None
+        instead = http.lookup_templates(method, path, "GET")[:3]
+        return (
+            value,
+            params,
+            set(allowed),
+            other and (other[0], other[1], set(other[2])),
+            (
+                instead[0],
+                instead[1],
+                set(instead[2]),
+            ),
+        )
+
+    def agree() -> None:
+        for path in paths:
+            split, whole = (routed(*tables[kind], path) for kind in ("split", "whole"))
+            assert split == whole, path
+
+    for index, (template, methods) in enumerate(routes):
+        if index == first:
+            agree()
+        try:
+            segments = parse_template(template)
+        except ValueError:
+            continue  # NOTE: a template refused ("//{p}"): not this test's matter.
+        route = Route(
+            template=template,
+            methods=frozenset(methods),
+            handler=lambda request: "",
+            name=template,
+            is_async=False,
+            kind="websocket" if index % 3 == 2 else "http",
+            segments=segments,
+        )
+        for http, ws in tables.values():
+            with contextlib.suppress(ValueError):  # NOTE: a clash: not this test's matter.
+                (ws if route.kind == "websocket" else http).add(route, f"{template} {methods}")
+    agree()
