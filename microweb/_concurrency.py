@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import contextvars
 import logging
 import threading
@@ -20,7 +21,8 @@ from inspect import CORO_CREATED, getcoroutinestate, isawaitable, iscoroutine
 from queue import Full
 from typing import Any, TypeVar, cast
 
-from ._app_loop import AppLoop, LoopStopped, adopt, close_step
+from . import _app_loop
+from ._app_loop import STOP_CHECK, AppLoop, LoopStopped, adopt, close_step
 from ._closing import close_both, close_sync_in
 from ._effects import (
     FLOW_STEP,
@@ -190,7 +192,7 @@ def _close_as_cut(
                     value = app_loop.run(effect, steps)
                 else:
                     own = own or asyncio.new_event_loop()
-                    value = steps.run(own.run_until_complete, effect)
+                    value = steps.run(own.run_until_complete, _cleaned_up_in_time(effect))
             except BaseException as exc:
                 error: BaseException = exc
             else:
@@ -216,6 +218,41 @@ def _close_as_cut(
         run(effects.close)
         if own is not None:
             own.close()
+
+
+async def _cleaned_up_in_time(awaitable: Any) -> Any:
+    """Await ``awaitable``, a cut request's flow's closing on a loop of the request thread's
+    own, as the app loop's stop awaits a task left on it: up to ``CLEANUP_WAIT`` seconds, then
+    cancelled; one still not ended is left behind, its coroutine closed.
+
+    Raises:
+        TimeoutError: It did not end in time; the closing of the flows outside goes on.
+
+    NOTE: unbounded, a cleanup that awaited what never came held the request's thread for
+    ever (a server's worker; a non-daemon one kept the process from exiting) (review356).
+    """
+    coroutine = _awaited(awaitable)  # NOTE: a flow's aclose() is no coroutine to close.
+    task = asyncio.get_running_loop().create_task(coroutine)
+    wait = _app_loop.CLEANUP_WAIT
+    done, _ = await asyncio.wait({task}, timeout=wait)
+    if not done:
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=STOP_CHECK)
+    if not done:
+        # NOTE: its loop closes after this closing: it would be destroyed pending.
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):
+            # NOTE: its finally blocks run now, up to their next await.
+            coroutine.close()
+    if not task.done() or task.cancelled():
+        raise TimeoutError(
+            f"its cleanup did not end within {wait:g} s of the app loop's stop; left behind"
+        )
+    return task.result()
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 async def drive_async(effects: Effects, pool: WorkerPool) -> Any:
