@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import contextvars
 import logging
+import sys
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -192,7 +193,7 @@ def _close_as_cut(
                     value = app_loop.run(effect, steps)
                 else:
                     own = own or asyncio.new_event_loop()
-                    value = steps.run(own.run_until_complete, _cleaned_up_in_time(effect))
+                    value = own.run_until_complete(_cleaned_up_in_time(effect, steps))
             except BaseException as exc:
                 error: BaseException = exc
             else:
@@ -220,10 +221,11 @@ def _close_as_cut(
             own.close()
 
 
-async def _cleaned_up_in_time(awaitable: Any) -> Any:
+async def _cleaned_up_in_time(awaitable: Any, steps: contextvars.Context) -> Any:
     """Await ``awaitable``, a cut request's flow's closing on a loop of the request thread's
     own, as the app loop's stop awaits a task left on it: up to ``CLEANUP_WAIT`` seconds, then
-    cancelled; one still not ended is left behind, its coroutine closed.
+    cancelled; one still not ended is left behind, its coroutine closed. It runs in ``steps``,
+    as on the app loop (``AppLoop.run``): in a copy on 3.10, what it set set there after.
 
     Raises:
         TimeoutError: It did not end in time; the closing of the flows outside goes on.
@@ -232,7 +234,14 @@ async def _cleaned_up_in_time(awaitable: Any) -> Any:
     ever (a server's worker; a non-daemon one kept the process from exiting) (review356).
     """
     coroutine = _awaited(awaitable)  # NOTE: a flow's aclose() is no coroutine to close.
-    task = asyncio.get_running_loop().create_task(coroutine)
+    loop = asyncio.get_running_loop()
+    # NOTE: in a copy of steps, a flow's token "was created in a different Context", and a
+    # sync flow outside it saw what it had set (review356).
+    if sys.version_info >= (3, 11):
+        task = loop.create_task(coroutine, context=steps)
+    else:
+        copied = steps.copy()
+        task = copied.run(loop.create_task, coroutine)
     wait = _app_loop.CLEANUP_WAIT
     done, _ = await asyncio.wait({task}, timeout=wait)
     if not done:
@@ -248,6 +257,8 @@ async def _cleaned_up_in_time(awaitable: Any) -> Any:
         raise TimeoutError(
             f"its cleanup did not end within {wait:g} s of the app loop's stop; left behind"
         )
+    if sys.version_info < (3, 11):
+        steps.run(adopt, copied)
     return task.result()
 
 

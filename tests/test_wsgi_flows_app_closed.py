@@ -9,11 +9,12 @@ the flow was left to its collection, closed in whichever thread let go of it, wh
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -183,3 +184,68 @@ def test_an_async_flow_whose_cleanup_never_ends_holds_its_thread_no_longer_than_
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
     failed = [r for r in caplog.records if "stuck" in r.getMessage()]
     assert len(failed) == 1 and isinstance(failed[0].exc_info[1], TimeoutError), caplog.text
+
+
+_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("_VAR", default="unset")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 runs each awaitable in a copy")
+@pytest.mark.parametrize("how", ["close", "cut"])
+def test_sync_and_async_flows_cut_off_reset_their_context_variables_in_order(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: on the request thread's own loop (the app loop stopped), an async flow's cleanup
+    # ran in a copy of the request's context: its token "was created in a different Context",
+    # and the sync flow outside it saw the value it had set (review356).
+    events: list[tuple[str, str]] = []
+    app = App()
+    inside = threading.Event()
+
+    def flow(name: str, is_async: bool) -> Any:
+        if is_async:
+
+            async def around(request: Request) -> AsyncIterator[None]:
+                token = _VAR.set(name)
+                try:
+                    yield
+                finally:
+                    await asyncio.sleep(0)
+                    events.append((name, _VAR.get()))
+                    _VAR.reset(token)
+
+        else:
+
+            def around(request: Request) -> Iterator[None]:  # type: ignore[misc]
+                token = _VAR.set(name)
+                try:
+                    yield
+                finally:
+                    events.append((name, _VAR.get()))
+                    _VAR.reset(token)
+
+        around.__qualname__ = name
+        return around
+
+    app.middleware(flow("outer", False))
+    app.middleware(flow("middle", True))
+    app.middleware(flow("inner", False))
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        inside.set()
+        await asyncio.sleep(5)
+        return "late"
+
+    wsgi = app.as_wsgi()
+    answered: list[Any] = []
+    thread = threading.Thread(target=lambda: answered.append(wsgi_get(wsgi, "/")))
+    thread.start()
+    assert inside.wait(5)
+    if how == "cut":
+        wsgi.app_loop.cut_waiting()
+        time.sleep(0.2)
+    wsgi.close()
+    thread.join(5)
+    assert events == [("inner", "inner"), ("middle", "middle"), ("outer", "outer")]
+    assert "failed" not in caplog.text, caplog.text
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
