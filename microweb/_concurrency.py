@@ -218,7 +218,26 @@ def _close_as_cut(
     finally:
         run(effects.close)
         if own is not None:
-            own.close()
+            _close_own(own)
+
+
+def _close_own(loop: asyncio.AbstractEventLoop) -> None:
+    """Close ``loop``, a request thread's own for a cut's closing, as the app loop is closed
+    (``_app_loop.run_until_stopped``): the async generators begun on it first, within
+    ``CLEANUP_WAIT`` seconds.
+
+    NOTE: closed at once, one that a flow's cleanup left open never ran its ``finally``
+    (review356).
+    """
+    try:
+        loop.run_until_complete(_asyncgens_closed(loop))
+    finally:
+        loop.close()
+
+
+async def _asyncgens_closed(loop: asyncio.AbstractEventLoop) -> None:
+    closing = loop.create_task(loop.shutdown_asyncgens())
+    await asyncio.wait([closing], timeout=_app_loop.CLEANUP_WAIT)
 
 
 async def _cleaned_up_in_time(awaitable: Any, steps: contextvars.Context) -> Any:

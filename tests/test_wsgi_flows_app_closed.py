@@ -249,3 +249,46 @@ def test_sync_and_async_flows_cut_off_reset_their_context_variables_in_order(
     assert events == [("inner", "inner"), ("middle", "middle"), ("outer", "outer")]
     assert "failed" not in caplog.text, caplog.text
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_an_async_generator_a_cut_flows_cleanup_left_open_is_closed_as_on_the_app_loop() -> None:
+    # NOTE: the request thread's own loop (the app loop stopped) was closed without closing
+    # the async generators begun on it, as the app loop's stop and asyncio.run() close theirs:
+    # their finally blocks never ran (review356).
+    events: list[str] = []
+    app = App()
+    inside = threading.Event()
+
+    async def ticks() -> AsyncIterator[int]:
+        try:
+            for tick in range(10):
+                yield tick
+                await asyncio.sleep(0)
+        finally:
+            await asyncio.sleep(0)
+            events.append("ticks closed")
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            app.state.ticks = ticking = ticks()
+            await ticking.__anext__()
+            events.append("around closed")
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        inside.set()
+        await asyncio.sleep(5)
+        return "late"
+
+    wsgi = app.as_wsgi()
+    answered: list[Any] = []
+    thread = threading.Thread(target=lambda: answered.append(wsgi_get(wsgi, "/")))
+    thread.start()
+    assert inside.wait(5)
+    wsgi.close()
+    thread.join(5)
+    assert events == ["around closed", "ticks closed"]
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
