@@ -292,3 +292,35 @@ def test_an_async_generator_a_cut_flows_cleanup_left_open_is_closed_as_on_the_ap
     thread.join(5)
     assert events == ["around closed", "ticks closed"]
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_a_request_that_took_the_app_loop_just_before_its_close_is_cut_off_not_failed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a server thread that took the app loop (AppLoop.loop) just before another thread's
+    # close() stopped and closed it handed its call to a closed loop: "Event loop is closed"
+    # was the request's own error, logged as unhandled with its traceback (review356).
+    events: list[str] = []
+    app = App()
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("closed")
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return "hi"
+
+    wsgi = app.as_wsgi()
+    taken = wsgi.app_loop.loop
+    wsgi.close()
+    assert taken.is_closed()
+    monkeypatch.setattr(type(wsgi.app_loop), "loop", property(lambda self: taken))
+    status, _ = wsgi_get(wsgi, "/")
+    assert status.startswith("500")
+    assert "unhandled" not in caplog.text, caplog.text
+    assert "after the app was closed" in caplog.text, caplog.text
+    assert events == []  # NOTE: its first step never ran.
