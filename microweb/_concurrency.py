@@ -278,11 +278,27 @@ async def _cleaned_up_in_time(awaitable: Any, steps: contextvars.Context) -> Any
         )
     if sys.version_info < (3, 11):
         steps.run(adopt, copied)
-    return task.result()
+    returned, ended = task.result()
+    if ended is not None:
+        try:
+            raise ended  # NOTE: this task is the loop's to run until complete: it takes it.
+        finally:
+            del ended
+    return returned
 
 
-async def _awaited(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
+async def _awaited(awaitable: Awaitable[Any]) -> tuple[Any, BaseException | None]:
+    """Await ``awaitable``; return what it returned, or the ``KeyboardInterrupt`` or
+    ``SystemExit`` that ended it (``None`` beside).
+
+    NOTE: raised out of this task, it left the loop at once, the task awaiting this one
+    pending: the next flow's closing ran it, and it was raised there a second time, that
+    flow left unclosed, and asyncio logged "Task exception was never retrieved" (review356).
+    """
+    try:
+        return await awaitable, None
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return None, exc
 
 
 async def drive_async(effects: Effects, pool: WorkerPool) -> Any:

@@ -324,3 +324,55 @@ def test_a_request_that_took_the_app_loop_just_before_its_close_is_cut_off_not_f
     assert "unhandled" not in caplog.text, caplog.text
     assert "after the app was closed" in caplog.text, caplog.text
     assert events == []  # NOTE: its first step never ran.
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+def test_a_cut_flows_cleanup_that_ends_the_process_goes_on_once_past_the_flows_outside(
+    ending: type[BaseException], caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: on the request thread's own loop, the ending left that loop at once, its task
+    # that awaited the cleanup pending: run again to close the loop, it raised the ending a
+    # second time, and asyncio logged "Task exception was never retrieved" (review356).
+    events: list[str] = []
+    app = App()
+    inside = threading.Event()
+
+    @app.middleware
+    async def outer(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("outer closed")
+
+    @app.middleware
+    async def ends(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(0)
+            raise ending("bye")
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        inside.set()
+        await asyncio.sleep(5)
+        return "late"
+
+    wsgi = app.as_wsgi()
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            wsgi_get(wsgi, "/")
+        except BaseException as exc:  # collected and checked in the test thread
+            raised.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert inside.wait(5)
+    wsgi.close()
+    thread.join(5)
+    gc.collect()
+    assert [type(exc) for exc in raised] == [ending], raised
+    assert events == ["outer closed"]
+    assert "never retrieved" not in caplog.text, caplog.text
