@@ -181,21 +181,21 @@ def _close_as_cut(
     ("async generator ignored GeneratorExit"); an ``async with`` around their ``yield`` never
     exited (review345).
     """
-    own: asyncio.AbstractEventLoop | None = None
+    own: list[asyncio.AbstractEventLoop] = []  # NOTE: made on first need.
     cut = asyncio.CancelledError()
     try:
         effect = run(effects.throw, cut)
         while True:
             try:
-                if type(effect) is Offload:
-                    value = run(effect.fn, *effect.args, **effect.kwargs)
-                elif not app_loop.stopped:
-                    value = app_loop.run(effect, steps)
-                else:
-                    own = own or asyncio.new_event_loop()
-                    value = own.run_until_complete(_cleaned_up_in_time(effect, steps))
+                value = _closing_step(effect, app_loop, run, steps, own)
+            except LoopStopped:
+                # NOTE: a closing on the app loop cut off in its turn (its stop after the
+                # server's cut, or a second cut): the cut, thrown in as it, goes on closing the
+                # flows outside; as an error it was logged as the failure of the flow whose
+                # closing was cut (review356).
+                error: BaseException = asyncio.CancelledError()
             except BaseException as exc:
-                error: BaseException = exc
+                error = exc
             else:
                 effect = run(effects.send, value)
                 continue
@@ -217,8 +217,26 @@ def _close_as_cut(
         pass  # NOTE: the cut itself, or a cancellation of the closing: the stop goes on.
     finally:
         run(effects.close)
-        if own is not None:
-            _close_own(own)
+        if own:
+            _close_own(own[0])
+
+
+def _closing_step(
+    effect: Any,
+    app_loop: AppLoop,
+    run: Callable[..., Any],
+    steps: contextvars.Context,
+    own: list[asyncio.AbstractEventLoop],
+) -> Any:
+    """Run ``effect``, a step of a cut request's closing (``_close_as_cut``): on the app loop
+    while it runs, else on the thread's own loop, made into ``own`` on first need."""
+    if type(effect) is Offload:
+        return run(effect.fn, *effect.args, **effect.kwargs)
+    if not app_loop.stopped:
+        return app_loop.run(effect, steps)
+    if not own:
+        own.append(asyncio.new_event_loop())
+    return own[0].run_until_complete(_cleaned_up_in_time(effect, steps))
 
 
 def _close_own(loop: asyncio.AbstractEventLoop) -> None:

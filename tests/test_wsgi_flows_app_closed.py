@@ -376,3 +376,57 @@ def test_a_cut_flows_cleanup_that_ends_the_process_goes_on_once_past_the_flows_o
     assert [type(exc) for exc in raised] == [ending], raised
     assert events == ["outer closed"]
     assert "never retrieved" not in caplog.text, caplog.text
+
+
+@pytest.mark.parametrize("how", ["cut", "close"])
+def test_a_cut_flows_cleanup_cut_off_again_is_no_failure_of_the_flow(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a cleanup running on the app loop, cut off in its turn (the app loop's stop after
+    # the server's cut, or a second cut), was logged as the flow's failure, with the traceback
+    # of the LoopStopped that told the request's thread (review356).
+    events: list[str] = []
+    app = App()
+    inside, closing = threading.Event(), threading.Event()
+
+    @app.middleware
+    async def outer(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(0)
+            events.append("outer closed")
+
+    @app.middleware
+    async def inner(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            closing.set()
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                events.append("inner cancelled")
+                raise
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        inside.set()
+        await asyncio.sleep(5)
+        return "late"
+
+    wsgi = app.as_wsgi()
+    answered: list[Any] = []
+    thread = threading.Thread(target=lambda: answered.append(wsgi_get(wsgi, "/")))
+    thread.start()
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    assert closing.wait(5)
+    if how == "cut":
+        wsgi.app_loop.cut_waiting()
+        thread.join(5)
+    wsgi.close()
+    thread.join(5)
+    assert events == ["inner cancelled", "outer closed"]
+    assert "failed" not in caplog.text, caplog.text
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
