@@ -430,3 +430,39 @@ def test_a_cut_flows_cleanup_cut_off_again_is_no_failure_of_the_flow(
     assert events == ["inner cancelled", "outer closed"]
     assert "failed" not in caplog.text, caplog.text
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_a_request_cut_off_in_a_thread_that_runs_an_event_loop_is_still_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: a WSGI call made from a coroutine (a thread whose event loop runs): no loop of the
+    # thread's own can run there; the closing of that loop raised "Cannot run the event loop
+    # while another loop is running" out of the call, in the place of the cut (review356).
+    app = App()
+    inside = threading.Event()
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(0)
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        inside.set()
+        await asyncio.sleep(5)
+        return "late"
+
+    wsgi = app.as_wsgi()
+    answered: list[Any] = []
+
+    async def calls() -> None:
+        answered.append(wsgi_get(wsgi, "/"))
+
+    thread = threading.Thread(target=lambda: asyncio.run(calls()))
+    thread.start()
+    assert inside.wait(5)
+    wsgi.close()
+    thread.join(5)
+    assert len(answered) == 1 and answered[0][0].startswith("5"), (answered, caplog.text)
