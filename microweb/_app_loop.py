@@ -420,7 +420,14 @@ class AppLoop:
             # handler called).
             close_unrun(awaitable)
             raise RuntimeError("the app loop cannot wait for itself; await instead")
-        hop = hop_to_loop(loop, awaitable, run_in, within=within)
+        try:
+            hop = hop_to_loop(loop, awaitable, run_in, within=within)
+        except RuntimeError:
+            if not loop.is_closed():
+                raise
+            # NOTE: taken just before another thread's stop() closed it: "Event loop is
+            # closed" was the request's own error, logged as unhandled (review356).
+            raise AppClosed("the app loop was stopped: this WSGI app was closed") from None
         if hop.late:
             cast("Callable[[Hop, asyncio.AbstractEventLoop], None]", late)(hop, loop)
             return cast("T", None)

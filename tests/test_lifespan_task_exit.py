@@ -7,6 +7,7 @@ task's coroutine as a whole: the startup's or shutdown's generator with it (revi
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -97,3 +98,33 @@ def test_a_shutdown_hook_awaiting_a_task_ending_in_generator_exit_lets_the_later
     with pytest.raises(GeneratorExit, match="the task ends it"):
         client.close()
     assert events == ["goodbye", "exit async", "exit sync", "pool closed"]
+
+
+_HELD: contextvars.ContextVar[str] = contextvars.ContextVar("_HELD", default="unset")
+
+
+def test_async_hooks_each_run_in_a_task_of_their_own_under_both_interfaces(interface: str) -> None:
+    # NOTE: under ASGI the hooks ran in the lifespan's task until review345, under WSGI each in
+    # a task of the app loop: a token one made, another reset there alone. What they set is
+    # still seen by the steps after them (docs/lifespan.md) (review356).
+    events: list[str] = []
+    app = App()
+
+    @app.on_startup
+    async def opens() -> None:
+        app.state.token = _HELD.set("open")
+        app.state.task = asyncio.current_task()
+
+    @app.on_startup
+    async def sees() -> None:
+        events.append(_HELD.get())
+        events.append("same task" if asyncio.current_task() is app.state.task else "own task")
+
+    @app.on_shutdown
+    async def resets() -> None:
+        events.append(_HELD.get())
+        _HELD.reset(app.state.token)
+
+    with pytest.raises(Exception, match="different Context"), TestClient(app, interface=interface):
+        pass
+    assert events == ["open", "own task", "open"]

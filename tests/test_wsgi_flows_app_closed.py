@@ -9,11 +9,12 @@ the flow was left to its collection, closed in whichever thread let go of it, wh
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -124,3 +125,344 @@ def test_an_async_flow_offered_an_error_after_the_apps_close_is_closed() -> None
     assert status.startswith("5")
     assert unraisable == []
     assert events == ["closed"]
+
+
+@pytest.mark.parametrize("stubborn", [False, True])
+def test_an_async_flow_whose_cleanup_never_ends_holds_its_thread_no_longer_than_a_tasks_cleanup(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, stubborn: bool
+) -> None:
+    # NOTE: closed on the request thread's own loop once the app loop had stopped, a cleanup
+    # that awaited what never came held that thread for ever (a server's worker thread, a
+    # non-daemon one kept the process from exiting), where a task on the app loop gets
+    # CLEANUP_WAIT seconds (review356).
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    events: list[str] = []
+    app = App()
+    inside = threading.Event()
+
+    @app.middleware
+    async def outer(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(0)
+            events.append("outer closed")
+
+    @app.middleware
+    async def stuck(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            try:
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    if not stubborn:
+                        raise
+                    await asyncio.Event().wait()  # NOTE: ignores its cancellation too.
+            finally:
+                events.append("stuck let go")
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        inside.set()
+        await asyncio.sleep(5)
+        return "late"
+
+    wsgi = app.as_wsgi()
+    answered: list[Any] = []
+    thread = threading.Thread(target=lambda: answered.append(wsgi_get(wsgi, "/")), daemon=True)
+    thread.start()
+    assert inside.wait(5)
+    wsgi.close()
+    thread.join(3)
+    assert not thread.is_alive()
+    # NOTE: one that ignores its cancellation too is closed after (on 3.13; earlier, its
+    # closing does not reach the flow, left to its collection).
+    assert events[-1] == "outer closed", events
+    assert stubborn or events == ["stuck let go", "outer closed"], events
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+    failed = [r for r in caplog.records if "stuck" in r.getMessage()]
+    assert len(failed) == 1 and isinstance(failed[0].exc_info[1], TimeoutError), caplog.text
+
+
+_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("_VAR", default="unset")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 runs each awaitable in a copy")
+@pytest.mark.parametrize("how", ["close", "cut"])
+def test_sync_and_async_flows_cut_off_reset_their_context_variables_in_order(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: on the request thread's own loop (the app loop stopped), an async flow's cleanup
+    # ran in a copy of the request's context: its token "was created in a different Context",
+    # and the sync flow outside it saw the value it had set (review356).
+    events: list[tuple[str, str]] = []
+    app = App()
+    inside = threading.Event()
+
+    def flow(name: str, is_async: bool) -> Any:
+        if is_async:
+
+            async def around(request: Request) -> AsyncIterator[None]:
+                token = _VAR.set(name)
+                try:
+                    yield
+                finally:
+                    await asyncio.sleep(0)
+                    events.append((name, _VAR.get()))
+                    _VAR.reset(token)
+
+        else:
+
+            def around(request: Request) -> Iterator[None]:  # type: ignore[misc]
+                token = _VAR.set(name)
+                try:
+                    yield
+                finally:
+                    events.append((name, _VAR.get()))
+                    _VAR.reset(token)
+
+        around.__qualname__ = name
+        return around
+
+    app.middleware(flow("outer", False))
+    app.middleware(flow("middle", True))
+    app.middleware(flow("inner", False))
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        inside.set()
+        await asyncio.sleep(5)
+        return "late"
+
+    wsgi = app.as_wsgi()
+    answered: list[Any] = []
+    thread = threading.Thread(target=lambda: answered.append(wsgi_get(wsgi, "/")))
+    thread.start()
+    assert inside.wait(5)
+    if how == "cut":
+        wsgi.app_loop.cut_waiting()
+        time.sleep(0.2)
+    wsgi.close()
+    thread.join(5)
+    assert events == [("inner", "inner"), ("middle", "middle"), ("outer", "outer")]
+    assert "failed" not in caplog.text, caplog.text
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_an_async_generator_a_cut_flows_cleanup_left_open_is_closed_as_on_the_app_loop() -> None:
+    # NOTE: the request thread's own loop (the app loop stopped) was closed without closing
+    # the async generators begun on it, as the app loop's stop and asyncio.run() close theirs:
+    # their finally blocks never ran (review356).
+    events: list[str] = []
+    app = App()
+    inside = threading.Event()
+
+    async def ticks() -> AsyncIterator[int]:
+        try:
+            for tick in range(10):
+                yield tick
+                await asyncio.sleep(0)
+        finally:
+            await asyncio.sleep(0)
+            events.append("ticks closed")
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            app.state.ticks = ticking = ticks()
+            await ticking.__anext__()
+            events.append("around closed")
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        inside.set()
+        await asyncio.sleep(5)
+        return "late"
+
+    wsgi = app.as_wsgi()
+    answered: list[Any] = []
+    thread = threading.Thread(target=lambda: answered.append(wsgi_get(wsgi, "/")))
+    thread.start()
+    assert inside.wait(5)
+    wsgi.close()
+    thread.join(5)
+    assert events == ["around closed", "ticks closed"]
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_a_request_that_took_the_app_loop_just_before_its_close_is_cut_off_not_failed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a server thread that took the app loop (AppLoop.loop) just before another thread's
+    # close() stopped and closed it handed its call to a closed loop: "Event loop is closed"
+    # was the request's own error, logged as unhandled with its traceback (review356).
+    events: list[str] = []
+    app = App()
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("closed")
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return "hi"
+
+    wsgi = app.as_wsgi()
+    taken = wsgi.app_loop.loop
+    wsgi.close()
+    assert taken.is_closed()
+    monkeypatch.setattr(type(wsgi.app_loop), "loop", property(lambda self: taken))
+    status, _ = wsgi_get(wsgi, "/")
+    assert status.startswith("500")
+    assert "unhandled" not in caplog.text, caplog.text
+    assert "after the app was closed" in caplog.text, caplog.text
+    assert events == []  # NOTE: its first step never ran.
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+def test_a_cut_flows_cleanup_that_ends_the_process_goes_on_once_past_the_flows_outside(
+    ending: type[BaseException], caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: on the request thread's own loop, the ending left that loop at once, its task
+    # that awaited the cleanup pending: run again to close the loop, it raised the ending a
+    # second time, and asyncio logged "Task exception was never retrieved" (review356).
+    events: list[str] = []
+    app = App()
+    inside = threading.Event()
+
+    @app.middleware
+    async def outer(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("outer closed")
+
+    @app.middleware
+    async def ends(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(0)
+            raise ending("bye")
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        inside.set()
+        await asyncio.sleep(5)
+        return "late"
+
+    wsgi = app.as_wsgi()
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            wsgi_get(wsgi, "/")
+        except BaseException as exc:  # collected and checked in the test thread
+            raised.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert inside.wait(5)
+    wsgi.close()
+    thread.join(5)
+    gc.collect()
+    assert [type(exc) for exc in raised] == [ending], raised
+    assert events == ["outer closed"]
+    assert "never retrieved" not in caplog.text, caplog.text
+
+
+@pytest.mark.parametrize("how", ["cut", "close"])
+def test_a_cut_flows_cleanup_cut_off_again_is_no_failure_of_the_flow(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a cleanup running on the app loop, cut off in its turn (the app loop's stop after
+    # the server's cut, or a second cut), was logged as the flow's failure, with the traceback
+    # of the LoopStopped that told the request's thread (review356).
+    events: list[str] = []
+    app = App()
+    inside, closing = threading.Event(), threading.Event()
+
+    @app.middleware
+    async def outer(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(0)
+            events.append("outer closed")
+
+    @app.middleware
+    async def inner(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            closing.set()
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                events.append("inner cancelled")
+                raise
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        inside.set()
+        await asyncio.sleep(5)
+        return "late"
+
+    wsgi = app.as_wsgi()
+    answered: list[Any] = []
+    thread = threading.Thread(target=lambda: answered.append(wsgi_get(wsgi, "/")))
+    thread.start()
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    assert closing.wait(5)
+    if how == "cut":
+        wsgi.app_loop.cut_waiting()
+        thread.join(5)
+    wsgi.close()
+    thread.join(5)
+    assert events == ["inner cancelled", "outer closed"]
+    assert "failed" not in caplog.text, caplog.text
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_a_request_cut_off_in_a_thread_that_runs_an_event_loop_is_still_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: a WSGI call made from a coroutine (a thread whose event loop runs): no loop of the
+    # thread's own can run there; the closing of that loop raised "Cannot run the event loop
+    # while another loop is running" out of the call, in the place of the cut (review356).
+    app = App()
+    inside = threading.Event()
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(0)
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        inside.set()
+        await asyncio.sleep(5)
+        return "late"
+
+    wsgi = app.as_wsgi()
+    answered: list[Any] = []
+
+    async def calls() -> None:
+        answered.append(wsgi_get(wsgi, "/"))
+
+    thread = threading.Thread(target=lambda: asyncio.run(calls()))
+    thread.start()
+    assert inside.wait(5)
+    wsgi.close()
+    thread.join(5)
+    assert len(answered) == 1 and answered[0][0].startswith("5"), (answered, caplog.text)
