@@ -286,8 +286,9 @@ def transfer_coding_refusal(values: Iterable[str], length: bool = False) -> Codi
         blank_line = blank_line or not item
         many = many or bool(last) or before.count(",") != len(before)
         # NOTE: two side by side share a fence, which count() takes once.
-        chunked += items.count(",chunked,")
-        twice = twice or ",chunked,chunked," in items
+        found = items.count(",chunked,")
+        chunked += found
+        twice = twice or (found > 0 and ",chunked,chunked," in items)
         last = item
     if blank_line:
         # NOTE: a line that names no coding: a proxy that reads the first line, or the last,
