@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from types import FrameType
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
@@ -100,7 +101,9 @@ def test_the_readings_agree_on_any_text(value: str, option: str) -> None:
 
 
 def test_list_items_fences_each_item_stripped() -> None:
-    assert list_items(" A ,b\t\tc,") == ",a,b c,,"
+    assert list_items(" A ,b\t\tc,") == ",a,b  c,,"
+    assert list_items("b\t\tc") == ",b  c,"
+    assert list_items("b\t\tc , " * 65) == ",b c" * 65 + ",,"
     assert list_items("close") == ",close,"
     assert list_items(" " * 1000 + "Close" + "\t" * 999) == ",close,"
 
@@ -161,3 +164,22 @@ def test_a_long_list_is_read_with_no_python_call_per_item(value: str) -> None:
 def test_transfer_coding_refusal_on_the_lists_that_share_fences(values: list[str]) -> None:
     assert transfer_coding_refusal(values) == old_transfer_coding_refusal(values)
     assert is_coded(values[0]) == old_is_coded(values[0])
+
+
+@settings(max_examples=1_000, deadline=None, database=None)
+@given(LISTS, OPTIONS)
+def test_the_reading_for_many_spaced_commas_answers_as_the_one_for_few(
+    value: str, option: str
+) -> None:
+    few = (names_option(value, option), is_coded(value), transfer_coding_refusal([value]))
+    with patch("microweb._parsing._FEW_SPACED_COMMAS", -1):
+        many = (names_option(value, option), is_coded(value), transfer_coding_refusal([value]))
+    assert (
+        many
+        == few
+        == (
+            old_names_option(value, option),
+            old_is_coded(value),
+            old_transfer_coding_refusal([value]),
+        )
+    )
