@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable, Sequence
@@ -22,11 +23,11 @@ from waitress.adjustments import Adjustments
 from waitress.buffers import OverflowableBuffer
 from waitress.parser import HTTPRequestParser
 from waitress.receiver import ChunkedReceiver
-from waitress.rfc7230 import HEADER_FIELD_RE
+from waitress.rfc7230 import CHUNK_EXT_RE, HEADER_FIELD_RE
 from waitress.utilities import BadRequest, RequestEntityTooLarge
 
 from microweb import App
-from microweb._chunked import ChunkedBody, ChunkedChannel, ChunkedParser
+from microweb._chunked import CHUNK_EXTENSIONS_LINE, ChunkedBody, ChunkedChannel, ChunkedParser
 from microweb._waitress import OrderlyWaitress
 
 HEAD = b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -404,3 +405,43 @@ def test_a_head_at_the_cap_in_small_reads_is_431_as_under_waitress(size: int) ->
         with patch.object(ChunkedParser, "received", HTTPRequestParser.received):
             waitress = _parsed(reads, cap)
         assert ours == waitress
+
+
+# -- the extensions' pattern, Waitress's language with no group repeated a byte (review359) ----
+
+EXTENSION_PIECES = st.sampled_from(
+    [b";", b";", b"a", b"Z", b"=", b"=", b'"', b'"', b"\\", b" ", b"\t", b"\n", b"\r", b"\x00",
+     b"\x7f", b"\x80", b"\xff", b",", b"@", b"!~"]
+)  # fmt: skip
+
+
+@settings(max_examples=3_000, deadline=None, database=None)
+@given(st.lists(EXTENSION_PIECES, max_size=14).map(b"".join))
+def test_chunk_extensions_are_taken_exactly_where_waitress_takes_them(extensions: bytes) -> None:
+    # NOTE: a bare LF at the end included ("$"), as Waitress's CHUNK_EXT_RE takes it.
+    expected = CHUNK_EXT_RE.match(extensions) is not None
+    assert (CHUNK_EXTENSIONS_LINE.match(extensions) is not None) == expected
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="Python 3.10's re has no possessive repeat (*+)"
+)
+@pytest.mark.parametrize(
+    "extension",
+    [b";a" * 8_000, b';a="' + b"b" * 16_000 + b'"', b';a="' + b"\\b" * 8_000 + b'"'],
+    ids=["names", "a-quoted-value", "quoted-pairs"],
+)
+def test_chunk_extensions_at_their_limit_are_read_with_no_memory_per_byte(extension: bytes) -> None:
+    # NOTE: Waitress's pattern repeats a group for each extension and each byte of a quoted
+    # value, and re kept a backtracking point for each: 16 KiB took 1.1 to 2.4 MB to check.
+    stream = b"1" + extension + b"\r\nx\r\n0\r\n\r\n"
+    receiver = ChunkedBody(OverflowableBuffer(512 * 1024))
+    tracemalloc.start()
+    try:
+        consumed = receiver.received(stream)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert consumed == len(stream) and receiver.error is None and receiver.completed
+    assert receiver.getbuf().get() == b"x"
+    assert peak < 128 * 1024, peak

@@ -9,12 +9,17 @@ part whose quoted value ``multipart`` reads as parameters, which a proxy does no
 
 from __future__ import annotations
 
+import re
+import sys
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 import multipart as multipart_module
 import pytest
 from conftest import MakeClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_forms import form_app, multipart, part, post_multipart
 
 from microweb import App, Request
@@ -142,3 +147,41 @@ def test_the_copy_of_multiparts_parameter_pattern_reads_as_multipart_does(value:
     assert [m.span() for m in _MULTIPART_PARAM.finditer(value)] == [
         m.span() for m in theirs.finditer(value)
     ]
+
+
+# NOTE: multipart's pattern as it was copied (before review359), a group repeated a character.
+OLD_MULTIPART_PARAM = re.compile(
+    r'; *[a-zA-Z0-9_-]+ *= *(?:"[^\\"]*"|[a-zA-Z0-9!#$%&\'*+.^_`|~-]+|"(?:\\.|[^\\"])*")'
+)
+PARAM_PIECES = st.sampled_from(
+    ["; ", ";", " ", "a", "name", "x.y", "=", '"', '"', "\\", "\\", "\n", "\t", "é", "~", ","]
+)
+
+
+@settings(max_examples=3_000, deadline=None, database=None)
+@given(st.lists(PARAM_PIECES, max_size=16).map("".join))
+def test_multiparts_parameter_pattern_matches_where_its_copy_did(value: str) -> None:
+    expected = [m.span() for m in OLD_MULTIPART_PARAM.finditer(value)]
+    assert [m.span() for m in _MULTIPART_PARAM.finditer(value)] == expected
+    assert expected == [m.span() for m in multipart_module._re_option.finditer(value)]
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="Python 3.10's re has no possessive repeat (*+)"
+)
+@pytest.mark.parametrize(
+    "value",
+    ['form-data; a="' + "\\b" * 2_000 + '"', 'form-data; a="' + "b" * 4_000 + "\\"],
+    ids=["quoted-pairs", "unclosed"],
+)
+def test_multiparts_parameter_pattern_keeps_no_memory_per_character(value: str) -> None:
+    # NOTE: 4 KiB, the cap of a part's head: a group repeated for each character kept a
+    # backtracking point each, about 290 KB while it was read.
+    tracemalloc.start()
+    try:
+        spans = [m.span() for m in _MULTIPART_PARAM.finditer(value)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert spans == [m.span() for m in OLD_MULTIPART_PARAM.finditer(value)]
+    assert peak < 16 * 1024, peak
