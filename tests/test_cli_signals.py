@@ -138,6 +138,27 @@ def test_signal_lets_the_request_in_flight_finish_then_runs_the_hooks(
 
 
 @pytest.mark.parametrize("server", SERVERS)
+def test_an_http_1_0_keep_alive_answer_during_the_stop_says_close_only(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: Waitress said "Connection: Keep-Alive" to an HTTP/1.0 client that asked for it,
+    # next to the stop's "Connection: close", and closed: two answers in one head.
+    served = Served(tmp_path, server, "--graceful-timeout", "5")
+    with socket.create_connection((HOST, served.port), timeout=10) as client:
+        client.sendall(b"GET /slow?seconds=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        served.wait_for_event("started")
+        served.process.send_signal(signal.SIGTERM)
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+    head = received.partition(b"\r\n\r\n")[0].decode("latin-1").lower().split("\r\n")
+    connection = [line.partition(":")[2].strip() for line in head if line.startswith("connection:")]
+    assert head[0].startswith("http/1.1 200"), head
+    assert connection in ([], ["close"]), head
+    assert served.ended_within(timeout=5) < 3.5
+
+
+@pytest.mark.parametrize("server", SERVERS)
 def test_a_request_slower_than_the_grace_period_does_not_hold_the_process(
     tmp_path: Path, server: str
 ) -> None:
