@@ -260,7 +260,9 @@ class OrderlyUvicorn(uvicorn.Server):
             while not waiting.done():
                 # NOTE: the supervisor's word, which a copy of its first SIGTERM still pending
                 # may have taken the signal of (two of one kind pending are one).
-                if self.cut_short or self.told_to_hurry():
+                if self.told_to_hurry():
+                    self.cut_short = True
+                if self.cut_short:
                     # NOTE: what the grace period's end raises in Uvicorn's shutdown(), which
                     # then cancels the requests still running and goes on to the hooks;
                     # asyncio's, which Python 3.10 tells apart from the builtin one.
@@ -356,7 +358,31 @@ class OrderlyUvicorn(uvicorn.Server):
             await lifespan_shutdown()
 
         self.lifespan.shutdown = run_hooks
-        await super().shutdown(sockets)
+        wording = _CutShortWording(self)
+        uvicorn_logger = logging.getLogger("uvicorn.error")
+        uvicorn_logger.addFilter(wording)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            uvicorn_logger.removeFilter(wording)
+
+
+# NOTE: what Uvicorn logs as it cancels the requests still running once the grace period ends.
+GRACE_OVER = "Cancel %s running task(s), timeout graceful shutdown exceeded"
+
+
+class _CutShortWording(logging.Filter):
+    """Say that a second signal ended the wait for the requests in flight, where Uvicorn says
+    that the grace period did (it had not: "timeout graceful shutdown exceeded")."""
+
+    def __init__(self, server: OrderlyUvicorn) -> None:
+        super().__init__()
+        self.server = server
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == GRACE_OVER and self.server.cut_short:
+            record.msg = "Cancel %s running task(s): a second signal ended the wait for them"
+        return True
 
 
 def orderly_uvicorn(app: Any, announce: Callable[[int], None], **settings: Any) -> OrderlyUvicorn:

@@ -312,6 +312,10 @@ def test_a_second_signal_ends_the_wait_and_the_hooks_still_run(
     assert served.recorded() == ["started", "shutdown"], read_log(served.log)
     assert served.process.returncode == -signal.SIGTERM, read_log(served.log)
     assert "Traceback" not in read_log(served.log)
+    # NOTE: Uvicorn said "timeout graceful shutdown exceeded" of the requests it cancelled.
+    assert "exceeded" not in read_log(served.log)
+    if server == "uvicorn":
+        assert "running task(s): a second signal ended the wait" in read_log(served.log)
 
 
 @pytest.mark.parametrize("colour", ["sync", "async"])
