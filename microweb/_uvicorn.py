@@ -367,13 +367,16 @@ class OrderlyUvicorn(uvicorn.Server):
             uvicorn_logger.removeFilter(wording)
 
 
-# NOTE: what Uvicorn logs as it cancels the requests still running once the grace period ends.
+# NOTE: what Uvicorn logs as it cancels the requests still running once the grace period ends,
+# and how it ends each line that says it waits for them.
 GRACE_OVER = "Cancel %s running task(s), timeout graceful shutdown exceeded"
+FORCE_QUIT = " (CTRL+C to force quit)"
 
 
 class _CutShortWording(logging.Filter):
     """Say that a second signal ended the wait for the requests in flight, where Uvicorn says
-    that the grace period did (it had not: "timeout graceful shutdown exceeded")."""
+    that the grace period did (it had not: "timeout graceful shutdown exceeded"), and that a
+    second signal ends the wait, where Uvicorn says that Ctrl+C quits (without the hooks)."""
 
     def __init__(self, server: OrderlyUvicorn) -> None:
         super().__init__()
@@ -382,6 +385,8 @@ class _CutShortWording(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg == GRACE_OVER and self.server.cut_short:
             record.msg = "Cancel %s running task(s): a second signal ended the wait for them"
+        elif isinstance(record.msg, str) and record.msg.endswith(FORCE_QUIT):
+            record.msg = record.msg.removesuffix(FORCE_QUIT) + " (a second signal ends the wait)"
         return True
 
 

@@ -316,6 +316,8 @@ def test_a_second_signal_ends_the_wait_and_the_hooks_still_run(
     assert "exceeded" not in read_log(served.log)
     if server == "uvicorn":
         assert "running task(s): a second signal ended the wait" in read_log(served.log)
+        # NOTE: Uvicorn's "(CTRL+C to force quit)": it ends the wait, and the hooks still run.
+        assert "close. (a second signal ends the wait)" in read_log(served.log)
 
 
 @pytest.mark.parametrize("colour", ["sync", "async"])
