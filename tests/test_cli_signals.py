@@ -320,6 +320,27 @@ def test_a_second_signal_ends_the_wait_and_the_hooks_still_run(
         assert "close. (a second signal ends the wait)" in read_log(served.log)
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_third_signal_ends_the_hooks_a_second_one_let_run(tmp_path: Path, server: str) -> None:
+    # NOTE: the second ends the wait for the requests, and the hooks run; the third cuts a
+    # hook that hangs short, by that signal.
+    served = Served(
+        tmp_path, server, "--graceful-timeout", "20", env={"SERVING_HANG_SHUTDOWN": "sync"}
+    )
+    thread, _ = _get_in_background(f"{served.url}/slow?seconds=30")
+    served.wait_for_event("started")
+    served.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    served.process.send_signal(signal.SIGTERM)
+    served.wait_for_event("hanging")
+    served.process.send_signal(signal.SIGINT)
+    assert served.ended_within(timeout=3) < 2
+    thread.join(timeout=5)
+    assert served.process.returncode == -signal.SIGINT, read_log(served.log)
+    assert served.recorded() == ["started", "shutdown", "hanging"], read_log(served.log)
+    assert "Traceback" not in read_log(served.log)
+
+
 @pytest.mark.parametrize("colour", ["sync", "async"])
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
 @pytest.mark.parametrize("server", SERVERS)
