@@ -11,14 +11,16 @@ Here each child runs an ``OrderlyUvicorn``, and the main process:
 - with ``--reload``, is Uvicorn's reloader (``ChangeReload``, whose ``target`` runs in the
   child); a child that fails to start leaves it waiting for the next change, as Uvicorn's does.
 
-On SIGTERM or SIGINT the main process stops its children with SIGTERM and waits for them; a
-second signal kills them, so a shutdown hook that hangs is cut short. Then it ends by the
-signal it got, as a single process does. A child whose main process was killed (SIGKILL,
-SIGHUP) stops in order by itself, within a second. A child starts with SIGINT held back
-until it has set up its own handling: Ctrl+C, which reaches every process, ends a child that
-is still importing quietly (by the main process's SIGTERM, or its own SIGINT once it can),
-not with a traceback (``_stopping.interrupts_held()``). A worker whose event loop makes no
-progress is stopped, then killed, and replaced (``_workers``).
+On SIGTERM or SIGINT the main process stops its children with SIGTERM and waits for them. A
+second signal, with ``--workers``, is passed on: each worker ends its wait for the requests in
+flight and runs its shutdown hooks, or ends if they run, as a single process does
+(``_workers``); with ``--reload`` it kills the child, so a shutdown hook that hangs is cut
+short. Then the main process ends by the signal it got, as a single process does. A child
+whose main process was killed (SIGKILL, SIGHUP) stops in order by itself, within a second. A
+child starts with SIGINT held back until it has set up its own handling: Ctrl+C, which reaches
+every process, ends a child that is still importing quietly (by the main process's SIGTERM, or
+its own SIGINT once it can), not with a traceback (``_stopping.interrupts_held()``). A worker
+whose event loop makes no progress is stopped, then killed, and replaced (``_workers``).
 """
 
 from __future__ import annotations

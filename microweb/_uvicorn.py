@@ -187,6 +187,9 @@ class OrderlyUvicorn(uvicorn.Server):
             worker process, whose supervisor does that, until the supervisor has gone).
         supervisor: The pid of the supervisor of a worker process: once it has gone, the
             worker stops as on SIGTERM.
+        passed_on: Read in a worker process: how many signals past its first the supervisor
+            has passed on, each of which the worker takes as a lone process takes a second
+            signal.
     """
 
     def __init__(
@@ -196,6 +199,7 @@ class OrderlyUvicorn(uvicorn.Server):
         *,
         escalate: bool = True,
         supervisor: int | None = None,
+        passed_on: Callable[[], int] | None = None,
     ) -> None:
         super().__init__(config)
         # NOTE: after Uvicorn's logging set-up (the Config's), which keeps a logger's filters;
@@ -208,6 +212,8 @@ class OrderlyUvicorn(uvicorn.Server):
         self.announce = announce
         self.escalate = escalate
         self.supervisor = supervisor
+        self.passed_on = passed_on
+        self.passed_on_seen = 0
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """Run as Uvicorn does; a stop signal before the startup hooks begin ends the process."""
@@ -225,9 +231,9 @@ class OrderlyUvicorn(uvicorn.Server):
             # every signal. One signal, even one of two copies when supervised, ends it.
             end_by(sig)
         alone = self.escalate or self.supervisor_gone()
-        if self.running_hooks and alone:
+        if self.running_hooks and (alone or self.told_to_hurry()):
             end_by(sig)
-        if self.should_exit and alone:
+        if self.should_exit and (alone or self.told_to_hurry()):
             # NOTE: a second signal, as the requests in flight are waited for: the wait ends
             # and the shutdown hooks still run, as under Waitress (_wait_tasks_to_complete).
             # Uvicorn ignored a second SIGTERM (the process waited out the grace period) and
@@ -252,6 +258,10 @@ class OrderlyUvicorn(uvicorn.Server):
         waiting = asyncio.ensure_future(super()._wait_tasks_to_complete())
         try:
             while not waiting.done():
+                # NOTE: the supervisor's word, which a copy of its first SIGTERM still pending
+                # may have taken the signal of (two of one kind pending are one).
+                if self.told_to_hurry():
+                    self.cut_short = True
                 if self.cut_short:
                     # NOTE: what the grace period's end raises in Uvicorn's shutdown(), which
                     # then cancels the requests still running and goes on to the hooks;
@@ -261,6 +271,23 @@ class OrderlyUvicorn(uvicorn.Server):
             waiting.result()
         finally:
             waiting.cancel()
+
+    def told_to_hurry(self) -> bool:
+        """Return whether the supervisor has passed on a second signal (or a third) since this
+        was last asked.
+
+        NOTE: a worker cannot tell a second signal from a copy of the first (the terminal's
+        SIGINT and the supervisor's SIGTERM): the supervisor counts them in memory they
+        share, then sends SIGTERM. A worker whose supervisor acted on a second signal by
+        killing it lost its shutdown hooks where a lone process runs them.
+        """
+        if self.passed_on is None:
+            return False
+        count = self.passed_on()
+        if count <= self.passed_on_seen:
+            return False
+        self.passed_on_seen = count
+        return True
 
     def supervisor_gone(self) -> bool:
         """Return whether this process had a supervisor, which has gone."""
@@ -331,7 +358,36 @@ class OrderlyUvicorn(uvicorn.Server):
             await lifespan_shutdown()
 
         self.lifespan.shutdown = run_hooks
-        await super().shutdown(sockets)
+        wording = _CutShortWording(self)
+        uvicorn_logger = logging.getLogger("uvicorn.error")
+        uvicorn_logger.addFilter(wording)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            uvicorn_logger.removeFilter(wording)
+
+
+# NOTE: what Uvicorn logs as it cancels the requests still running once the grace period ends,
+# and how it ends each line that says it waits for them.
+GRACE_OVER = "Cancel %s running task(s), timeout graceful shutdown exceeded"
+FORCE_QUIT = " (CTRL+C to force quit)"
+
+
+class _CutShortWording(logging.Filter):
+    """Say that a second signal ended the wait for the requests in flight, where Uvicorn says
+    that the grace period did (it had not: "timeout graceful shutdown exceeded"), and that a
+    second signal ends the wait, where Uvicorn says that Ctrl+C quits (without the hooks)."""
+
+    def __init__(self, server: OrderlyUvicorn) -> None:
+        super().__init__()
+        self.server = server
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == GRACE_OVER and self.server.cut_short:
+            record.msg = "Cancel %s running task(s): a second signal ended the wait for them"
+        elif isinstance(record.msg, str) and record.msg.endswith(FORCE_QUIT):
+            record.msg = record.msg.removesuffix(FORCE_QUIT) + " (a second signal ends the wait)"
+        return True
 
 
 def orderly_uvicorn(app: Any, announce: Callable[[int], None], **settings: Any) -> OrderlyUvicorn:

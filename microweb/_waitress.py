@@ -355,6 +355,11 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
             head: bytes = super().build_response_header()
         finally:
             self._heading = False
+        if self.close_on_finish and (KEPT_ALIVE in self.response_headers):
+            # NOTE: Waitress says "Keep-Alive" to an HTTP/1.0 client that asked for it, even
+            # once the connection is to close (the stop's "close" above): the head said both.
+            self.response_headers.remove(KEPT_ALIVE)
+            head = head.replace(b"\r\n%s: %s" % tuple(v.encode() for v in KEPT_ALIVE), b"", 1)
         return as_http_1_1(head)
 
     def set_close_on_finish(self) -> None:
@@ -475,6 +480,10 @@ class RefusalTask(ErrorTask):  # type: ignore[misc]
     def build_response_header(self) -> bytes:
         """Build the head as Waitress does, with an ``HTTP/1.1`` status line."""
         return as_http_1_1(super().build_response_header())
+
+
+# NOTE: the header Waitress adds to an answer to an HTTP/1.0 client that asked for keep-alive.
+KEPT_ALIVE = ("Connection", "Keep-Alive")
 
 
 def as_http_1_1(head: bytes) -> bytes:

@@ -37,8 +37,10 @@ STARTED = b"started"
 # NOTE: the slots of a worker's beats, memory it shares with the main process: how many times
 # its watcher thread looked at the event loop, how many of those looks found that the loop
 # had made progress, whether the shutdown hooks run (1) or not (0), and how many times the
-# loop turned (its timer came): progress too, seen even while the watcher waits for the GIL.
-LOOKS, PROGRESS, HOOKS, TURNS = range(4)
+# loop turned (its timer came): progress too, seen even while the watcher waits for the GIL;
+# and, written by the main process, how many signals past its first it has passed on.
+LOOKS, PROGRESS, HOOKS, TURNS, PASSED_ON = range(5)
+SLOTS = 5
 # NOTE: how often, in seconds, a worker's loop notes that it turned and its watcher looks:
 # at most BEAT, four times within the timeout, never more often than MIN_BEAT (which
 # _serve_options holds, with the shortest timeout it lets through).

@@ -25,7 +25,7 @@ from ._errors import log_failure
 from ._stopping import STOP_SIGNALS, end_by, interrupts_held, take_interrupts
 from ._unix import port_of
 from ._uvicorn import OrderlyUvicorn
-from ._watcher import HOOKS, LOOKS, PROGRESS, STARTED, TURNS, say_started
+from ._watcher import HOOKS, LOOKS, PASSED_ON, PROGRESS, SLOTS, STARTED, TURNS, say_started
 
 logger = logging.getLogger("microweb")
 
@@ -42,7 +42,8 @@ def _run_worker(
     try:
         take_interrupts()
         config.configure_logging()
-        server = OrderlyUvicorn(config, escalate=False, supervisor=supervisor)
+        passed_on = functools.partial(beats.__getitem__, PASSED_ON)
+        server = OrderlyUvicorn(config, escalate=False, supervisor=supervisor, passed_on=passed_on)
         # NOTE: the serving loggers are on again by then, as a single process's are: the
         # server looks once the startup hooks ran (OrderlyUvicorn.startup()).
         server.announce = functools.partial(say_started, pipe, beats, timeout, server)
@@ -72,6 +73,10 @@ MIN_CHECK_INTERVAL = 0.1
 # for --graceful-timeout and STOP_MARGIN seconds more (the second the requests cut off get,
 # and one more) is killed, as Gunicorn kills what is left after its graceful timeout.
 STOP_MARGIN = 2.0
+# NOTE: how long a worker told of a second signal has to end its wait for the requests in
+# flight and begin its shutdown hooks (a poll, the requests' cancellation, a beat) before it is
+# killed.
+HURRY_MARGIN = 2.0
 
 
 class Worker:
@@ -97,7 +102,7 @@ class Worker:
         self.killed_starts = killed_starts
         self.pipe, child_end = context.Pipe()
         try:
-            self.beats: MutableSequence[int] = context.RawArray("Q", 4)
+            self.beats: MutableSequence[int] = context.RawArray("Q", SLOTS)
             self.process: BaseProcess = context.Process(
                 target=_run_worker,
                 args=(config, sockets, child_end, self.beats, timeout, os.getpid()),
@@ -120,6 +125,8 @@ class Worker:
         self.stuck = False
         self.killed = False
         self.said_slow_start = False
+        # NOTE: when it was told of a second signal (None: never).
+        self.hurried: float | None = None
 
     def hear(self) -> None:
         """Read what the worker said (that it started); close the pipe once it has ended."""
@@ -196,9 +203,20 @@ class Worker:
         """While the main process stops, which began at ``began``: kill the worker if its
         event loop has made no progress for ``timeout`` seconds since, outside its shutdown
         hooks."""
-        if not self.started or self.killed or self.process.exitcode is not None:
+        if self.killed or self.process.exitcode is not None:
             return
         now = time.monotonic()
+        if self._too_slow_to_hurry(now):
+            logger.error(
+                "worker [%d] has not begun its shutdown hooks %.1f s after the second signal; "
+                "killing it",
+                self.process.pid,
+                now - (self.hurried or now),
+            )
+            self.kill()
+            return
+        if not self.started:
+            return
         self.look(now)
         if self.beats[HOOKS]:
             # NOTE: microweb gives the shutdown hooks no time limit; a second signal cuts them.
@@ -206,6 +224,13 @@ class Worker:
         if now - max(self.progressed, began) >= timeout:
             logger.error("%s, nor stopped as the server stops; killing it", self._why_stuck(now))
             self.kill()
+
+    def _too_slow_to_hurry(self, now: float) -> bool:
+        """Return whether the worker, told of a second signal ``HURRY_MARGIN`` seconds or more
+        before ``now``, has not begun its shutdown hooks."""
+        if self.hurried is None or now - self.hurried < HURRY_MARGIN:
+            return False
+        return not (self.started and self.beats[HOOKS])
 
     def _why_stuck(self, now: float) -> str:
         """Say what was seen of a worker whose event loop made no progress."""
@@ -221,6 +246,15 @@ class Worker:
             "the whole process is held (one call that keeps the GIL, such as a regular "
             "expression, in a def handler too?)"
         )
+
+    def pass_on(self, count: int) -> None:
+        """Tell the worker that ``count`` signals past the first came (SIGTERM after it):
+        it ends its wait for the requests in flight and runs its shutdown hooks, or ends if
+        they run, as a lone process does on a second signal."""
+        self.beats[PASSED_ON] = count
+        if self.hurried is None:
+            self.hurried = time.monotonic()
+        self.signal(signal.SIGTERM)
 
     def kill(self) -> None:
         """Kill the worker (SIGKILL) if it is still running."""
@@ -262,6 +296,8 @@ class Workers:
         self.announce: Callable[[int], None] | None = announce
         self.workers: list[Worker] = []
         self.signals: list[int] = []
+        # NOTE: how many signals past the first were passed on to the workers.
+        self.passed_on = 0
         self.wake_up, self.waker = socket.socketpair()
         self.waker.setblocking(False)
         self.healthcheck_timeout = healthcheck_timeout
@@ -430,10 +466,7 @@ class Workers:
         # NOTE: the workers whose end is looked at (ended before the stop: not its to say).
         looked_at = {id(worker) for worker in self.workers if worker.process.exitcode is not None}
         while running := [worker for worker in self.workers if worker.process.exitcode is None]:
-            if len(self.signals) > 1 and not killed:
-                for worker in running:
-                    worker.signal(signal.SIGKILL)
-                killed = True
+            killed = self._pass_on_signals(running, killed)
             # NOTE: only the running ones: the sentinel of one that has ended is always ready.
             # A timeout, to look at exitcode again: a process the app started (os.system("job
             # &"), a fork) keeps a worker's end of its sentinel and pipe, so neither is ready
@@ -458,6 +491,24 @@ class Workers:
         for worker in self.workers:
             worker.pipe.close()
             worker.process.join()
+
+    def _pass_on_signals(self, running: list[Worker], killed: bool) -> bool:
+        """Pass a second signal on to the ``running`` workers, or kill them on a third; return
+        whether they were killed (``killed``: they were already)."""
+        if killed:
+            return True
+        if len(self.signals) > 2:
+            # NOTE: a third signal: what is left goes at once.
+            for worker in running:
+                worker.signal(signal.SIGKILL)
+            return True
+        if len(self.signals) - 1 > self.passed_on:
+            # NOTE: each worker acts as a lone process does on a second signal: it was killed,
+            # without its shutdown hooks if they had not begun.
+            self.passed_on = len(self.signals) - 1
+            for worker in running:
+                worker.pass_on(self.passed_on)
+        return False
 
     def _say_ended_in_stop(self, looked_at: set[int], killed: bool) -> None:
         """Say of each worker that has ended since the last look (``looked_at`` holds the ids

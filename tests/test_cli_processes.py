@@ -8,6 +8,7 @@ second signal that cuts a hanging hook short.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import resource
 import signal
@@ -114,6 +115,63 @@ def test_a_second_signal_ends_shutdown_hooks_that_hang(
         stop(process)
     assert process.returncode == -sig, read_log(log)
     assert "Traceback" not in read_log(log)
+
+
+def _children(pid: int) -> set[int]:
+    """Return the pids of the child processes of ``pid`` (Linux)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def _slow_in_background(port: int, seconds: int) -> threading.Thread:
+    def run() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"http://{HOST}:{port}/slow?seconds={seconds}", timeout=seconds + 5)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="Linux's /proc")
+@pytest.mark.parametrize("group", [False, True], ids=["main", "group"])
+@pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_a_second_signal_ends_the_workers_wait_and_their_hooks_still_run(
+    tmp_path: Path, second: signal.Signals, group: bool
+) -> None:
+    # NOTE: as in a single process: the main process passes a second signal on, and each
+    # worker ends its wait for the requests in flight and runs its shutdown hooks; they were
+    # killed without them. "group": Ctrl+C twice, each to every process of the terminal's.
+    port, log, events = free_port(), tmp_path / "serve.log", tmp_path / "events.txt"
+    variables = environment(SERVING_EVENTS=str(events))
+    command = _command(port, "--workers", "2", "--graceful-timeout", "30")
+    process = _start_as_group(command, variables, log)
+    send = functools.partial(os.killpg if group else os.kill, process.pid)
+    try:
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log, timeout=15)
+        children = _children(process.pid)
+        threads = [_slow_in_background(port, 40) for _ in range(4)]
+        wait_for(lambda: "started" in _events(events), "a request in flight", log)
+        send(signal.SIGINT if group else signal.SIGTERM)
+        time.sleep(0.5)
+        began = time.monotonic()
+        send(second)
+        process.wait(timeout=10)
+        took = time.monotonic() - began
+    finally:
+        stop(process)
+    for thread in threads:
+        thread.join(timeout=5)
+    assert _events(events).count("shutdown") == 2, read_log(log)
+    assert process.returncode == -second, read_log(log)
+    assert took < 3, read_log(log)
+    assert "Traceback" not in read_log(log) and "exceeded" not in read_log(log)
+    wait_for(
+        lambda: not any(Path(f"/proc/{child}").exists() for child in children), "no child", log, 5
+    )
 
 
 @pytest.mark.parametrize("mode", MODE_PROCESSES)
@@ -545,6 +603,26 @@ def test_a_supervised_process_runs_its_hooks_whichever_copy_of_a_signal_comes_fi
             server.handle_exit(sig, None)
     assert supervised.should_exit and not supervised.force_exit
     assert not alone.force_exit and alone.cut_short
+
+
+def test_a_worker_takes_a_signal_as_a_second_one_once_its_supervisor_counted_it() -> None:
+    # NOTE: the second Ctrl+C reaches a worker twice too: the terminal's SIGINT, before or
+    # after the supervisor counts it, and the supervisor's SIGTERM after. Each count is one
+    # second signal, however many copies come; a copy before it is still the first signal's.
+    config = uvicorn.Config(App().as_asgi(), lifespan="off")
+    counted = [0]
+    worker = OrderlyUvicorn(
+        config, escalate=False, supervisor=os.getppid(), passed_on=lambda: counted[0]
+    )
+    worker.handle_exit(signal.SIGTERM, None)
+    worker.handle_exit(signal.SIGINT, None)
+    assert worker.should_exit and not worker.cut_short
+    counted[0] = 1
+    worker.handle_exit(signal.SIGINT, None)
+    assert worker.cut_short and not worker.force_exit
+    worker.cut_short = False
+    worker.handle_exit(signal.SIGTERM, None)
+    assert not worker.cut_short and not worker.told_to_hurry()
 
 
 @pytest.mark.parametrize(

@@ -138,6 +138,27 @@ def test_signal_lets_the_request_in_flight_finish_then_runs_the_hooks(
 
 
 @pytest.mark.parametrize("server", SERVERS)
+def test_an_http_1_0_keep_alive_answer_during_the_stop_says_close_only(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: Waitress said "Connection: Keep-Alive" to an HTTP/1.0 client that asked for it,
+    # next to the stop's "Connection: close", and closed: two answers in one head.
+    served = Served(tmp_path, server, "--graceful-timeout", "5")
+    with socket.create_connection((HOST, served.port), timeout=10) as client:
+        client.sendall(b"GET /slow?seconds=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        served.wait_for_event("started")
+        served.process.send_signal(signal.SIGTERM)
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+    head = received.partition(b"\r\n\r\n")[0].decode("latin-1").lower().split("\r\n")
+    connection = [line.partition(":")[2].strip() for line in head if line.startswith("connection:")]
+    assert head[0].startswith("http/1.1 200"), head
+    assert connection in ([], ["close"]), head
+    assert served.ended_within(timeout=5) < 3.5
+
+
+@pytest.mark.parametrize("server", SERVERS)
 def test_a_request_slower_than_the_grace_period_does_not_hold_the_process(
     tmp_path: Path, server: str
 ) -> None:
@@ -270,15 +291,17 @@ def test_a_shutdown_hooks_own_cancellation_fails_that_step_only(
     assert "LoopStopped" not in log, log
 
 
-@pytest.mark.parametrize("second", SIGNALS, ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    ("second", "grace"), [(signal.SIGTERM, "20"), (signal.SIGINT, "20"), (signal.SIGINT, "inf")]
+)
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_second_signal_ends_the_wait_and_the_hooks_still_run(
-    tmp_path: Path, server: str, second: signal.Signals
+    tmp_path: Path, server: str, second: signal.Signals, grace: str
 ) -> None:
     # NOTE: under Uvicorn a second SIGTERM did nothing (the process waited out the grace
     # period) and a second SIGINT quit without the shutdown hooks; Waitress cut the wait short
     # and ran them (review350).
-    served = Served(tmp_path, server, "--graceful-timeout", "20")
+    served = Served(tmp_path, server, "--graceful-timeout", grace)
     thread, _ = _get_in_background(f"{served.url}/slow?seconds=30")
     served.wait_for_event("started")
     served.process.send_signal(signal.SIGTERM)
@@ -288,6 +311,33 @@ def test_a_second_signal_ends_the_wait_and_the_hooks_still_run(
     thread.join(timeout=5)
     assert served.recorded() == ["started", "shutdown"], read_log(served.log)
     assert served.process.returncode == -signal.SIGTERM, read_log(served.log)
+    assert "Traceback" not in read_log(served.log)
+    # NOTE: Uvicorn said "timeout graceful shutdown exceeded" of the requests it cancelled.
+    assert "exceeded" not in read_log(served.log)
+    if server == "uvicorn":
+        assert "running task(s): a second signal ended the wait" in read_log(served.log)
+        # NOTE: Uvicorn's "(CTRL+C to force quit)": it ends the wait, and the hooks still run.
+        assert "close. (a second signal ends the wait)" in read_log(served.log)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_third_signal_ends_the_hooks_a_second_one_let_run(tmp_path: Path, server: str) -> None:
+    # NOTE: the second ends the wait for the requests, and the hooks run; the third cuts a
+    # hook that hangs short, by that signal.
+    served = Served(
+        tmp_path, server, "--graceful-timeout", "20", env={"SERVING_HANG_SHUTDOWN": "sync"}
+    )
+    thread, _ = _get_in_background(f"{served.url}/slow?seconds=30")
+    served.wait_for_event("started")
+    served.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    served.process.send_signal(signal.SIGTERM)
+    served.wait_for_event("hanging")
+    served.process.send_signal(signal.SIGINT)
+    assert served.ended_within(timeout=3) < 2
+    thread.join(timeout=5)
+    assert served.process.returncode == -signal.SIGINT, read_log(served.log)
+    assert served.recorded() == ["started", "shutdown", "hanging"], read_log(served.log)
     assert "Traceback" not in read_log(served.log)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import math
 import multiprocessing
 import os
 import re
@@ -503,10 +504,10 @@ def _worker(process: object, pipe: Connection, started: bool = False) -> _worker
     worker = REAL_WORKER.__new__(REAL_WORKER)
     worker.process = process  # type: ignore[assignment]
     worker.pipe, worker.started, worker.born = pipe, started, time.monotonic() - 60
-    worker.beats = [0, 0, 0, 0]
+    worker.beats = [0] * _watcher.SLOTS
     worker.progressed = worker.ran = worker.start_counted = worker.born
     worker.looks = worker.progress = 0
-    worker.stopped_stuck = None
+    worker.stopped_stuck = worker.hurried = None
     worker.stuck = worker.killed = worker.said_slow_start = False
     worker.killed_starts = 0
     return worker
@@ -1047,12 +1048,40 @@ def test_stopping_kills_a_worker_whose_loop_makes_no_progress_outside_its_shutdo
         worker.pipe.close()
 
 
+def test_a_worker_told_of_a_second_signal_is_killed_unless_its_hooks_begin_in_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the main process passes a second signal on (the count, then SIGTERM), and the
+    # worker ends its wait and runs its hooks; one that cannot (its loop blocked) is killed.
+    sent: list[int] = []
+    worker = _stuck_worker(sent)
+    worker.progressed = time.monotonic()
+    try:
+        worker.pass_on(1)
+        assert worker.beats[_watcher.PASSED_ON] == 1 and sent == [signal.SIGTERM]
+        began = time.monotonic()
+        worker.check_stopping(math.inf, began)
+        assert sent == [signal.SIGTERM]  # NOTE: it has HURRY_MARGIN seconds.
+        assert worker.hurried is not None
+        worker.hurried -= _workers.HURRY_MARGIN
+        worker.beats[_watcher.HOOKS] = 1
+        worker.check_stopping(math.inf, began)
+        assert sent == [signal.SIGTERM]  # NOTE: its hooks run, with no time limit.
+        worker.beats[_watcher.HOOKS] = 0
+        worker.check_stopping(math.inf, began)
+        assert sent == [signal.SIGTERM, signal.SIGKILL]
+        [line] = _microweb_lines(caplog)
+        assert line.startswith("worker [1234] has not begun its shutdown hooks 2.")
+    finally:
+        worker.pipe.close()
+
+
 @contextmanager
 def _watched_loop(hooks: bool = False) -> Iterator[tuple[asyncio.AbstractEventLoop, list[int]]]:
     """An event loop running in a thread, watched as a worker's is, with a timeout of 0.2 s
     (a look every 0.05 s)."""
     loop = asyncio.new_event_loop()
-    beats = [0, 0, 0, 0]
+    beats = [0] * _watcher.SLOTS
     reader, said = multiprocessing.Pipe(duplex=False)
     server = SimpleNamespace(running_hooks=hooks)
 
