@@ -167,7 +167,7 @@ def test_a_second_signal_ends_the_workers_wait_and_their_hooks_still_run(
         thread.join(timeout=5)
     assert _events(events).count("shutdown") == 2, read_log(log)
     assert process.returncode == -second, read_log(log)
-    assert took < 3, read_log(log)
+    assert took < 8, read_log(log)  # NOTE: well short of the grace period (30 s).
     assert "Traceback" not in read_log(log) and "exceeded" not in read_log(log)
     wait_for(
         lambda: not any(Path(f"/proc/{child}").exists() for child in children), "no child", log, 5

@@ -307,7 +307,8 @@ def test_a_second_signal_ends_the_wait_and_the_hooks_still_run(
     served.process.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     served.process.send_signal(second)
-    assert served.ended_within(timeout=5) < 3
+    # NOTE: well short of the grace period (20 s, or none): the margin is for a loaded machine.
+    assert served.ended_within(timeout=15) < 10
     thread.join(timeout=5)
     assert served.recorded() == ["started", "shutdown"], read_log(served.log)
     assert served.process.returncode == -signal.SIGTERM, read_log(served.log)
@@ -334,7 +335,7 @@ def test_a_third_signal_ends_the_hooks_a_second_one_let_run(tmp_path: Path, serv
     served.process.send_signal(signal.SIGTERM)
     served.wait_for_event("hanging")
     served.process.send_signal(signal.SIGINT)
-    assert served.ended_within(timeout=3) < 2
+    assert served.ended_within(timeout=10) < 8  # NOTE: the hook hangs for ever.
     thread.join(timeout=5)
     assert served.process.returncode == -signal.SIGINT, read_log(served.log)
     assert served.recorded() == ["started", "shutdown", "hanging"], read_log(served.log)
