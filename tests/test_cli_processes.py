@@ -7,6 +7,7 @@ second signal that cuts a hanging hook short.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 import pytest
@@ -1293,3 +1295,67 @@ def test_lost_writes_are_left_out_in_every_process_and_nothing_else(
     for pid in pids:
         assert f"another warning from {pid}" in written, written
     assert "socket.sendto() raised exception." in written, written
+
+
+def _wait_with(
+    monkeypatch: pytest.MonkeyPatch,
+    uvicorns_wait: Callable[[], Any],
+    cut_after: float | None,
+    left_running: list[asyncio.Task[Any]] | None = None,
+) -> OrderlyUvicorn:
+    """Run OrderlyUvicorn's wait for requests in flight over ``uvicorns_wait`` (Uvicorn's own),
+    with a second signal ``cut_after`` seconds in (none if None); return the server. The tasks
+    still running a moment after the wait ended go into ``left_running``."""
+
+    async def stand_in(self: uvicorn.Server) -> None:
+        await uvicorns_wait()
+
+    monkeypatch.setattr(uvicorn.Server, "_wait_tasks_to_complete", stand_in)
+    server = OrderlyUvicorn(uvicorn.Config(App().as_asgi(), lifespan="off"))
+
+    async def run() -> None:
+        if cut_after is not None:
+            asyncio.get_running_loop().call_later(cut_after, setattr, server, "cut_short", True)
+        try:
+            await server._wait_tasks_to_complete()
+        finally:
+            await asyncio.sleep(0.01)
+            others = asyncio.all_tasks() - {asyncio.current_task()}
+            (left_running if left_running is not None else []).extend(others)
+
+    asyncio.run(run())
+    return server
+
+
+def test_a_second_signal_cuts_uvicorns_wait_short_and_cancels_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the grace period's end, as Uvicorn's shutdown() takes it; its own wait, still
+    # looking for requests, is cancelled, not left running (review355).
+    async def endless() -> None:
+        await asyncio.sleep(30)
+
+    started = time.monotonic()
+    left_running: list[asyncio.Task[Any]] = []
+    with pytest.raises(asyncio.TimeoutError):
+        _wait_with(monkeypatch, endless, cut_after=0.1, left_running=left_running)
+    assert time.monotonic() - started < 1
+    assert left_running == []
+
+
+def test_uvicorns_wait_ends_as_it_does_without_a_second_signal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def short() -> None:
+        await asyncio.sleep(0.12)
+
+    server = _wait_with(monkeypatch, short, cut_after=None)
+    assert not server.cut_short
+
+    async def failing() -> None:
+        await asyncio.sleep(0.01)
+        raise OSError("in Uvicorn's wait")
+
+    # NOTE: what Uvicorn's wait raises comes through (review355).
+    with pytest.raises(OSError, match="in Uvicorn's wait"):
+        _wait_with(monkeypatch, failing, cut_after=None)

@@ -49,6 +49,14 @@ def test_a_field_the_head_has_is_not_added_twice() -> None:
     assert answer == refusal
 
 
+def test_a_field_is_found_in_any_case_and_spacing() -> None:
+    # NOTE: a field name is matched without its case, on both sides, and without the
+    # whitespace around it (review355: no test held either).
+    refusal = b"HTTP/1.1 404 Not Found\r\nSERVER : app\r\n\r\n"
+    answer = with_default_fields(_state([(b"Server", b"uvicorn")]), refusal)
+    assert answer == refusal
+
+
 def test_an_own_date_gives_way_to_uvicorns() -> None:
     refusal = b"HTTP/1.1 400 Bad Request\r\nDate: websockets'\r\nContent-Length: 0\r\n\r\n"
     answer = with_default_fields(_state(DEFAULTS), refusal, own_date=True)

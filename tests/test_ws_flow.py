@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.server import ServerProtocol
 
 from microweb import App, WebSocket, WebSocketDisconnect
 from microweb._asgi_request import DENIAL_SENT_WHOLE
@@ -46,6 +47,7 @@ class _Unread(asyncio.Transport):
         self.reading = True
         self.write_paused = False
         self.aborted = False
+        self.closed = False
         self.written = bytearray()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -59,7 +61,8 @@ class _Unread(asyncio.Transport):
         return False
 
     def close(self) -> None:
-        """Nothing to close: the test ends the connection."""
+        """Note the close: the test ends the connection."""
+        self.closed = True
 
     def abort(self) -> None:
         """Drop the connection, as asyncio does: the protocol hears of it soon."""
@@ -681,6 +684,9 @@ def test_a_handshake_the_app_has_not_answered_gets_503_at_shutdown() -> None:
         protocol.data_received(HANDSHAKE)
         await asyncio.sleep(0.05)
         protocol.shutdown()
+        # NOTE: closed at once, as Uvicorn's shutdown waits for its connections to close
+        # (review355: no test saw it left open).
+        assert transport.closed
         go.set()
         for _ in range(100):
             if ended:
@@ -962,3 +968,93 @@ def test_a_ping_before_the_clients_close_is_answered_before_the_servers_close(
         return bytes(transport.written[start:])
 
     assert asyncio.run(connection()) == b"\x8a\x04last\x88\x02\x03\xe8"
+
+
+@pytest.mark.parametrize("answered", ["accepted", "refusal-started"])
+def test_an_app_that_fails_after_its_handshakes_answer_gets_no_500(answered: str) -> None:
+    # NOTE: the 500 goes to a handshake the app had not answered: one accepted (101 sent), or
+    # whose refusal's start the app sent (written once whole), gets none after (review355).
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        if answered == "accepted":
+            await send({"type": "websocket.accept"})
+        else:
+            start = {"type": "websocket.http.response.start", "status": 403, "headers": []}
+            await send(start)
+        raise RuntimeError("after the handshake's answer")
+
+    async def connection() -> bytes:
+        protocol = _protocol(FlowControlledWebSockets, app)
+        transport = _Unread(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(HANDSHAKE)
+        for _ in range(100):
+            if not protocol.tasks:
+                break
+            await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+        return bytes(transport.written)
+
+    written = asyncio.run(connection())
+    assert b"500" not in written, written
+    if answered == "accepted":
+        assert written.startswith(b"HTTP/1.1 101 "), written
+
+
+def test_a_handshake_is_accepted_once_and_websockets_accept_is_left_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: Uvicorn's handle_connect() accepted it again (the key hashed, the offers read a
+    # second time); the stand-in for it is gone once the handshake is answered (review355).
+    accepted: list[object] = []
+    accept = ServerProtocol.accept
+
+    def counted(self: ServerProtocol, request: Any) -> Any:
+        accepted.append(request)
+        return accept(self, request)
+
+    monkeypatch.setattr(ServerProtocol, "accept", counted)
+
+    async def connection() -> tuple[WebSocketsSansIOProtocol, _Unread]:
+        protocol, transport = await _accepted(FlowControlledWebSockets, _idle_app())
+        protocol.connection_lost(None)
+        await asyncio.sleep(0.01)
+        return protocol, transport
+
+    protocol, transport = asyncio.run(connection())
+    assert bytes(transport.written).startswith(b"HTTP/1.1 101 ")
+    assert len(accepted) == 1
+    assert "accept" not in vars(protocol.conn)
+
+
+@pytest.mark.parametrize(
+    ("handshake", "path", "status"),
+    [
+        (HANDSHAKE.replace(b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", b""), "/ws", 400),
+        (HANDSHAKE.replace(b"/ws", b"/a%zz%41", 1), "/a%zz%41", 101),
+    ],
+    ids=["refused", "escaped-path"],
+)
+def test_the_protocol_keeps_the_handshake_and_its_answer_as_uvicorns_does(
+    handshake: bytes, path: str, status: int
+) -> None:
+    # NOTE: Uvicorn's handle_connect() keeps both (request, response): a handshake websockets
+    # refuses, and one whose path Uvicorn read a stand-in for, keep theirs too (review355).
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+
+    async def connection() -> tuple[FlowControlledWebSockets, _Unread]:
+        protocol = _protocol(FlowControlledWebSockets, app)
+        transport = _Unread(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(handshake)
+        await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+        await asyncio.sleep(0.01)
+        return protocol, transport
+
+    protocol, transport = asyncio.run(connection())
+    assert bytes(transport.written).startswith(b"HTTP/1.1 %d " % status)
+    assert (protocol.request.path, protocol.response.status_code) == (path, status)
