@@ -24,14 +24,9 @@ from typing import Any
 
 import pytest
 
-from microweb._concurrency import (
-    _UNAWAITED,
-    iterate_in_pool,
-    make_pool,
-    run_unawaited,
-    through_one_cancellation,
-)
+from microweb._concurrency import iterate_in_pool, make_pool
 from microweb._file_threads import READS_PER_CALL, aiter_file_read
+from microweb._unawaited import _UNAWAITED, run_unawaited, through_one_cancellation
 
 
 def _chunks(closed: threading.Event) -> Iterator[bytes]:

@@ -2116,8 +2116,8 @@ def test_a_failed_close_in_a_pool_thread_nobody_awaits_names_its_request(
     # NOTE: a sync stream's close, handed to its pool thread, whose task was cancelled (given up
     # on, then cut by a loop-wide cancellation): its error came from the thread with no word of
     # whose it was, where the task that closed it knew (review278).
-    monkeypatch.setattr("microweb._concurrency.logged_method", lambda request: request.method)
-    monkeypatch.setattr("microweb._concurrency.logged_path", lambda request: request.path)
+    monkeypatch.setattr("microweb._unawaited.logged_method", lambda request: request.method)
+    monkeypatch.setattr("microweb._unawaited.logged_path", lambda request: request.path)
     release = threading.Event()
 
     def rows() -> Iterator[bytes]:
@@ -2147,8 +2147,8 @@ def test_a_close_started_in_the_rest_of_a_close_nobody_awaits_names_its_request(
     # (another stream's, handed to a close thread) named none in its warning or its error:
     # the driver had let go of the request by then.
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
-    monkeypatch.setattr("microweb._concurrency.logged_method", lambda request: request.method)
-    monkeypatch.setattr("microweb._concurrency.logged_path", lambda request: request.path)
+    monkeypatch.setattr("microweb._unawaited.logged_method", lambda request: request.method)
+    monkeypatch.setattr("microweb._unawaited.logged_path", lambda request: request.path)
     release = threading.Event()
 
     class Cursor:
