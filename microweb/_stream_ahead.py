@@ -131,7 +131,7 @@ def iterate_on_loop(
 
 # PERF: how many chunks a stream may make ahead of the one who takes them, across threads: an
 # async stream under WSGI (its task on the app loop, ahead of the server's thread) and a sync
-# one under ASGI (its pool thread, ahead of the loop; _concurrency.iterate_in_pool). Each side
+# one under ASGI (its pool thread, ahead of the loop; _in_pool.iterate_in_pool). Each side
 # then wakes the other only when it waits, not for every chunk. 2,000 chunks, us a chunk (best
 # of 7, 2-CPU VM, 2026-12-03): a def generator under ASGI, one at a time 34-47, 2 ahead 23, 4
 # ahead 11-13, 8 ahead 7-8, 16 ahead 5-7; an async one under WSGI 30-37 as a call per chunk,

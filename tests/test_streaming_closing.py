@@ -37,11 +37,11 @@ from microweb._concurrency import (
     _CLOSES,
     CLOSE_THREADS,
     CLOSE_THREADS_MOST,
-    iterate_in_pool,
     make_pool,
 )
 from microweb._error_logs import REPORTED_TRACEBACKS
 from microweb._file_threads import aiter_file_read
+from microweb._in_pool import iterate_in_pool
 from microweb._stream_ahead import CLOSING_FOR, ClosingFor
 from microweb.plugins.gzip import GZip
 
