@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # NOTE: the request whose stream is being closed, set by the drivers around that close alone,
 # in the task that closes it: a sync close() that waited too long for a close thread names it in
-# its warning (_concurrency._close_in_a_thread()). Reset in that task: a WSGI driver's thread
+# its warning (_close_threads._close_in_a_thread()). Reset in that task: a WSGI driver's thread
 # adopts the context of a hop's task at its end, and kept the request until its next stream.
 # Held in a ClosingFor that lets go of the request as the close ends: a task the close created
 # (asyncio.create_task(), asyncio.to_thread() copy the context) kept it for as long as it ran,
