@@ -187,7 +187,7 @@ def close_unrun(awaitable: object) -> None:
     """
     if not asyncio.iscoroutine(awaitable) or type(awaitable) is FLOW_STEP:
         # NOTE: an async flow's step is closed by the driver once the flow is
-        # (_concurrency._close_as_cut): closed first, on 3.13, the flow's cleanup stopped at
+        # (_cut_closing._close_as_cut): closed first, on 3.13, the flow's cleanup stopped at
         # its first await here, and the flow could not be closed after (review345).
         return
     close_step(awaitable)

@@ -20,7 +20,6 @@ from ._concurrency import (
     cancelled_here,
     drive_async,
     error_of_request,
-    iterate_in_pool,
     make_pool,
     run_in_pool,
 )
@@ -48,6 +47,7 @@ from ._errors import (
 )
 from ._file_threads import aiter_file_read, close_in_file_thread
 from ._files import bound_to_no_thread
+from ._in_pool import iterate_in_pool
 from ._lifespans import run_startup
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._pool import WorkerPool

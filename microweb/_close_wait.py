@@ -16,7 +16,7 @@ from threading import Thread
 from typing import Any, cast
 
 from ._app_loop import Hop
-from ._concurrency import close_wait_from, closing_in_a_thread
+from ._close_threads import close_wait_from, closing_in_a_thread
 from ._error_logs import stream_failed, unsent_stream_failed, was_reported
 from ._errors import ClientDisconnect
 from ._pool import WorkerPool

@@ -11,7 +11,7 @@ from ._routing import is_async_callable
 
 InThread = Callable[[Callable[[], object]], Awaitable[object]]
 # NOTE: how async code runs a sync close(): in a thread, so that a blocking one (a cursor's,
-# a socket's) stalls no event loop. Set by _concurrency (this module is sans-IO); unset, the
+# a socket's) stalls no event loop. Set by _close_threads (this module is sans-IO); unset, the
 # close runs inline.
 _in_thread: InThread | None = None
 

@@ -23,20 +23,18 @@ from types import GeneratorType
 from typing import Any, TypeVar
 
 from ._concurrency import (
-    close_failed_unawaited,
     in_a_thread,
     run_in_pool,
-    run_unawaited,
     set_result,
     settle_future,
     stop_owned,
     sync_only,
-    through_one_cancellation,
 )
 from ._forms import Steps, write_steps
 from ._pool import WorkerPool
 from ._request import Request
 from ._stream_ahead import closing_request
+from ._unawaited import close_failed_unawaited, run_unawaited, through_one_cancellation
 
 T = TypeVar("T")
 

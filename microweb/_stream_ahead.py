@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # NOTE: the request whose stream is being closed, set by the drivers around that close alone,
 # in the task that closes it: a sync close() that waited too long for a close thread names it in
-# its warning (_concurrency._close_in_a_thread()). Reset in that task: a WSGI driver's thread
+# its warning (_close_threads._close_in_a_thread()). Reset in that task: a WSGI driver's thread
 # adopts the context of a hop's task at its end, and kept the request until its next stream.
 # Held in a ClosingFor that lets go of the request as the close ends: a task the close created
 # (asyncio.create_task(), asyncio.to_thread() copy the context) kept it for as long as it ran,
@@ -131,7 +131,7 @@ def iterate_on_loop(
 
 # PERF: how many chunks a stream may make ahead of the one who takes them, across threads: an
 # async stream under WSGI (its task on the app loop, ahead of the server's thread) and a sync
-# one under ASGI (its pool thread, ahead of the loop; _concurrency.iterate_in_pool). Each side
+# one under ASGI (its pool thread, ahead of the loop; _in_pool.iterate_in_pool). Each side
 # then wakes the other only when it waits, not for every chunk. 2,000 chunks, us a chunk (best
 # of 7, 2-CPU VM, 2026-12-03): a def generator under ASGI, one at a time 34-47, 2 ahead 23, 4
 # ahead 11-13, 8 ahead 7-8, 16 ahead 5-7; an async one under WSGI 30-37 as a call per chunk,

@@ -11,7 +11,8 @@ import asyncio
 import threading
 from collections.abc import Iterator
 
-from microweb._concurrency import iterate_in_pool, make_pool
+from microweb._concurrency import make_pool
+from microweb._in_pool import iterate_in_pool
 
 
 def _chunks(began: list[str]) -> Iterator[bytes]:

@@ -28,6 +28,10 @@ IO_MODULES = frozenset(
         "_body.py",
         "_asgi_body.py",
         "_concurrency.py",
+        "_cut_closing.py",
+        "_in_pool.py",
+        "_close_threads.py",
+        "_unawaited.py",
         "_file_threads.py",
         "_app_loop.py",
         "_stream_ahead.py",
@@ -174,8 +178,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_pipeline",
     ),
     "bridges": (
-        "_app_loop", "_stream_ahead", "_concurrency", "_file_threads", "_pool", "_body",
-        "_asgi_body", "_lifespans",
+        "_app_loop", "_stream_ahead", "_unawaited", "_concurrency", "_cut_closing", "_in_pool",
+        "_close_threads", "_file_threads", "_pool", "_body", "_asgi_body", "_lifespans",
     ),
     "drivers": (
         "_wsgi_request", "_wsgi", "_asgi_request", "_websocket", "_ws_refusal", "_asgi_websocket",

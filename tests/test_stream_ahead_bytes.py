@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from microweb._app_loop import AppLoop
-from microweb._concurrency import iterate_in_pool, make_pool
+from microweb._concurrency import make_pool
+from microweb._in_pool import iterate_in_pool
 from microweb._stream_ahead import AHEAD, AHEAD_BYTES, iterate_on_loop
 
 MiB = 1024 * 1024

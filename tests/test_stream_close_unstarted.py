@@ -24,14 +24,10 @@ from typing import Any
 
 import pytest
 
-from microweb._concurrency import (
-    _UNAWAITED,
-    iterate_in_pool,
-    make_pool,
-    run_unawaited,
-    through_one_cancellation,
-)
+from microweb._concurrency import make_pool
 from microweb._file_threads import READS_PER_CALL, aiter_file_read
+from microweb._in_pool import iterate_in_pool
+from microweb._unawaited import _UNAWAITED, run_unawaited, through_one_cancellation
 
 
 def _chunks(closed: threading.Event) -> Iterator[bytes]:
@@ -400,7 +396,8 @@ import asyncio, atexit, logging, threading
 events = []
 atexit.register(lambda: print("events", events, flush=True))  # NOTE: runs last.
 from test_stream_close_unstarted import _ClosedLate, _cancel_the_others
-from microweb._concurrency import iterate_in_pool, make_pool
+from microweb._concurrency import make_pool
+from microweb._in_pool import iterate_in_pool
 
 logging.basicConfig()
 release = threading.Event()

@@ -32,16 +32,12 @@ from drive import (
 
 from microweb import App, Request, Response
 from microweb._asgi import ASGIDriver
+from microweb._close_threads import _CLOSES, CLOSE_THREADS, CLOSE_THREADS_MOST
 from microweb._closing import aclose_of
-from microweb._concurrency import (
-    _CLOSES,
-    CLOSE_THREADS,
-    CLOSE_THREADS_MOST,
-    iterate_in_pool,
-    make_pool,
-)
+from microweb._concurrency import make_pool
 from microweb._error_logs import REPORTED_TRACEBACKS
 from microweb._file_threads import aiter_file_read
+from microweb._in_pool import iterate_in_pool
 from microweb._stream_ahead import CLOSING_FOR, ClosingFor
 from microweb.plugins.gzip import GZip
 
@@ -1399,7 +1395,7 @@ def closes_stuck_past_close_wait(monkeypatch: pytest.MonkeyPatch) -> Iterator[th
     """``CLOSE_WAIT`` of 0.2 s, and all the close threads held for longer by closes that do not
     return until the event is set."""
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
-    monkeypatch.setattr("microweb._concurrency._told_stuck", False)
+    monkeypatch.setattr("microweb._close_threads._told_stuck", False)
     _close_threads_idle()
     release = _stuck_closes(CLOSE_THREADS)
     try:
@@ -1450,7 +1446,7 @@ def test_a_close_queued_before_those_ahead_got_stuck_runs_once_they_are(
     # NOTE: the close waits behind closes that have not run CLOSE_WAIT yet (or has, on a slow
     # machine): once they have, it runs, without waiting for a later close to start a thread.
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.3)
-    monkeypatch.setattr("microweb._concurrency._told_stuck", False)
+    monkeypatch.setattr("microweb._close_threads._told_stuck", False)
     _close_threads_idle()
     release = _stuck_closes(CLOSE_THREADS)
     try:
@@ -2116,8 +2112,8 @@ def test_a_failed_close_in_a_pool_thread_nobody_awaits_names_its_request(
     # NOTE: a sync stream's close, handed to its pool thread, whose task was cancelled (given up
     # on, then cut by a loop-wide cancellation): its error came from the thread with no word of
     # whose it was, where the task that closed it knew (review278).
-    monkeypatch.setattr("microweb._concurrency.logged_method", lambda request: request.method)
-    monkeypatch.setattr("microweb._concurrency.logged_path", lambda request: request.path)
+    monkeypatch.setattr("microweb._unawaited.logged_method", lambda request: request.method)
+    monkeypatch.setattr("microweb._unawaited.logged_path", lambda request: request.path)
     release = threading.Event()
 
     def rows() -> Iterator[bytes]:
@@ -2147,8 +2143,8 @@ def test_a_close_started_in_the_rest_of_a_close_nobody_awaits_names_its_request(
     # (another stream's, handed to a close thread) named none in its warning or its error:
     # the driver had let go of the request by then.
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
-    monkeypatch.setattr("microweb._concurrency.logged_method", lambda request: request.method)
-    monkeypatch.setattr("microweb._concurrency.logged_path", lambda request: request.path)
+    monkeypatch.setattr("microweb._unawaited.logged_method", lambda request: request.method)
+    monkeypatch.setattr("microweb._unawaited.logged_path", lambda request: request.path)
     release = threading.Event()
 
     class Cursor:
