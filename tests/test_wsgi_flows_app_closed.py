@@ -64,6 +64,39 @@ def _served_inside(
     return inside, release
 
 
+def _outer_flow(app: App, events: list[str]) -> None:
+    """Register an async flow that awaits in its ``finally``, then says "outer closed"."""
+
+    @app.middleware
+    async def outer(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(0)
+            events.append("outer closed")
+
+
+def _waiting_index(app: App) -> threading.Event:
+    """Register an ``async def`` handler that says it is inside and waits; return that event."""
+    inside = threading.Event()
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        inside.set()
+        await asyncio.sleep(5)
+        return "late"
+
+    return inside
+
+
+def _get_in_thread(wsgi: Any, daemon: bool = False) -> tuple[threading.Thread, list[Any]]:
+    """Start a GET of "/" in a thread of its own; return it and the list its answer goes to."""
+    answered: list[Any] = []
+    thread = threading.Thread(target=lambda: answered.append(wsgi_get(wsgi, "/")), daemon=daemon)
+    thread.start()
+    return thread, answered
+
+
 @pytest.mark.parametrize("handler", ["def", "async"])
 @pytest.mark.parametrize("how", ["close", "cut"])
 def test_an_async_flow_cut_off_by_the_apps_close_is_closed_in_order(handler: str, how: str) -> None:
@@ -138,15 +171,8 @@ def test_an_async_flow_whose_cleanup_never_ends_holds_its_thread_no_longer_than_
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
     events: list[str] = []
     app = App()
-    inside = threading.Event()
-
-    @app.middleware
-    async def outer(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await asyncio.sleep(0)
-            events.append("outer closed")
+    _outer_flow(app, events)
+    inside = _waiting_index(app)
 
     @app.middleware
     async def stuck(request: Request) -> AsyncIterator[None]:
@@ -163,16 +189,8 @@ def test_an_async_flow_whose_cleanup_never_ends_holds_its_thread_no_longer_than_
             finally:
                 events.append("stuck let go")
 
-    @app.get("/")
-    async def index(request: Request) -> str:
-        inside.set()
-        await asyncio.sleep(5)
-        return "late"
-
     wsgi = app.as_wsgi()
-    answered: list[Any] = []
-    thread = threading.Thread(target=lambda: answered.append(wsgi_get(wsgi, "/")), daemon=True)
-    thread.start()
+    thread, answered = _get_in_thread(wsgi, daemon=True)
     assert inside.wait(5)
     wsgi.close()
     thread.join(3)
@@ -199,7 +217,7 @@ def test_sync_and_async_flows_cut_off_reset_their_context_variables_in_order(
     # and the sync flow outside it saw the value it had set (review356).
     events: list[tuple[str, str]] = []
     app = App()
-    inside = threading.Event()
+    inside = _waiting_index(app)
 
     def flow(name: str, is_async: bool) -> Any:
         if is_async:
@@ -229,17 +247,8 @@ def test_sync_and_async_flows_cut_off_reset_their_context_variables_in_order(
     app.middleware(flow("outer", False))
     app.middleware(flow("middle", True))
     app.middleware(flow("inner", False))
-
-    @app.get("/")
-    async def index(request: Request) -> str:
-        inside.set()
-        await asyncio.sleep(5)
-        return "late"
-
     wsgi = app.as_wsgi()
-    answered: list[Any] = []
-    thread = threading.Thread(target=lambda: answered.append(wsgi_get(wsgi, "/")))
-    thread.start()
+    thread, answered = _get_in_thread(wsgi)
     assert inside.wait(5)
     if how == "cut":
         wsgi.app_loop.cut_waiting()
@@ -257,7 +266,7 @@ def test_an_async_generator_a_cut_flows_cleanup_left_open_is_closed_as_on_the_ap
     # their finally blocks never ran (review356).
     events: list[str] = []
     app = App()
-    inside = threading.Event()
+    inside = _waiting_index(app)
 
     async def ticks() -> AsyncIterator[int]:
         try:
@@ -277,16 +286,8 @@ def test_an_async_generator_a_cut_flows_cleanup_left_open_is_closed_as_on_the_ap
             await ticking.__anext__()
             events.append("around closed")
 
-    @app.get("/")
-    async def index(request: Request) -> str:
-        inside.set()
-        await asyncio.sleep(5)
-        return "late"
-
     wsgi = app.as_wsgi()
-    answered: list[Any] = []
-    thread = threading.Thread(target=lambda: answered.append(wsgi_get(wsgi, "/")))
-    thread.start()
+    thread, answered = _get_in_thread(wsgi)
     assert inside.wait(5)
     wsgi.close()
     thread.join(5)
@@ -335,7 +336,7 @@ def test_a_cut_flows_cleanup_that_ends_the_process_goes_on_once_past_the_flows_o
     # second time, and asyncio logged "Task exception was never retrieved" (review356).
     events: list[str] = []
     app = App()
-    inside = threading.Event()
+    inside = _waiting_index(app)
 
     @app.middleware
     async def outer(request: Request) -> AsyncIterator[None]:
@@ -351,12 +352,6 @@ def test_a_cut_flows_cleanup_that_ends_the_process_goes_on_once_past_the_flows_o
         finally:
             await asyncio.sleep(0)
             raise ending("bye")
-
-    @app.get("/")
-    async def index(request: Request) -> str:
-        inside.set()
-        await asyncio.sleep(5)
-        return "late"
 
     wsgi = app.as_wsgi()
     raised: list[BaseException] = []
@@ -387,15 +382,8 @@ def test_a_cut_flows_cleanup_cut_off_again_is_no_failure_of_the_flow(
     # of the LoopStopped that told the request's thread (review356).
     events: list[str] = []
     app = App()
-    inside, closing = threading.Event(), threading.Event()
-
-    @app.middleware
-    async def outer(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await asyncio.sleep(0)
-            events.append("outer closed")
+    _outer_flow(app, events)
+    inside, closing = _waiting_index(app), threading.Event()
 
     @app.middleware
     async def inner(request: Request) -> AsyncIterator[None]:
@@ -409,16 +397,8 @@ def test_a_cut_flows_cleanup_cut_off_again_is_no_failure_of_the_flow(
                 events.append("inner cancelled")
                 raise
 
-    @app.get("/")
-    async def index(request: Request) -> str:
-        inside.set()
-        await asyncio.sleep(5)
-        return "late"
-
     wsgi = app.as_wsgi()
-    answered: list[Any] = []
-    thread = threading.Thread(target=lambda: answered.append(wsgi_get(wsgi, "/")))
-    thread.start()
+    thread, answered = _get_in_thread(wsgi)
     assert inside.wait(5)
     wsgi.app_loop.cut_waiting()
     assert closing.wait(5)
@@ -439,7 +419,7 @@ def test_a_request_cut_off_in_a_thread_that_runs_an_event_loop_is_still_answered
     # thread's own can run there; the closing of that loop raised "Cannot run the event loop
     # while another loop is running" out of the call, in the place of the cut (review356).
     app = App()
-    inside = threading.Event()
+    inside = _waiting_index(app)
 
     @app.middleware
     async def around(request: Request) -> AsyncIterator[None]:
@@ -447,12 +427,6 @@ def test_a_request_cut_off_in_a_thread_that_runs_an_event_loop_is_still_answered
             yield
         finally:
             await asyncio.sleep(0)
-
-    @app.get("/")
-    async def index(request: Request) -> str:
-        inside.set()
-        await asyncio.sleep(5)
-        return "late"
 
     wsgi = app.as_wsgi()
     answered: list[Any] = []
