@@ -334,7 +334,8 @@ class BoundedHttpTools(  # type: ignore[misc]
             # authority-form, "x:443"), which httptools.parse_url() refuses: Uvicorn answered
             # 400 and closed, where Waitress and h11 hand it to the app (a 400: not a path).
             other_form = target[:1] != b"/" and not _ABSOLUTE_FORM.match(target)
-            if len(target) > MAX_PARSED_TARGET or escaped or other_form:
+            stand_in = len(target) > MAX_PARSED_TARGET or escaped or other_form
+            if stand_in:
                 # NOTE: Uvicorn reads the target with httptools.parse_url(), which refuses one
                 # past 64 KiB: the request was a 400, where Waitress and h11 serve it. Uvicorn
                 # reads a stand-in; the scope gets this one's path and query as it would, as
@@ -352,9 +353,10 @@ class BoundedHttpTools(  # type: ignore[misc]
                 self.making = False
                 if self.cycle is not earlier:
                     self._set_up(self.cycle)
-            # NOTE: the target itself, for a WebSocket handshake's protocol; and no stand-in
-            # left for the next request (an upgrade makes no cycle).
-            self.url, self.own_target = target, None
+            if stand_in:
+                # NOTE: the target itself, for a WebSocket handshake's protocol; and no
+                # stand-in left for the next request (an upgrade makes no cycle).
+                self.url, self.own_target = target, None
             if earlier is None or earlier.response_complete:
                 self.answering = self.cycle
             # NOTE: the scope holds the head's header list itself, to which httptools' fields of
@@ -369,7 +371,8 @@ class BoundedHttpTools(  # type: ignore[misc]
         if self.making:
             self.making = False
             self._set_up(cycle)
-        super()._start_asgi_task(cycle, app)
+        # PERF: named, not super(): no mixin here has this method (one call a request).
+        HttpToolsProtocol._start_asgi_task(self, cycle, app)
 
     def _set_up(self, cycle: RequestResponseCycle) -> None:
         """Complete ``cycle``, just made, before its app's task is: its scope's path (read
