@@ -16,7 +16,7 @@ What h11 reads is checked, as Waitress and httptools check it, by ``FramedConnec
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
@@ -39,6 +39,24 @@ from ._unix import NoUnixAddress
 # module can't import: it needs httptools), and its LINGER.
 MAX_HEAD_SIZE = 256 * 1024
 LINGER = 2.0
+
+
+class _MadeCycle:
+    """The ``cycle`` attribute of ``BoundedH11``: Uvicorn sets it to each request's cycle as
+    it makes it, then makes the app's task; the protocol sets the cycle up in between
+    (``cycle_made()``).
+
+    NOTE: Uvicorn's h11 protocol makes the cycle and the task in one method, with no call of
+    the protocol's between them. Set up after it, the cycle was missed under an eager task
+    factory (Python 3.12's, from a loop factory given to ``--loop``), where the app's first
+    steps run inside ``create_task()`` (review351). Only setting goes through here: with no
+    ``__get__``, a read finds the instance's own value.
+    """
+
+    def __set__(self, protocol: BoundedH11, cycle: RequestResponseCycle | None) -> None:
+        protocol.__dict__["cycle"] = cycle
+        if cycle is not None:
+            protocol.cycle_made(cycle)
 
 
 # NOTE: Uvicorn types eof_received() as returning None; AnswersAfterEnd's may return True.
@@ -67,6 +85,9 @@ class BoundedH11(  # type: ignore[misc]
     # answered: whether a response has ended on it.
     upgraded = answered = False
     seen: RequestResponseCycle | None = None
+    if not TYPE_CHECKING:
+        # NOTE: hidden from mypy, which reads self.cycle as Uvicorn types it.
+        cycle = _MadeCycle()
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         """Start the connection as Uvicorn does, and the timer for its first head."""
@@ -102,19 +123,43 @@ class BoundedH11(  # type: ignore[misc]
         return read_whole_unanswered(self.cycle)
 
     def _see_cycle(self) -> bool:
-        """Note whether a request Uvicorn has just made expects 100-continue; return whether
-        there was one (before its app's task first runs)."""
+        """Note whether a request Uvicorn has just made still expects 100-continue, once the
+        events read with its head are handled; return whether there was one."""
         cycle = self.cycle
         if cycle is self.seen:
             return False
         self.seen = cycle
-        self.continue_expected = False
-        if cycle is not None:
-            self.tell_sends_dropped(cycle)
-            self.watch_for_cut(cycle)
-            if cycle.waiting_for_100_continue and not cycle.body:
-                self.expect_continue(cycle)
+        if cycle is not None and cycle.body:
+            # NOTE: its body came with its head: the client waits for no 100 Continue.
+            self.continue_expected = False
         return True
+
+    def cycle_made(self, cycle: RequestResponseCycle) -> None:
+        """Complete ``cycle`` as Uvicorn makes it, before its app's task: its scope's path
+        (read with a stand-in), and the wrappers of its ``receive`` and ``send``."""
+        # NOTE: Uvicorn decodes the path with urllib.parse.unquote(), a Python loop that raises
+        # and catches a KeyError for each "%" that starts no escape, in the event loop: 250 KB
+        # of "%" took 75 ms of CPU, of "%41" 20 ms, while every connection waited (review325).
+        # It read a stand-in target (FramedConnection); the scope gets this one's path.
+        conn, scope = self.conn, cycle.scope
+        target, conn.escaped_target = conn.escaped_target, None
+        if target is not None:
+            raw_path = target.partition(b"?")[0]
+            scope["path"] = self.root_path + decoded_path(raw_path)
+            scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+        bare, conn.bare_target = conn.bare_target, None
+        if bare is not None and self.root_path:
+            # NOTE: Uvicorn put the root path before any target: a CONNECT's "x:443" became
+            # the path "/rootx:443", a 404 for the app (a path outside its mount), where
+            # Waitress hands the app the target itself (a 400: no path); "*" too (review338).
+            scope["path"] = decoded_path(bare)
+            scope["raw_path"] = bare
+        self.tell_sends_dropped(cycle)
+        self.watch_for_cut(cycle)
+        self.continue_expected = False
+        if cycle.waiting_for_100_continue:
+            # NOTE: _see_cycle() says, after the events read with it, whether its body came.
+            self.expect_continue(cycle)
 
     def send_400_response(self, msg: str) -> None:
         """Answer input h11 refused with 400, as Uvicorn does; with 431 if it was too long,
@@ -176,27 +221,6 @@ class BoundedH11(  # type: ignore[misc]
         self.stop_timers()
         self.lost = True
         super().connection_lost(exc)
-
-    def handle_events(self) -> None:
-        """Read h11's events as Uvicorn does; a request read with a stand-in target (its path
-        held escapes) gets its own path and ``raw_path`` in the scope."""
-        # NOTE: Uvicorn decodes the path with urllib.parse.unquote(), a Python loop that raises
-        # and catches a KeyError for each "%" that starts no escape, in the event loop: 250 KB
-        # of "%" took 75 ms of CPU, of "%41" 20 ms, while every connection waited (review325).
-        # The request's task has not run yet: its scope is this one.
-        super().handle_events()
-        target, self.conn.escaped_target = self.conn.escaped_target, None
-        if target is not None:
-            raw_path = target.partition(b"?")[0]
-            self.scope["path"] = self.root_path + decoded_path(raw_path)
-            self.scope["raw_path"] = self.root_path.encode("ascii") + raw_path
-        bare, self.conn.bare_target = self.conn.bare_target, None
-        if bare is not None and self.root_path:
-            # NOTE: Uvicorn put the root path before any target: a CONNECT's "x:443" became
-            # the path "/rootx:443", a 404 for the app (a path outside its mount), where
-            # Waitress hands the app the target itself (a 400: no path); "*" too (review338).
-            self.scope["path"] = decoded_path(bare)
-            self.scope["raw_path"] = bare
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         """Upgrade as Uvicorn does, and hand the WebSocket protocol what came after the

@@ -145,6 +145,12 @@ class BoundedHttpTools(  # type: ignore[misc]
     # NOTE: the request being answered, which is not the last one read (``self.cycle``) when
     # requests are pipelined behind it.
     answering: RequestResponseCycle | None = None
+    # NOTE: from a head's end until its request's cycle is set up (_set_up()): as Uvicorn
+    # starts its app's task, or once on_headers_complete() has queued it behind others.
+    making = False
+    # NOTE: the path, raw_path and query_string of a request read with a stand-in target,
+    # for its cycle's scope (_set_up()).
+    own_target: tuple[str, bytes, bytes] | None = None
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         """Start the connection as Uvicorn does, and the timer for its first head."""
@@ -328,28 +334,29 @@ class BoundedHttpTools(  # type: ignore[misc]
             # authority-form, "x:443"), which httptools.parse_url() refuses: Uvicorn answered
             # 400 and closed, where Waitress and h11 hand it to the app (a 400: not a path).
             other_form = target[:1] != b"/" and not _ABSOLUTE_FORM.match(target)
-            if len(target) > MAX_PARSED_TARGET or escaped or other_form:
+            stand_in = len(target) > MAX_PARSED_TARGET or escaped or other_form
+            if stand_in:
                 # NOTE: Uvicorn reads the target with httptools.parse_url(), which refuses one
                 # past 64 KiB: the request was a 400, where Waitress and h11 serve it. Uvicorn
-                # reads a stand-in; the scope gets this one's path and query as it would.
+                # reads a stand-in; the scope gets this one's path and query as it would, as
+                # its cycle is set up (_set_up()).
                 path, query = (target, b"") if other_form else split_target(target)
-                self.url = b"/"
-                super().on_headers_complete()
-                self.url = target  # NOTE: for a WebSocket handshake's protocol.
                 # NOTE: a target that is no path takes no root path before it (review338).
                 root = "" if other_form else self.root_path
-                self.scope["path"] = root + decoded_path(path)
-                self.scope["raw_path"] = root.encode("ascii") + path
-                self.scope["query_string"] = query
-            else:
-                super().on_headers_complete()
-            if self.cycle is not earlier:
-                self.tell_sends_dropped(self.cycle)
-                self.watch_for_cut(self.cycle)
-                if self.scope["http_version"] == "1.0":
-                    end_by_closing(self.cycle)
-            if self.expect_100_continue and self.cycle is not earlier:
-                self.expect_continue(self.cycle)
+                self.own_target = (root + decoded_path(path), root.encode("ascii") + path, query)
+                self.url = b"/"
+            self.making = True
+            super().on_headers_complete()
+            if self.making:
+                # NOTE: no task started for it: queued behind the requests before it (or an
+                # upgrade, with no cycle).
+                self.making = False
+                if self.cycle is not earlier:
+                    self._set_up(self.cycle)
+            if stand_in:
+                # NOTE: the target itself, for a WebSocket handshake's protocol; and no
+                # stand-in left for the next request (an upgrade makes no cycle).
+                self.url, self.own_target = target, None
             if earlier is None or earlier.response_complete:
                 self.answering = self.cycle
             # NOTE: the scope holds the head's header list itself, to which httptools' fields of
@@ -357,6 +364,36 @@ class BoundedHttpTools(  # type: ignore[misc]
             # found them there, past a proxy that filtered the head (Waitress drops them).
             # The copy costs 0.06 us for 8 headers (timeit, 2026-12-01).
             self.headers = list(self.headers)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """Start the app's task as Uvicorn does; a request whose head has just been read
+        has its cycle set up first (``_set_up()``)."""
+        if self.making:
+            self.making = False
+            self._set_up(cycle)
+        # PERF: named, not super(): no mixin here has this method (one call a request).
+        HttpToolsProtocol._start_asgi_task(self, cycle, app)
+
+    def _set_up(self, cycle: RequestResponseCycle) -> None:
+        """Complete ``cycle``, just made, before its app's task is: its scope's path (read
+        with a stand-in), and the wrappers of its ``receive`` and ``send``.
+
+        NOTE: done after Uvicorn's on_headers_complete() had made the task, these were missed
+        under an eager task factory (Python 3.12's, from a loop factory given to ``--loop``),
+        where the app's first steps run inside ``create_task()``: a path of escapes was
+        routed as "/", a body cut off by the client's end waited for the stall timer, and
+        the app had Uvicorn's receive and send, not these (review351).
+        """
+        own, self.own_target = self.own_target, None
+        if own is not None:
+            scope = cycle.scope
+            scope["path"], scope["raw_path"], scope["query_string"] = own
+        self.tell_sends_dropped(cycle)
+        self.watch_for_cut(cycle)
+        if cycle.scope["http_version"] == "1.0":
+            end_by_closing(cycle)
+        if self.expect_100_continue:
+            self.expect_continue(cycle)
 
     def _head_refusal(self) -> bytes | None:
         """Return the refusal of the request whose head was just read, or ``None``: 431 for a

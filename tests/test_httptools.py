@@ -28,6 +28,7 @@ from waitress.adjustments import Adjustments
 from waitress.parser import HTTPRequestParser
 
 from microweb import App, Request, Response
+from microweb._asgi_body import SENDS_DROPPED
 from microweb._h11 import BoundedH11
 from microweb._h11_connection import FramedConnection
 from microweb._httptools import MAX_HEAD_SIZE, BoundedHttpTools, split_target, with_path
@@ -276,6 +277,18 @@ class _Closing(_Transport):
 # httptools, which microweb[uvicorn] does not install.
 PROTOCOLS = [BoundedHttpTools, BoundedH11]
 Protocols = type[BoundedHttpTools] | type[BoundedH11]
+# NOTE: the app's task made as asyncio makes it, or eagerly (Python 3.12's eager task factory,
+# which Uvicorn runs from a loop factory given to --loop): its first steps then run inside
+# create_task(), before the protocol's code after that call (review362).
+EAGER = pytest.mark.parametrize("eager", [False, True], ids=["tasks", "eager-tasks"])
+
+
+def _start_tasks_eagerly() -> None:
+    """Have the running loop start each task eagerly; skip before Python 3.12."""
+    factory = getattr(asyncio, "eager_task_factory", None)
+    if factory is None:
+        pytest.skip("no eager task factory before Python 3.12")
+    asyncio.get_running_loop().set_task_factory(factory)
 
 
 _Transported = TypeVar("_Transported", bound=_Transport)
@@ -283,21 +296,39 @@ _Transported = TypeVar("_Transported", bound=_Transport)
 
 @overload
 def _connect(
-    protocol_class: Protocols, app: Any, transport: None = None, **options: Any
+    protocol_class: Protocols,
+    app: Any,
+    transport: None = None,
+    *,
+    eager: bool = False,
+    **options: Any,
 ) -> tuple[BoundedHttpTools | BoundedH11, _Closing]: ...
 
 
 @overload
 def _connect(
-    protocol_class: Protocols, app: Any, transport: _Transported, **options: Any
+    protocol_class: Protocols,
+    app: Any,
+    transport: _Transported,
+    *,
+    eager: bool = False,
+    **options: Any,
 ) -> tuple[BoundedHttpTools | BoundedH11, _Transported]: ...
 
 
 def _connect(
-    protocol_class: Protocols, app: Any, transport: _Transport | None = None, **options: Any
+    protocol_class: Protocols,
+    app: Any,
+    transport: _Transport | None = None,
+    *,
+    eager: bool = False,
+    **options: Any,
 ) -> tuple[BoundedHttpTools | BoundedH11, _Transport]:
     """A new connection to ``app`` over ``protocol_class``, in the running event loop, on
-    ``transport`` (a new ``_Closing`` by default); ``options`` go to ``uvicorn.Config``."""
+    ``transport`` (a new ``_Closing`` by default), its tasks started eagerly if ``eager``;
+    ``options`` go to ``uvicorn.Config``."""
+    if eager:
+        _start_tasks_eagerly()
     config = uvicorn.Config(app, **{"lifespan": "off", "log_level": "critical", **options})
     protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
     transport = _Closing() if transport is None else transport
@@ -539,8 +570,9 @@ def test_a_bad_chunk_under_an_answer_on_its_way_cuts_it_with_no_400_inside() -> 
 @pytest.mark.parametrize(
     "before", [b"", b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"], ids=["alone", "pipelined"]
 )
+@EAGER
 def test_an_answer_sent_before_a_100_continue_is_not_cut_as_a_stalled_body(
-    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, before: bytes
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, before: bytes, eager: bool
 ) -> None:
     # NOTE: a client that expects 100-continue and gets a final answer instead need not send
     # the body (RFC 9110 10.1.1; curl stops sending): a stream that outlived the timeout was
@@ -560,7 +592,7 @@ def test_an_answer_sent_before_a_100_continue_is_not_cut_as_a_stalled_body(
         return Response.stream(chunks())
 
     async def connection() -> _Closing:
-        protocol, transport = _connect(protocol_class, app.as_asgi())
+        protocol, transport = _connect(protocol_class, app.as_asgi(), eager=eager)
         head = UPLOAD.replace(b"/upload", b"/ticks").replace(
             b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
         )
@@ -761,8 +793,9 @@ def test_a_client_told_100_continue_that_sends_nothing_is_closed_under_an_answer
 
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
 @pytest.mark.parametrize("colour", ["def", "async"])
+@EAGER
 def test_a_client_told_100_continue_owes_the_body_under_an_answer_that_never_reads_it(
-    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str, eager: bool
 ) -> None:
     # NOTE: the 100 Continue goes with the app's first receive() (is_disconnected() here);
     # from then on the client owes the body, though the app streams its answer and never
@@ -796,7 +829,7 @@ def test_a_client_told_100_continue_owes_the_body_under_an_answer_that_never_rea
             return Response.stream(ticks())
 
     async def connection() -> _Closing:
-        protocol, transport = _connect(protocol_class, app.as_asgi())
+        protocol, transport = _connect(protocol_class, app.as_asgi(), eager=eager)
         protocol.data_received(_expecting_continue(b"/ticks"))
         await _until(lambda: transport.closed or transport.written.endswith(b"0\r\n\r\n"))
         await _until(lambda: not protocol.tasks, 100)
@@ -1007,7 +1040,9 @@ def _scopes_noted(seen: list[dict[str, Any]]) -> Any:
     """An ASGI app that adds each request's scope to ``seen`` and answers 204."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        seen.append(scope)
+        # NOTE: a copy: what the app finds as it starts (under an eager task factory, inside
+        # the protocol's create_task(), review362).
+        seen.append({**scope, "extensions": dict(scope.get("extensions", {}))})
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
@@ -1030,8 +1065,9 @@ def test_a_control_byte_in_a_held_read_of_a_long_line_is_refused_at_once(bad: by
     ids=["lone", "mixed", "past-parse-url"],
 )
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@EAGER
 def test_a_path_of_escapes_is_decoded_in_c_as_uvicorn_decodes_it(
-    protocol_class: Protocols, target: bytes
+    protocol_class: Protocols, target: bytes, eager: bool
 ) -> None:
     # NOTE: Uvicorn decodes the scope's path with urllib.parse.unquote(), a Python loop that
     # raises and catches a KeyError for each "%" that starts no escape, in the event loop: a
@@ -1048,7 +1084,7 @@ def test_a_path_of_escapes_is_decoded_in_c_as_uvicorn_decodes_it(
         return tracer
 
     async def connection() -> _Closing:
-        protocol, transport = _connect(protocol_class, app)
+        protocol, transport = _connect(protocol_class, app, eager=eager)
         previous = sys.gettrace()
         sys.settrace(tracer)
         try:
@@ -1066,12 +1102,15 @@ def test_a_path_of_escapes_is_decoded_in_c_as_uvicorn_decodes_it(
         path,
         query,
     )
+    # NOTE: that the app can ask whether what it sends is dropped, there as it starts.
+    assert SENDS_DROPPED in seen[0]["extensions"]
     assert len(raised) < 10
 
 
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@EAGER
 def test_pipelined_paths_of_escapes_under_a_root_path_are_uvicorns(
-    protocol_class: Protocols,
+    protocol_class: Protocols, eager: bool
 ) -> None:
     # NOTE: the scope of each request, under --root-path, as Uvicorn makes it: root_path
     # before the decoded path and before raw_path (review325).
@@ -1087,6 +1126,7 @@ def test_pipelined_paths_of_escapes_under_a_root_path_are_uvicorns(
         _Closing(),
         [read],
         lambda t: len(_statuses(t)) == len(targets),
+        eager=eager,
         root_path="/r%20",
     )
     assert _statuses(transport) == [204] * len(targets)
@@ -1218,8 +1258,9 @@ def test_keep_alive_looks_at_an_answer_going_out_a_quarter_of_the_keep_alive_apa
         (b"HTTPS://h:8/b/c", "/b/c", b"/b/c", b""),
     ],
 )
+@EAGER
 def test_absolute_form_targets_give_their_path(
-    protocol_class: Protocols, target: bytes, path: str, raw_path: bytes, query: bytes
+    protocol_class: Protocols, target: bytes, path: str, raw_path: bytes, query: bytes, eager: bool
 ) -> None:
     # SPEC: RFC 9112 3.2.2, a server MUST accept the absolute-form. NOTE: under h11 the scope's
     # path was the whole target after the root path ("/rhttp://h/a": under --root-path, a 404
@@ -1229,7 +1270,7 @@ def test_absolute_form_targets_give_their_path(
 
     read = b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n"
     done = lambda t: bool(_statuses(t))  # noqa: E731
-    transport = _driven(protocol_class, app, _Closing(), [read], done, root_path="/r")
+    transport = _driven(protocol_class, app, _Closing(), [read], done, eager=eager, root_path="/r")
     assert _statuses(transport) == [204]
     assert [(s["path"], s["raw_path"], s["query_string"]) for s in seen] == [
         ("/r" + path, b"/r" + raw_path, query)
@@ -1246,14 +1287,15 @@ def test_absolute_form_targets_give_their_path(
         (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", True),
     ],
 )
+@EAGER
 def test_only_a_request_with_a_body_to_come_has_its_receive_watched_for_a_cut(
-    protocol_class: Protocols, head: bytes, watched: bool
+    protocol_class: Protocols, head: bytes, watched: bool, eager: bool
 ) -> None:
     # NOTE: watch_for_cut() wraps the request's receive (a closure, and an await more on each
     # read); under httptools every request was wrapped, its cycle's more_body True until the
     # message's end is parsed, after its head (review338).
     async def connection() -> bool:
-        protocol, transport = _connect(protocol_class, _app().as_asgi())
+        protocol, transport = _connect(protocol_class, _app().as_asgi(), eager=eager)
         protocol.data_received(head)
         wrapped = protocol.watched is not None
         transport.close()
@@ -1267,8 +1309,9 @@ def test_only_a_request_with_a_body_to_come_has_its_receive_watched_for_a_cut(
     ("line", "target"),
     [(b"CONNECT x:443", b"x:443"), (b"OPTIONS *", b"*"), (b"CONNECT [::1]:443", b"[::1]:443")],
 )
+@EAGER
 def test_a_target_not_a_path_takes_no_root_path_before_it(
-    protocol_class: Protocols, line: bytes, target: bytes
+    protocol_class: Protocols, line: bytes, target: bytes, eager: bool
 ) -> None:
     # NOTE: Uvicorn put --root-path before any target: "x:443" became the path "/rx:443",
     # which the app took for a path outside its mount (404), where without a root path (and
@@ -1280,7 +1323,64 @@ def test_a_target_not_a_path_takes_no_root_path_before_it(
         _Closing(),
         [line + b" HTTP/1.1\r\nHost: x\r\n\r\n"],
         lambda t: len(_statuses(t)) == 1,
+        eager=eager,
         root_path="/r",
     )
     assert _statuses(transport) == [204]
     assert (seen[0]["path"], seen[0]["raw_path"]) == (target.decode(), target)
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@EAGER
+def test_a_body_cut_off_by_the_clients_end_ends_its_read_at_once(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, eager: bool
+) -> None:
+    # NOTE: the client ends its sending 3 bytes into a body of 10: the handler reading it
+    # finds its client gone at once (watch_for_cut()), not once the stall timer closes the
+    # connection. Under an eager task factory the app had Uvicorn's receive, not the watched
+    # one, and waited for the timer (review351).
+    monkeypatch.setattr(protocol_class, "stall_timeout", 30.0)
+    outcome: list[str] = []
+    app = App()
+
+    @app.post("/echo")
+    async def echo(request: Request) -> bytes:
+        try:
+            return await request.aread()
+        except Exception as exc:  # NOTE: what the handler saw, whatever it is.
+            outcome.append(type(exc).__name__)
+            raise
+
+    async def connection() -> _Closing:
+        protocol, transport = _connect(protocol_class, app.as_asgi(), eager=eager)
+        protocol.data_received(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        protocol.eof_received()
+        await _until(lambda: bool(outcome) and transport.closed, 100)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert outcome == ["ClientDisconnect"]
+    assert transport.closed and _statuses(transport) == []
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@EAGER
+def test_a_stream_to_an_http_1_0_client_is_ended_by_the_close(
+    protocol_class: Protocols, eager: bool
+) -> None:
+    # SPEC: RFC 9112 6.3: HTTP/1.0 has no chunked framing; a body without a length is ended
+    # by the close. NOTE: under httptools, the cycle's send is wrapped for it (end_by_closing());
+    # under an eager task factory the app had Uvicorn's own, which chunked it (review362).
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ab", "more_body": True})
+        await send({"type": "http.response.body", "body": b"cd"})
+
+    read = b"GET / HTTP/1.0\r\nHost: x\r\n\r\n"
+    # NOTE: a transport whose close() does not end the connection at once: asyncio's ends it
+    # a turn later, and this answer, whole as the app's task is made (eagerly), closes it
+    # while httptools still parses the request (_Closing's took the parser away under it).
+    transport = _driven(protocol_class, app, _Transport(), [read], lambda t: t.closed, eager=eager)
+    head, _, body = transport.written.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower()
+    assert body == b"abcd"
