@@ -440,3 +440,76 @@ def test_a_request_cut_off_in_a_thread_that_runs_an_event_loop_is_still_answered
     wsgi.close()
     thread.join(5)
     assert len(answered) == 1 and answered[0][0].startswith("5"), (answered, caplog.text)
+
+
+@pytest.mark.parametrize("hook", ["def", "async"])
+def test_the_shutdown_hooks_start_once_a_cut_flows_cleanup_has_ended(hook: str) -> None:
+    # NOTE: a server's cut (Waitress's, at the end of its grace period) left a flow's cleanup
+    # running on the app loop beside the shutdown hooks, until the app loop's stop: a hook
+    # closed what the cleanup still used (review364).
+    events: list[str] = []
+    app = App()
+    inside = _waiting_index(app)
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("cleanup began")
+            await asyncio.sleep(0.3)
+            events.append("cleanup ended")
+
+    if hook == "def":
+        app.on_shutdown(lambda: events.append("shutdown"))
+    else:
+
+        @app.on_shutdown
+        async def shutdown() -> None:
+            events.append("shutdown")
+
+    wsgi = app.as_wsgi()
+    thread, answered = _get_in_thread(wsgi)
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    _wait_until(lambda: "cleanup began" in events)
+    wsgi.close()
+    thread.join(5)
+    assert events == ["cleanup began", "cleanup ended", "shutdown"]
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_the_shutdown_hooks_wait_for_a_cut_flows_cleanup_no_longer_than_its_cleanup_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    events: list[str] = []
+    app = App()
+    inside = _waiting_index(app)
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("cleanup began")
+            await asyncio.Event().wait()
+
+    app.on_shutdown(lambda: events.append("shutdown"))
+    wsgi = app.as_wsgi()
+    thread, _ = _get_in_thread(wsgi, daemon=True)
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    _wait_until(lambda: "cleanup began" in events)
+    began = time.monotonic()
+    wsgi.close()
+    assert 0.2 < time.monotonic() - began < 2.0
+    thread.join(5)
+    assert events == ["cleanup began", "shutdown"]
+
+
+def _wait_until(check: Any) -> None:
+    until = time.monotonic() + 5
+    while not check():
+        assert time.monotonic() < until
+        time.sleep(0.01)
