@@ -616,6 +616,17 @@ def _close_cut_off(flow: Colored, gen: Any, ending: BaseException) -> Effects:
     The ending goes on: the error must not take its place, or the flows outside would answer a
     request the server gave up on, and its task would end as if not cancelled.
     """
+    if flow.is_async and getattr(gen, "ag_running", False):
+        # NOTE: a step of it ignored its cancellation past the app loop's stop, and runs on
+        # there, frozen: its aclose() raised Python's "aclose(): asynchronous generator is
+        # already running", logged as the flow's failure (review364).
+        logger.warning(
+            "flow %s was not closed while %s: a step of it ignored its cancellation and "
+            "still runs, on an event loop that has stopped; left to its collection",
+            flow.fn.__qualname__,
+            _why_closed(ending),
+        )
+        return
     try:
         yield from _close(gen, flow.is_async)
     except Exception:

@@ -513,3 +513,39 @@ def _wait_until(check: Any) -> None:
     while not check():
         assert time.monotonic() < until
         time.sleep(0.01)
+
+
+def test_a_flow_whose_step_ignores_its_cancellation_past_the_cleanup_wait_is_not_closed_running(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: its step still running on the stopped app loop, the flow's closing called its
+    # aclose(), and Python's "aclose(): asynchronous generator is already running" was logged
+    # as the flow's failure (review364).
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    app = App()
+    inside = threading.Event()
+
+    @app.middleware
+    async def stubborn(request: Request) -> AsyncIterator[None]:
+        yield
+        inside.set()
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1)  # NOTE: ignores its cancellation.
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return "hi"
+
+    wsgi = app.as_wsgi()
+    thread, answered = _get_in_thread(wsgi, daemon=True)
+    assert inside.wait(5)
+    wsgi.close()
+    thread.join(5)
+    assert "already running" not in caplog.text, caplog.text
+    said = [r for r in caplog.records if ".stubborn " in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    assert said[0].levelname == "WARNING" and said[0].exc_info is None
+    assert "ignored its cancellation" in said[0].getMessage()
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
