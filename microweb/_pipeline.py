@@ -629,6 +629,21 @@ def _close_cut_off(flow: Colored, gen: Any, ending: BaseException) -> Effects:
         return
     try:
         yield from _close(gen, flow.is_async)
+    except TimeoutError as exc:
+        if not flow.is_async or getattr(gen, "ag_frame", None) is None:
+            logger.exception("flow %s failed while %s", flow.fn.__qualname__, _why_closed(ending))
+            return
+        # NOTE: its cleanup ignored its cancellation, and the closing of its aclose() did not
+        # reach it (before Python 3.13): left to its collection with no word, its finally
+        # blocks ran whenever that came, in whichever thread (review364).
+        logger.warning(
+            "flow %s was left to its collection while %s: its cleanup ignored its "
+            "cancellation (%s) and could not be closed; its finally blocks run when it is "
+            "collected",
+            flow.fn.__qualname__,
+            _why_closed(ending),
+            exc,
+        )
     except Exception:
         logger.exception("flow %s failed while %s", flow.fn.__qualname__, _why_closed(ending))
 

@@ -201,7 +201,15 @@ def test_an_async_flow_whose_cleanup_never_ends_holds_its_thread_no_longer_than_
     assert stubborn or events == ["stuck let go", "outer closed"], events
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
     failed = [r for r in caplog.records if "stuck" in r.getMessage()]
-    assert len(failed) == 1 and isinstance(failed[0].exc_info[1], TimeoutError), caplog.text
+    assert len(failed) == 1, caplog.text
+    if stubborn and sys.version_info < (3, 13):
+        # NOTE: its closing cannot reach it: it was left to its collection with no word of
+        # it, its finally blocks run whenever that came, in whichever thread (review364).
+        assert failed[0].levelname == "WARNING" and failed[0].exc_info is None
+        assert "left to its collection" in failed[0].getMessage(), caplog.text
+        assert "ignored its cancellation" in failed[0].getMessage(), caplog.text
+    else:
+        assert isinstance(failed[0].exc_info[1], TimeoutError), caplog.text
 
 
 _VAR: contextvars.ContextVar[str] = contextvars.ContextVar("_VAR", default="unset")
