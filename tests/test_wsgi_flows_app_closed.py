@@ -557,3 +557,41 @@ def test_a_flow_whose_step_ignores_its_cancellation_past_the_cleanup_wait_is_not
     assert said[0].levelname == "WARNING" and said[0].exc_info is None
     assert "ignored its cancellation" in said[0].getMessage()
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_a_cut_flows_cleanup_that_ignores_its_cancellation_on_the_app_loop_is_named(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: begun on the app loop (a server's cut), then left pending there by its stop, it
+    # was named by no line of microweb's: only asyncio's "Task was destroyed but it is
+    # pending!", naming a task of the app loop's, once collected (review364).
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    events: list[str] = []
+    app = App()
+    _outer_flow(app, events)
+    inside = _waiting_index(app)
+
+    @app.middleware
+    async def stubborn(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("cleanup began")
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                await asyncio.sleep(5)  # NOTE: ignores its cancellation.
+
+    wsgi = app.as_wsgi()
+    thread, answered = _get_in_thread(wsgi, daemon=True)
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    _wait_until(lambda: "cleanup began" in events)
+    wsgi.close()
+    thread.join(5)
+    assert events == ["cleanup began", "outer closed"], events
+    said = [r for r in caplog.records if ".stubborn " in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    assert said[0].levelname == "WARNING" and said[0].exc_info is None
+    assert "ignored its cancellation" in said[0].getMessage(), caplog.text
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
