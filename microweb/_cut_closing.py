@@ -70,7 +70,7 @@ def wait_for_cut_closings(app_loop: AppLoop) -> None:
     the app loop's stop, and a hook closed what it still used (review364).
     """
     if asyncio._get_running_loop() is not None:
-        return  # NOTE: on the app loop, the cleanups could not go on while this waited.
+        return  # NOTE: blocked, its loop (the app loop, say) would run no cleanup meanwhile.
     here = threading.get_ident()
     with _CLOSING_ENDED:
         while True:

@@ -595,3 +595,29 @@ def test_a_cut_flows_cleanup_that_ignores_its_cancellation_on_the_app_loop_is_na
     assert said[0].levelname == "WARNING" and said[0].exc_info is None
     assert "ignored its cancellation" in said[0].getMessage(), caplog.text
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_a_cut_flows_cleanup_that_closes_the_app_does_not_wait_for_its_own_closing() -> None:
+    # NOTE: the app's close waits for the cut closings under way (review364), but for the
+    # one of the thread that calls it, which cannot end while it waits.
+    events: list[str] = []
+    app = App()
+    inside = _waiting_index(app)
+
+    @app.middleware
+    def closes(request: Request) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            began = time.monotonic()
+            wsgi.close()
+            events.append(f"closed in {time.monotonic() - began:.1f} s")
+
+    _outer_flow(app, events)
+    app.on_shutdown(lambda: events.append("shutdown"))
+    wsgi = app.as_wsgi()
+    thread, _ = _get_in_thread(wsgi)
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    thread.join(5)
+    assert events == ["outer closed", "shutdown", "closed in 0.0 s"], events
