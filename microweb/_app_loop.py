@@ -112,12 +112,16 @@ async def _run_hop(hop: Hop) -> None:
             hop.cut = asyncio.current_task() in CUT_TASKS
     finally:
         hop.context = contextvars.copy_context()
-        if hop.run_in is not None and sys.version_info >= (3, 11):
+        loop = asyncio._get_running_loop()
+        if loop is not None and hop.run_in is not None and sys.version_info >= (3, 11):
             # NOTE: on the loop's next turn, once this task's step has left run_in: the caller
             # enters it at once, and a context is entered by one thread at a time.
-            asyncio.get_running_loop().call_soon(hop.done.release)
+            loop.call_soon(hop.done.release)
         else:
-            # NOTE: released here, not from a done callback: one turn of the loop less.
+            # NOTE: released here, not from a done callback: one turn of the loop less. Also
+            # where no loop runs: a task the loop's stop left pending (it ignored its
+            # cancellation), closed at its collection, raised "no running event loop" here,
+            # an "Exception ignored" with its traceback (review364).
             hop.done.release()
 
 

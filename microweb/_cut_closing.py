@@ -2,7 +2,8 @@
 
 ``_close_stopped`` is the WSGI driver's (``_concurrency._drive``): the core's async flows are
 closed innermost first, on the app loop while it runs, else on a loop of the request thread's
-own, each cleanup bounded by ``CLEANUP_WAIT`` and run in the request's context.
+own, each cleanup bounded by ``CLEANUP_WAIT`` and run in the request's context. The app's close
+waits for the closings under way before its shutdown hooks (``wait_for_cut_closings``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import contextlib
 import contextvars
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from . import _app_loop
@@ -20,6 +23,10 @@ from ._app_loop import STOP_CHECK, AppLoop, LoopStopped, adopt, close_step
 from ._effects import FLOW_STEP, Effects, Offload
 
 logger = logging.getLogger("microweb")
+# NOTE: the cut closings under way, each with its app loop, its thread, and when its wait
+# (CLEANUP_WAIT from its start) is over; told of each end by _CLOSING_ENDED.
+_UNDER_WAY: dict[object, tuple[AppLoop, int, float]] = {}
+_CLOSING_ENDED = threading.Condition()
 
 
 def _close_stopped(
@@ -33,9 +40,49 @@ def _close_stopped(
     if steps is None:
         run(effects.close)  # NOTE: a startup's or shutdown's (drive_in_thread).
     else:
-        _close_as_cut(effects, app_loop, run, steps)
+        with _under_way(app_loop):
+            _close_as_cut(effects, app_loop, run, steps)
     if type(effect) is FLOW_STEP:
         close_step(effect)  # NOTE: its flow closed first (close_unrun).
+
+
+@contextlib.contextmanager
+def _under_way(app_loop: AppLoop) -> Iterator[None]:
+    """Count a cut closing as under way for ``wait_for_cut_closings`` while it runs."""
+    token = object()
+    ends = time.monotonic() + _app_loop.CLEANUP_WAIT
+    with _CLOSING_ENDED:
+        _UNDER_WAY[token] = (app_loop, threading.get_ident(), ends)
+    try:
+        yield
+    finally:
+        with _CLOSING_ENDED:
+            del _UNDER_WAY[token]
+            _CLOSING_ENDED.notify_all()
+
+
+def wait_for_cut_closings(app_loop: AppLoop) -> None:
+    """Wait until the cut closings under way on ``app_loop`` (other threads') have ended, or
+    each has run ``CLEANUP_WAIT`` seconds; at once where an event loop runs in this thread.
+
+    For the app's close, before its shutdown hooks: a flow's cleanup that a server's cut
+    began (Waitress's, at the end of its grace period) ran on the app loop beside them, until
+    the app loop's stop, and a hook closed what it still used (review364).
+    """
+    if asyncio._get_running_loop() is not None:
+        return  # NOTE: blocked, its loop (the app loop, say) would run no cleanup meanwhile.
+    here = threading.get_ident()
+    with _CLOSING_ENDED:
+        while True:
+            ends = [
+                end
+                for loop, thread, end in _UNDER_WAY.values()
+                if loop is app_loop and thread != here
+            ]
+            left = max(ends, default=0.0) - time.monotonic()
+            if left <= 0:
+                return
+            _CLOSING_ENDED.wait(left)
 
 
 def _close_as_cut(

@@ -616,10 +616,47 @@ def _close_cut_off(flow: Colored, gen: Any, ending: BaseException) -> Effects:
     The ending goes on: the error must not take its place, or the flows outside would answer a
     request the server gave up on, and its task would end as if not cancelled.
     """
+    if _runs_on(flow, gen):
+        # NOTE: a step of it ignored its cancellation past the app loop's stop: its aclose()
+        # raised Python's "aclose(): asynchronous generator is already running", logged as
+        # the flow's failure (review364).
+        _left_to_collection(flow, ending, "a step of it ignored its cancellation and still runs")
+        return
     try:
         yield from _close(gen, flow.is_async)
+    except TimeoutError as exc:
+        if not flow.is_async or getattr(gen, "ag_frame", None) is None:
+            logger.exception("flow %s failed while %s", flow.fn.__qualname__, _why_closed(ending))
+            return
+        # NOTE: its cleanup ignored its cancellation, and the closing of its aclose() did not
+        # reach it (before Python 3.13): left to its collection with no word (review364).
+        _left_to_collection(
+            flow, ending, f"its cleanup ignored its cancellation ({exc}) and could not be closed"
+        )
     except Exception:
         logger.exception("flow %s failed while %s", flow.fn.__qualname__, _why_closed(ending))
+    except BaseException:
+        if _runs_on(flow, gen):
+            # NOTE: its cleanup, begun on the app loop (a server's cut), ignored its
+            # cancellation past that loop's stop: asyncio's "Task was destroyed but it is
+            # pending!" named a task of the loop's, not the flow (review364).
+            _left_to_collection(flow, ending, "its cleanup ignored its cancellation")
+        raise
+
+
+def _runs_on(flow: Colored, gen: Any) -> bool:
+    """Whether ``gen``, an async flow's, is running (a step of it, or its cleanup)."""
+    return flow.is_async and bool(getattr(gen, "ag_running", False))
+
+
+def _left_to_collection(flow: Colored, ending: BaseException, why: str) -> None:
+    logger.warning(
+        "flow %s was left to its collection while %s: %s; its finally blocks run when it is "
+        "collected",
+        flow.fn.__qualname__,
+        _why_closed(ending),
+        why,
+    )
 
 
 def _why_closed(ending: BaseException) -> str:

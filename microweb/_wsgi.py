@@ -20,6 +20,7 @@ from ._body import WSGIBody
 from ._calls import client_left, default_error, handlers_failed, unsendable
 from ._close_wait import bounded, close_returned, close_wait, watch_close, wsgi_close_late
 from ._concurrency import drive_in_thread, drive_sync
+from ._cut_closing import wait_for_cut_closings
 from ._effects import ENDED, ShutdownError, run_after, run_shutdown
 from ._emission import LENGTHS, encode_chunk, ended_for_a_client_gone, outgoing, plain_answer
 from ._error_logs import mark_reported, stream_failed, unsent_stream_failed, was_reported
@@ -284,6 +285,9 @@ class WSGIDriver:
     def close(self) -> None:
         """Run the shutdown hooks and the plugins' ``close()`` once, then stop the app loop.
 
+        The async flows of requests that a server cut off close first: their cleanups get up
+        to ``CLEANUP_WAIT`` seconds each (2 s) to end before the shutdown hooks start.
+
         Every step runs even when an earlier one fails; each failure is logged on the
         ``"microweb"`` logger.
 
@@ -299,6 +303,9 @@ class WSGIDriver:
             # NOTE: no longer serving: startup steps may be registered again (App refuses them
             # while a callable whose startup ran serves).
             self.plan.startup_steps.stopped()
+            # NOTE: the cleanups of the requests a server cut off end first (or their wait is
+            # over): a hook tore down what they still used.
+            wait_for_cut_closings(self.app_loop)
             steps = run_shutdown(self.plan.shutdown_sequence(self._exits))
             self._context.run(drive_in_thread, steps, self.app_loop)
         finally:

@@ -27,6 +27,8 @@ which takes all its requests: the app does not compile (``RouteClash``).
 ``SERVING_EXIT_AT_COMPILE``: when set, a plugin's ``apply()`` calls
 ``sys.exit("TEMPLATES_DIR is not set")`` as the app compiles.
 ``SERVING_CLOSE_STDOUT``: when set, ``/close-stdout`` prints a line and closes ``sys.stdout``.
+``SERVING_SLOW_FLOW``: when set, an async flow's cleanup takes that many seconds, then records
+``flow-closed``.
 """
 
 from __future__ import annotations
@@ -111,6 +113,17 @@ if os.environ.get("SERVING_EXIT_AT_COMPILE"):
             sys.exit("TEMPLATES_DIR is not set")
 
     app.install(ExitsAtCompile())
+
+
+if os.environ.get("SERVING_SLOW_FLOW"):
+
+    @app.middleware
+    async def slow_cleanup(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(float(os.environ["SERVING_SLOW_FLOW"]))
+            record("flow-closed")
 
 
 if os.environ.get("SERVING_CLOSE_STDOUT"):

@@ -201,7 +201,15 @@ def test_an_async_flow_whose_cleanup_never_ends_holds_its_thread_no_longer_than_
     assert stubborn or events == ["stuck let go", "outer closed"], events
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
     failed = [r for r in caplog.records if "stuck" in r.getMessage()]
-    assert len(failed) == 1 and isinstance(failed[0].exc_info[1], TimeoutError), caplog.text
+    assert len(failed) == 1, caplog.text
+    if stubborn and sys.version_info < (3, 13):
+        # NOTE: its closing cannot reach it: it was left to its collection with no word of
+        # it, its finally blocks run whenever that came, in whichever thread (review364).
+        assert failed[0].levelname == "WARNING" and failed[0].exc_info is None
+        assert "left to its collection" in failed[0].getMessage(), caplog.text
+        assert "ignored its cancellation" in failed[0].getMessage(), caplog.text
+    else:
+        assert isinstance(failed[0].exc_info[1], TimeoutError), caplog.text
 
 
 _VAR: contextvars.ContextVar[str] = contextvars.ContextVar("_VAR", default="unset")
@@ -440,3 +448,176 @@ def test_a_request_cut_off_in_a_thread_that_runs_an_event_loop_is_still_answered
     wsgi.close()
     thread.join(5)
     assert len(answered) == 1 and answered[0][0].startswith("5"), (answered, caplog.text)
+
+
+@pytest.mark.parametrize("hook", ["def", "async"])
+def test_the_shutdown_hooks_start_once_a_cut_flows_cleanup_has_ended(hook: str) -> None:
+    # NOTE: a server's cut (Waitress's, at the end of its grace period) left a flow's cleanup
+    # running on the app loop beside the shutdown hooks, until the app loop's stop: a hook
+    # closed what the cleanup still used (review364).
+    events: list[str] = []
+    app = App()
+    inside = _waiting_index(app)
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("cleanup began")
+            await asyncio.sleep(0.3)
+            events.append("cleanup ended")
+
+    if hook == "def":
+        app.on_shutdown(lambda: events.append("shutdown"))
+    else:
+
+        @app.on_shutdown
+        async def shutdown() -> None:
+            events.append("shutdown")
+
+    wsgi = app.as_wsgi()
+    thread, answered = _get_in_thread(wsgi)
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    _wait_until(lambda: "cleanup began" in events)
+    wsgi.close()
+    thread.join(5)
+    assert events == ["cleanup began", "cleanup ended", "shutdown"]
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_the_shutdown_hooks_wait_for_a_cut_flows_cleanup_no_longer_than_its_cleanup_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    events: list[str] = []
+    app = App()
+    inside = _waiting_index(app)
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("cleanup began")
+            await asyncio.Event().wait()
+
+    app.on_shutdown(lambda: events.append("shutdown"))
+    wsgi = app.as_wsgi()
+    thread, _ = _get_in_thread(wsgi, daemon=True)
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    _wait_until(lambda: "cleanup began" in events)
+    began = time.monotonic()
+    wsgi.close()
+    assert 0.2 < time.monotonic() - began < 2.0
+    thread.join(5)
+    assert events == ["cleanup began", "shutdown"]
+
+
+def _wait_until(check: Any) -> None:
+    until = time.monotonic() + 5
+    while not check():
+        assert time.monotonic() < until
+        time.sleep(0.01)
+
+
+def test_a_flow_whose_step_ignores_its_cancellation_past_the_cleanup_wait_is_not_closed_running(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: its step still running on the stopped app loop, the flow's closing called its
+    # aclose(), and Python's "aclose(): asynchronous generator is already running" was logged
+    # as the flow's failure (review364).
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    app = App()
+    inside = threading.Event()
+
+    @app.middleware
+    async def stubborn(request: Request) -> AsyncIterator[None]:
+        yield
+        inside.set()
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1)  # NOTE: ignores its cancellation.
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return "hi"
+
+    wsgi = app.as_wsgi()
+    thread, answered = _get_in_thread(wsgi, daemon=True)
+    assert inside.wait(5)
+    wsgi.close()
+    thread.join(5)
+    assert "already running" not in caplog.text, caplog.text
+    said = [r for r in caplog.records if ".stubborn " in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    assert said[0].levelname == "WARNING" and said[0].exc_info is None
+    assert "ignored its cancellation" in said[0].getMessage()
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_a_cut_flows_cleanup_that_ignores_its_cancellation_on_the_app_loop_is_named(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: begun on the app loop (a server's cut), then left pending there by its stop, it
+    # was named by no line of microweb's: only asyncio's "Task was destroyed but it is
+    # pending!", naming a task of the app loop's, once collected (review364).
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    events: list[str] = []
+    app = App()
+    _outer_flow(app, events)
+    inside = _waiting_index(app)
+
+    @app.middleware
+    async def stubborn(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("cleanup began")
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                await asyncio.sleep(5)  # NOTE: ignores its cancellation.
+
+    wsgi = app.as_wsgi()
+    thread, answered = _get_in_thread(wsgi, daemon=True)
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    _wait_until(lambda: "cleanup began" in events)
+    wsgi.close()
+    thread.join(5)
+    assert events == ["cleanup began", "outer closed"], events
+    said = [r for r in caplog.records if ".stubborn " in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    assert said[0].levelname == "WARNING" and said[0].exc_info is None
+    assert "ignored its cancellation" in said[0].getMessage(), caplog.text
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_a_cut_flows_cleanup_that_closes_the_app_does_not_wait_for_its_own_closing() -> None:
+    # NOTE: the app's close waits for the cut closings under way (review364), but for the
+    # one of the thread that calls it, which cannot end while it waits.
+    events: list[str] = []
+    app = App()
+    inside = _waiting_index(app)
+
+    @app.middleware
+    def closes(request: Request) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            began = time.monotonic()
+            wsgi.close()
+            events.append(f"closed in {time.monotonic() - began:.1f} s")
+
+    _outer_flow(app, events)
+    app.on_shutdown(lambda: events.append("shutdown"))
+    wsgi = app.as_wsgi()
+    thread, _ = _get_in_thread(wsgi)
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    thread.join(5)
+    assert events == ["outer closed", "shutdown", "closed in 0.0 s"], events
