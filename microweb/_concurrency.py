@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ._app_loop import AppLoop, LoopStopped, adopt
-from ._cut_closing import _close_stopped
+from ._cut_closing import close_stopped
 from ._effects import (
     Apart,
     Effects,
@@ -100,7 +100,7 @@ def _drive(
             except LoopStopped:
                 # NOTE: the call was cut off, not failed: the flows' and callbacks' handlers of
                 # errors don't get it, their finally blocks run.
-                _close_stopped(effects, effect, app_loop, run, steps)
+                close_stopped(effects, effect, app_loop, run, steps)
                 raise
             except Exception as exc:
                 # NOTE: an offloaded call's, as the pool's future makes it under ASGI.

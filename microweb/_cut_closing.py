@@ -1,6 +1,6 @@
 """The closing of a request's core that the WSGI app loop's stop (or a server's cut) cut off.
 
-``_close_stopped`` is the WSGI driver's (``_concurrency._drive``): the core's async flows are
+``close_stopped`` is the WSGI driver's (``_concurrency._drive``): the core's async flows are
 closed innermost first, on the app loop while it runs, else on a loop of the request thread's
 own, each cleanup bounded by ``CLEANUP_WAIT`` and run in the request's context.
 """
@@ -22,7 +22,7 @@ from ._effects import FLOW_STEP, Effects, Offload
 logger = logging.getLogger("microweb")
 
 
-def _close_stopped(
+def close_stopped(
     effects: Effects,
     effect: Any,
     app_loop: AppLoop,
