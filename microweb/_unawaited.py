@@ -123,7 +123,7 @@ def _close_if_never_begun(
             never_begun()
 
 
-def _closed_with(
+def closed_with(
     closed: asyncio.Future[Awaitable[object] | None],
     error: BaseException | None,
     left: Awaitable[object] | None,
