@@ -20,7 +20,7 @@ from ._closing import close_sync_in
 from ._concurrency import run_in_pool
 from ._pool import WorkerPool
 from ._stream_ahead import closing_request
-from ._unawaited import _named, _unawaited_ended
+from ._unawaited import _named, unawaited_ended
 
 logger = logging.getLogger("microweb")
 
@@ -155,7 +155,7 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
             # bound under WSGI (7.8 s and more), where the app loop runs it.
             await asyncio.wait((closing,), timeout=_close_wait())
             if pending.waiting:
-                closing.add_done_callback(partial(_unawaited_ended, pending.request))
+                closing.add_done_callback(partial(unawaited_ended, pending.request))
                 # NOTE: the closes ahead of it may have run past CLOSE_WAIT meanwhile: where
                 # they leave room, a thread starts for the closes queued before they were.
                 # The warning said the close ran "once a thread is free", where the thread that
@@ -177,7 +177,7 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
         return await asyncio.shield(closing)
     except asyncio.CancelledError:
         # NOTE: the shield took the close's error where its caller was cancelled: dropped.
-        closing.add_done_callback(partial(_unawaited_ended, pending.request))
+        closing.add_done_callback(partial(unawaited_ended, pending.request))
         raise
     finally:
         if task is not None:
