@@ -20,7 +20,7 @@ from ._closing import close_sync_in
 from ._concurrency import run_in_pool
 from ._pool import WorkerPool
 from ._stream_ahead import closing_request
-from ._unawaited import _named, unawaited_ended
+from ._unawaited import request_named, unawaited_ended
 
 logger = logging.getLogger("microweb")
 
@@ -93,7 +93,7 @@ class _ThreadClose:
             logger.warning(
                 "%sthe async close() that the close() of a streamed response's %s returned was "
                 "not run: its event loop had stopped",
-                _named(self.request),
+                request_named(self.request),
                 self.named(),
             )
             return None
@@ -141,7 +141,7 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
         logger.error(
             "%sthe close() of a streamed response's %s was dropped, not run: all %d close "
             "threads run closes that have not returned, and %d more closes wait for them",
-            _named(pending.request),
+            request_named(pending.request),
             pending.named(),
             _CLOSES.most_workers,
             _CLOSES.most_queued,
@@ -166,7 +166,7 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
                         "%sthe close() of a streamed response's %s has waited %g s for a close "
                         "thread (all %d run closes that have not returned): the response is "
                         "ended, and the close runs when a close thread takes it up",
-                        _named(pending.request),
+                        request_named(pending.request),
                         pending.named(),
                         _close_wait(),
                         _CLOSES.running(),

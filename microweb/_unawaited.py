@@ -89,7 +89,7 @@ async def _exits_kept(
             logger.warning(
                 "%sthe close of a streamed response was cut off: its event loop closed before "
                 "the close ended",
-                _named(request),
+                request_named(request),
             )
         raise
     finally:
@@ -155,7 +155,7 @@ def close_failed_unawaited(error: BaseException, request: Request | None) -> Non
     # whose it was (review277).
     logger.error(
         "%serror while closing a streamed response after its request ended",
-        _named(request),
+        request_named(request),
         exc_info=error,
     )
 
@@ -245,7 +245,7 @@ def unawaited_ended(request: Request | None, closing: asyncio.Future[Any]) -> No
     del error
 
 
-def _named(request: Request | None) -> str:
+def request_named(request: Request | None) -> str:
     """The start of a warning about a stream's close: its request's method and path, where a
     driver said whose stream it is (``closing_request()``)."""
     if request is None:
