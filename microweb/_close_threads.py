@@ -17,8 +17,8 @@ from queue import Full
 from typing import Any, cast
 
 from ._closing import close_sync_in
-from ._concurrency import run_in_pool
 from ._pool import WorkerPool
+from ._pool_futures import run_in_pool
 from ._stream_ahead import closing_request
 from ._unawaited import request_named, unawaited_ended
 

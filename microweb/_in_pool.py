@@ -16,9 +16,9 @@ from inspect import iscoroutine
 from typing import Any, TypeVar, cast
 
 from ._closing import close_both
-from ._concurrency import set_result
 from ._errors import own_stop
 from ._pool import WorkerPool
+from ._pool_futures import set_result
 from ._request import Request
 from ._stream_ahead import AHEAD, AHEAD_BYTES, Raised, closing_request, held, size_of
 from ._unawaited import (

@@ -38,6 +38,7 @@ IO_MODULES = frozenset(
         "_stream_ahead.py",
         "_lifespans.py",
         "_pool.py",
+        "_pool_futures.py",
         "testing.py",
         "_testing_wsgi.py",
         "_testing_asgi.py",
@@ -180,7 +181,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "bridges": (
         "_app_loop", "_stream_ahead", "_unawaited", "_concurrency", "_cut_closing", "_in_pool",
-        "_close_threads", "_file_threads", "_pool", "_body", "_asgi_body", "_lifespans",
+        "_close_threads", "_file_threads", "_pool", "_pool_futures", "_body", "_asgi_body",
+        "_lifespans",
     ),
     "drivers": (
         "_wsgi_request", "_wsgi", "_asgi_request", "_websocket", "_ws_refusal", "_asgi_websocket",
