@@ -1,9 +1,10 @@
 """The close threads: a stream's sync ``close()`` run from async code, in a daemon thread.
 
 ``_close_in_a_thread`` is the hook ``_closing.aclose_of()`` runs a sync ``close()`` through
-(``close_sync_in``, set as this module is imported): ``CLOSE_THREADS`` threads for the closes
-that return, more as closes run past ``CLOSE_WAIT``, up to ``CLOSE_THREADS_MOST``, then a
-bounded queue. ``closing_in_a_thread`` names the close a task waits for, for a driver's warning.
+(``close_sync_in``, set as this module is imported, which ``_concurrency`` imports for it):
+``CLOSE_THREADS`` threads for the closes that return, more as closes run past ``CLOSE_WAIT``,
+up to ``CLOSE_THREADS_MOST``, then a bounded queue. ``closing_in_a_thread`` names the close a
+task waits for, for a driver's warning.
 """
 
 from __future__ import annotations

@@ -17,6 +17,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+# NOTE: imported for the hook it sets (close_sync_in): a stream's sync close() from async code
+# then runs in a close thread wherever this module is, by every driver and by the bridges that
+# hand calls to threads (_asgi_body, _file_threads). Set as a driver was imported (_close_wait
+# imports _close_threads), the close ran on the event loop while only such a bridge was.
+from . import _close_threads  # noqa: F401
 from ._app_loop import AppLoop, LoopStopped, adopt
 from ._cut_closing import close_stopped
 from ._effects import (
