@@ -21,7 +21,6 @@ from ._concurrency import (
     drive_async,
     error_of_request,
     make_pool,
-    run_in_pool,
 )
 from ._effects import (
     ENDED,
@@ -51,6 +50,7 @@ from ._in_pool import iterate_in_pool
 from ._lifespans import run_startup
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._pool import WorkerPool
+from ._pool_futures import run_in_pool
 from ._request import Request, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
 from ._routing import is_async_callable

@@ -1,9 +1,10 @@
 """The close threads: a stream's sync ``close()`` run from async code, in a daemon thread.
 
 ``_close_in_a_thread`` is the hook ``_closing.aclose_of()`` runs a sync ``close()`` through
-(``close_sync_in``, set as this module is imported): ``CLOSE_THREADS`` threads for the closes
-that return, more as closes run past ``CLOSE_WAIT``, up to ``CLOSE_THREADS_MOST``, then a
-bounded queue. ``closing_in_a_thread`` names the close a task waits for, for a driver's warning.
+(``close_sync_in``, set as this module is imported, which ``_concurrency`` imports for it):
+``CLOSE_THREADS`` threads for the closes that return, more as closes run past ``CLOSE_WAIT``,
+up to ``CLOSE_THREADS_MOST``, then a bounded queue. ``closing_in_a_thread`` names the close a
+task waits for, for a driver's warning.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from queue import Full
 from typing import Any, cast
 
 from ._closing import close_sync_in
-from ._concurrency import run_in_pool
 from ._pool import WorkerPool
+from ._pool_futures import run_in_pool
 from ._stream_ahead import closing_request
-from ._unawaited import _named, _unawaited_ended
+from ._unawaited import request_named, unawaited_ended
 
 logger = logging.getLogger("microweb")
 
@@ -93,7 +94,7 @@ class _ThreadClose:
             logger.warning(
                 "%sthe async close() that the close() of a streamed response's %s returned was "
                 "not run: its event loop had stopped",
-                _named(self.request),
+                request_named(self.request),
                 self.named(),
             )
             return None
@@ -141,7 +142,7 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
         logger.error(
             "%sthe close() of a streamed response's %s was dropped, not run: all %d close "
             "threads run closes that have not returned, and %d more closes wait for them",
-            _named(pending.request),
+            request_named(pending.request),
             pending.named(),
             _CLOSES.most_workers,
             _CLOSES.most_queued,
@@ -155,7 +156,7 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
             # bound under WSGI (7.8 s and more), where the app loop runs it.
             await asyncio.wait((closing,), timeout=_close_wait())
             if pending.waiting:
-                closing.add_done_callback(partial(_unawaited_ended, pending.request))
+                closing.add_done_callback(partial(unawaited_ended, pending.request))
                 # NOTE: the closes ahead of it may have run past CLOSE_WAIT meanwhile: where
                 # they leave room, a thread starts for the closes queued before they were.
                 # The warning said the close ran "once a thread is free", where the thread that
@@ -166,7 +167,7 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
                         "%sthe close() of a streamed response's %s has waited %g s for a close "
                         "thread (all %d run closes that have not returned): the response is "
                         "ended, and the close runs when a close thread takes it up",
-                        _named(pending.request),
+                        request_named(pending.request),
                         pending.named(),
                         _close_wait(),
                         _CLOSES.running(),
@@ -177,7 +178,7 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
         return await asyncio.shield(closing)
     except asyncio.CancelledError:
         # NOTE: the shield took the close's error where its caller was cancelled: dropped.
-        closing.add_done_callback(partial(_unawaited_ended, pending.request))
+        closing.add_done_callback(partial(unawaited_ended, pending.request))
         raise
     finally:
         if task is not None:

@@ -11,8 +11,9 @@ from ._routing import is_async_callable
 
 InThread = Callable[[Callable[[], object]], Awaitable[object]]
 # NOTE: how async code runs a sync close(): in a thread, so that a blocking one (a cursor's,
-# a socket's) stalls no event loop. Set by _close_threads (this module is sans-IO); unset, the
-# close runs inline.
+# a socket's) stalls no event loop. Set by _close_threads (this module is sans-IO) as it is
+# imported, with _concurrency (every driver's import, and a bridge's that hands calls to
+# threads); unset, the close runs inline.
 _in_thread: InThread | None = None
 
 

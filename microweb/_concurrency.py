@@ -6,7 +6,7 @@ The file threads (blocking file I/O) are ``_file_threads``; the other direction,
 waiting on a loop, is ``_app_loop``. The WSGI driver's closing of a request cut off is
 ``_cut_closing``; the closes of streams that nobody awaits any more are ``_unawaited``; a sync
 stream iterated in one pool thread is ``_in_pool``; the threads that run a stream's sync
-``close()`` are ``_close_threads``.
+``close()`` are ``_close_threads``; a call into a pool, awaited on a loop, is ``_pool_futures``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+# NOTE: imported for the hook it sets (close_sync_in): a stream's sync close() from async code
+# then runs in a close thread wherever this module is, by every driver and by the bridges that
+# hand calls to threads (_asgi_body, _file_threads). Set as a driver was imported (_close_wait
+# imports _close_threads), the close ran on the event loop while only such a bridge was.
+from . import _close_threads  # noqa: F401
 from ._app_loop import AppLoop, LoopStopped, adopt
-from ._cut_closing import _close_stopped
+from ._cut_closing import close_stopped
 from ._effects import (
     Apart,
     Effects,
@@ -29,6 +34,7 @@ from ._effects import (
 )
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
+from ._pool_futures import settle_future
 
 T = TypeVar("T")
 logger = logging.getLogger("microweb")
@@ -100,7 +106,7 @@ def _drive(
             except LoopStopped:
                 # NOTE: the call was cut off, not failed: the flows' and callbacks' handlers of
                 # errors don't get it, their finally blocks run.
-                _close_stopped(effects, effect, app_loop, run, steps)
+                close_stopped(effects, effect, app_loop, run, steps)
                 raise
             except Exception as exc:
                 # NOTE: an offloaded call's, as the pool's future makes it under ASGI.
@@ -256,21 +262,6 @@ async def _settled(
     return returned, ended, contextvars.copy_context()
 
 
-def run_in_pool(pool: WorkerPool, fn: Any, *args: Any, **kwargs: Any) -> Awaitable[Any]:
-    """Run ``fn`` in ``pool`` with the caller's context variables.
-
-    Raises:
-        RuntimeError: The pool is shut down.
-    """
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-    # PERF: the worker settles this future with one call_soon_threadsafe, where
-    # run_in_executor chains a concurrent future to it by callbacks: 45 us -> 32 us a call in
-    # a ThreadPoolExecutor, 21 us in a WorkerPool (best of 7 x 2,000, 2-CPU VM).
-    pool.call(settle_future, loop, future, contextvars.copy_context(), fn, args, kwargs)
-    return future
-
-
 async def _offloaded(effect: Offload, pool: WorkerPool) -> Any:
     """Run an offloaded call (a ``def`` handler) in ``pool``; what it set of the context
     variables is set in the caller's context afterwards, as if it had run there.
@@ -292,50 +283,6 @@ async def _offloaded(effect: Offload, pool: WorkerPool) -> Any:
         elif future.cancelled():
             pool.cut_off = True  # NOTE: the call may go on in its thread (_say_still_running).
         del future  # NOTE: it holds the error, whose traceback holds this frame: no cycle.
-
-
-def settle_future(
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any],
-    context: contextvars.Context,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> None:
-    # NOTE: runs in a worker. A call whose awaiter was cancelled before it started never runs,
-    # as with run_in_executor (which cancels the queued concurrent future).
-    if future.cancelled():
-        return
-    try:
-        value = context.run(fn, *args, **kwargs)
-    except BaseException as exc:
-        settle: Callable[[asyncio.Future[Any], Any], None] = _set_exception
-        value = exc
-    else:
-        settle = set_result
-    try:
-        loop.call_soon_threadsafe(settle, future, value)
-    except RuntimeError:
-        return  # NOTE: the loop is closed (the server is gone); nobody waits for this now.
-    finally:
-        # NOTE: an exception's traceback holds this frame: without the del, the frame, the
-        # exception and the future (which holds the exception) make a cycle that keeps the
-        # request and its body alive until a full garbage collection.
-        del future, value
-
-
-def set_result(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.cancelled():
-        future.set_result(value)
-
-
-def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
-    if not future.cancelled():
-        if isinstance(exc, StopIteration):
-            # NOTE: a future refuses StopIteration (it would end a generator): the error that
-            # it is to the request under WSGI too.
-            exc = own_stop(exc)
-        future.set_exception(exc)
 
 
 def make_pool(max_threads: int) -> WorkerPool:

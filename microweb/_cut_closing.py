@@ -1,6 +1,6 @@
 """The closing of a request's core that the WSGI app loop's stop (or a server's cut) cut off.
 
-``_close_stopped`` is the WSGI driver's (``_concurrency._drive``): the core's async flows are
+``close_stopped`` is the WSGI driver's (``_concurrency._drive``): the core's async flows are
 closed innermost first, on the app loop while it runs, else on a loop of the request thread's
 own, each cleanup bounded by ``CLEANUP_WAIT`` and run in the request's context. The app's close
 waits for the closings under way before its shutdown hooks (``wait_for_cut_closings``).
@@ -29,7 +29,7 @@ _UNDER_WAY: dict[object, tuple[AppLoop, int, float]] = {}
 _CLOSING_ENDED = threading.Condition()
 
 
-def _close_stopped(
+def close_stopped(
     effects: Effects,
     effect: Any,
     app_loop: AppLoop,

@@ -22,16 +22,10 @@ from itertools import islice
 from types import GeneratorType
 from typing import Any, TypeVar
 
-from ._concurrency import (
-    in_a_thread,
-    run_in_pool,
-    set_result,
-    settle_future,
-    stop_owned,
-    sync_only,
-)
+from ._concurrency import in_a_thread, stop_owned, sync_only
 from ._forms import Steps, write_steps
 from ._pool import WorkerPool
+from ._pool_futures import run_in_pool, set_result, settle_future
 from ._request import Request
 from ._stream_ahead import closing_request
 from ._unawaited import close_failed_unawaited, run_unawaited, through_one_cancellation

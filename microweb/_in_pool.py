@@ -16,14 +16,14 @@ from inspect import iscoroutine
 from typing import Any, TypeVar, cast
 
 from ._closing import close_both
-from ._concurrency import set_result
 from ._errors import own_stop
 from ._pool import WorkerPool
+from ._pool_futures import set_result
 from ._request import Request
 from ._stream_ahead import AHEAD, AHEAD_BYTES, Raised, closing_request, held, size_of
 from ._unawaited import (
-    _closed_with,
     close_failed_unawaited,
+    closed_with,
     run_unawaited,
     through_one_cancellation,
 )
@@ -175,7 +175,7 @@ class _Pinned:
         runs in a task of its own, its error logged, as where ``stop()`` was cancelled."""
         closed = self._closed
         if not closed.done():
-            closed.cancel()  # NOTE: _closed_with(), to come, runs or logs what is left.
+            closed.cancel()  # NOTE: closed_with(), to come, runs or logs what is left.
             return
         if closed.cancelled():
             return
@@ -212,7 +212,7 @@ class _Pinned:
             except BaseException as exc:
                 # NOTE: the closing's error is the stream's too: stop() raises it.
                 self._call(
-                    _closed_with,
+                    closed_with,
                     self._closed,
                     exc,
                     None,
@@ -221,7 +221,7 @@ class _Pinned:
                 )
             else:
                 closed = self._call(
-                    _closed_with,
+                    closed_with,
                     self._closed,
                     None,
                     left,

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import httpx
 
 from ._app_loop import run_until_stopped
-from ._testing_http import ASGITransport, _Ending, run_served, served
+from ._testing_http import AppExit, ASGITransport, run_served, served
 from ._testing_http import written as written_path
 from ._testing_sides import AsyncSide, arecord_answer, astop_if_reported
 from ._testing_wsgi import reader
@@ -80,7 +80,7 @@ class Lifespan:
             # the WSGI side raises it, rather than the failure that names it. So is its
             # GeneratorExit, which the task keeps as it is (review341).
             await asyncio.wait({self._task}, timeout=WAIT)
-            if self._task.done() and isinstance(self._task.exception(), (_Ending, GeneratorExit)):
+            if self._task.done() and isinstance(self._task.exception(), (AppExit, GeneratorExit)):
                 self._task.result()
             raise RuntimeError(f"lifespan {kind} failed: {reply.get('message', '')}")
 

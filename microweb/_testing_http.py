@@ -36,7 +36,7 @@ AHEAD = 4
 written: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("written", default=None)
 
 
-class _Ending(Exception):
+class AppExit(Exception):
     """What the task of an app's call (``served()``) ends with instead of the ``SystemExit`` or
     ``KeyboardInterrupt`` that the app let out; ``run_served()`` raises that in the test."""
 
@@ -49,7 +49,7 @@ async def served(call: Awaitable[None]) -> None:
     """Await an app's call as a server's task does: its ``SystemExit`` ends the call, not the loop.
 
     Raises:
-        _Ending: For a ``SystemExit`` or ``KeyboardInterrupt`` of the app's.
+        AppExit: For a ``SystemExit`` or ``KeyboardInterrupt`` of the app's.
     """
     try:
         await call
@@ -58,7 +58,7 @@ async def served(call: Awaitable[None]) -> None:
         # raised LoopStopped, and every later one "Event loop is closed". Uvicorn catches them in
         # its task and serves on (docs/errors.md); the WSGI side raises them from the call. An
         # Exception on the loop (a wait_for() task raises it too), the app's own in the test.
-        raise _Ending(exc) from None
+        raise AppExit(exc) from None
 
 
 def run_served(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
@@ -67,7 +67,7 @@ def run_served(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
     ending = None
     try:
         return run_on_loop(loop, awaitable)
-    except _Ending as ended:
+    except AppExit as ended:
         ending = ended.ending
     raise ending  # NOTE: out of the except block: no context to chain.
 

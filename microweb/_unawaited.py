@@ -50,11 +50,11 @@ async def through_one_cancellation(
             # NOTE: given up on, it runs on: kept until it ends (a loop holds its tasks
             # weakly), its error logged, where it was dropped with no word.
             _keep_unawaited(closing, request)
-            closing.add_done_callback(partial(_unawaited_ended, request))
+            closing.add_done_callback(partial(unawaited_ended, request))
             raise
         # NOTE: the cancellation wins, as over a shield; the close's error, taken with no
         # word, is logged as that of a close nobody awaits.
-        _unawaited_ended(request, closing)
+        unawaited_ended(request, closing)
         raise
     error = closing.exception() or closing.result()
     del closing  # NOTE: the task holds the error: no cycle through this frame.
@@ -89,7 +89,7 @@ async def _exits_kept(
             logger.warning(
                 "%sthe close of a streamed response was cut off: its event loop closed before "
                 "the close ended",
-                _named(request),
+                request_named(request),
             )
         raise
     finally:
@@ -123,7 +123,7 @@ def _close_if_never_begun(
             never_begun()
 
 
-def _closed_with(
+def closed_with(
     closed: asyncio.Future[Awaitable[object] | None],
     error: BaseException | None,
     left: Awaitable[object] | None,
@@ -155,7 +155,7 @@ def close_failed_unawaited(error: BaseException, request: Request | None) -> Non
     # whose it was (review277).
     logger.error(
         "%serror while closing a streamed response after its request ended",
-        _named(request),
+        request_named(request),
         exc_info=error,
     )
 
@@ -169,7 +169,7 @@ def run_unawaited(left: Awaitable[object], request: Request | None) -> None:
     # asyncio raised it out of the loop.
     task = _closing_task(left, request)
     _keep_unawaited(task, request)
-    task.add_done_callback(partial(_unawaited_ended, request))
+    task.add_done_callback(partial(unawaited_ended, request))
 
 
 # NOTE: the closes nobody awaits (run_unawaited(), through_one_cancellation() given up on),
@@ -179,7 +179,7 @@ _GONE: Any = object()
 
 
 def _keep_unawaited(task: asyncio.Future[Any], request: Request | None) -> None:
-    """Keep ``task``, a close nobody awaits, until it ends (``_unawaited_ended`` lets go of
+    """Keep ``task``, a close nobody awaits, until it ends (``unawaited_ended`` lets go of
     it); first let go of those whose loop has closed, which never will (``_let_go_of_closed``).
 
     NOTE: a close handed to the loop in its teardown (asyncio.run() cancels the tasks, then
@@ -226,7 +226,7 @@ def _let_go_of_closed() -> None:
 atexit.register(_let_go_of_closed)
 
 
-def _unawaited_ended(request: Request | None, closing: asyncio.Future[Any]) -> None:
+def unawaited_ended(request: Request | None, closing: asyncio.Future[Any]) -> None:
     """A close that nobody awaits any more (its caller cancelled, or given up on) ended: log
     its error, or the ``SystemExit`` or ``KeyboardInterrupt`` it returned to be raised by its
     caller (``_exits_kept()``), and run the async close it returned (a close thread's)."""
@@ -245,7 +245,7 @@ def _unawaited_ended(request: Request | None, closing: asyncio.Future[Any]) -> N
     del error
 
 
-def _named(request: Request | None) -> str:
+def request_named(request: Request | None) -> str:
     """The start of a warning about a stream's close: its request's method and path, where a
     driver said whose stream it is (``closing_request()``)."""
     if request is None:

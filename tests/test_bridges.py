@@ -28,9 +28,10 @@ from drive import asgi_get, http_scope, requests_left_in_cycles
 
 from microweb import App, ClientDisconnect, Request, Response, _app_loop, _file_threads
 from microweb._app_loop import AppLoop, LoopStopped, run_on_loop
-from microweb._concurrency import make_pool, run_in_pool
+from microweb._concurrency import make_pool
 from microweb._file_threads import ThreadSpooler, run_blocking
 from microweb._pool import WorkerPool
+from microweb._pool_futures import run_in_pool
 
 USER: contextvars.ContextVar[str] = contextvars.ContextVar("USER")
 SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("SEEN")

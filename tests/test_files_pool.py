@@ -18,10 +18,10 @@ import pytest
 from drive import asgi_get, http_scope, staying_client
 
 from microweb import App, Request, Response
-from microweb._concurrency import run_in_pool
 from microweb._file_threads import READS_PER_CALL, aiter_file_read
 from microweb._files import stat_file
 from microweb._pool import WorkerPool
+from microweb._pool_futures import run_in_pool
 from microweb.plugins import GZip
 
 Message = dict[str, Any]

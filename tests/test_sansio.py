@@ -3,7 +3,8 @@
 The core never imports asyncio or threading, nor names an environ or scope: only the drivers,
 the body sources, the concurrency module, the test client, the CLI and plugins may do I/O. And
 every module imports only its own layer or lower ones (``LAYERS``, the table of
-docs/architecture.md), ``TYPE_CHECKING`` and function-local imports included, with no circle.
+docs/architecture.md), ``TYPE_CHECKING`` and function-local imports included, with no circle;
+nor does a module take another's private name (``_name``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ IO_MODULES = frozenset(
         "_stream_ahead.py",
         "_lifespans.py",
         "_pool.py",
+        "_pool_futures.py",
         "testing.py",
         "_testing_wsgi.py",
         "_testing_asgi.py",
@@ -179,7 +181,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "bridges": (
         "_app_loop", "_stream_ahead", "_unawaited", "_concurrency", "_cut_closing", "_in_pool",
-        "_close_threads", "_file_threads", "_pool", "_body", "_asgi_body", "_lifespans",
+        "_close_threads", "_file_threads", "_pool", "_pool_futures", "_body", "_asgi_body",
+        "_lifespans",
     ),
     "drivers": (
         "_wsgi_request", "_wsgi", "_asgi_request", "_websocket", "_ws_refusal", "_asgi_websocket",
@@ -313,3 +316,73 @@ def test_no_import_circle() -> None:
 
     for module in sorted(edges):
         visit(module, [])
+
+
+# -- Private names -------------------------------------------------------------------------------
+
+# NOTE: a name with a leading underscore is for its own module alone. One that another module
+# uses drops the underscore in its home module: the modules are private already (``_x.py``),
+# so no public API grows. A test may still reach a module's private name.
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _is_package_module(parts: list[str]) -> bool:
+    place = PACKAGE.joinpath(*parts)
+    return place.is_dir() or place.with_suffix(".py").is_file()
+
+
+def private_names_taken(tree: ast.AST, package_parts: tuple[str, ...] = ()) -> list[str]:
+    """Return ``line: module.name`` for each private name ``tree`` takes from a package module:
+    imported (``from ._x import _name``) or read off a module it imported (``_x._name``)."""
+    found: list[str] = []
+    modules: dict[str, list[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = [*package_parts[: len(package_parts) - (node.level - 1)]]
+            parts = [*base, *(node.module.split(".") if node.module else [])]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "microweb":
+            parts = (node.module or "").split(".")[1:]
+        else:
+            continue
+        for alias in node.names:
+            if _is_package_module([*parts, alias.name]):
+                modules[alias.asname or alias.name] = [*parts, alias.name]
+            elif _private(alias.name):
+                found.append(f"{node.lineno}: {'.'.join(parts)}.{alias.name}")
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and _private(node.attr)
+            and not _is_package_module([*modules[node.value.id], node.attr])
+        ):
+            found.append(f"{node.lineno}: {'.'.join(modules[node.value.id])}.{node.attr}")
+    return found
+
+
+def test_the_detector_sees_private_names_taken() -> None:
+    tree = ast.parse(
+        "from ._unawaited import _named, run_unawaited\nfrom . import _app_loop\n"
+        "from microweb._closing import _in_thread as hook\nimport os\n"
+        "_app_loop._hop()\n_app_loop.AppLoop\nos._exit\nfrom ._app import __doc__\n"
+    )
+    assert private_names_taken(tree) == [
+        "1: _unawaited._named",
+        "3: _closing._in_thread",
+        "5: _app_loop._hop",
+    ]
+    plugin = ast.parse("from . import _vary\nfrom .._files import _x\n_vary._y\n")
+    assert private_names_taken(plugin, ("plugins",)) == ["2: _files._x", "3: plugins._vary._y"]
+
+
+def test_no_module_takes_another_modules_private_name() -> None:
+    taken = {
+        _module_id(path): found
+        for path in ALL_MODULES
+        if (found := private_names_taken(_tree(path), path.relative_to(PACKAGE).parent.parts))
+    }
+    assert taken == {}

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import subprocess
 import sys
 import threading
 import time
@@ -1336,6 +1337,38 @@ def test_stuck_sync_closes_of_wrapped_async_streams_hold_a_few_threads_not_one_e
 
     threads = asyncio.run(run())
     assert 0 < len(threads) <= CLOSE_THREADS
+
+
+# NOTE: a stream's sync close() from async code, with one bridge module imported and no driver.
+_CLOSED_WITH_ONLY = """
+import asyncio, sys, threading
+import microweb.{module}
+from microweb._closing import aclose_of
+
+class Stream:
+    def close(self):
+        self.thread = threading.current_thread().name
+
+async def main():
+    stream = Stream()
+    await aclose_of(stream)
+    return stream.thread
+
+drivers = ("microweb._close_wait", "microweb._asgi", "microweb._wsgi")
+print(asyncio.run(main()), [name for name in drivers if name in sys.modules])
+"""
+
+
+@pytest.mark.parametrize("module", ["_concurrency", "_asgi_body", "_file_threads"])
+def test_a_sync_close_runs_in_a_close_thread_before_any_driver_is_imported(module: str) -> None:
+    # NOTE: the close threads' hook was set as a driver was imported (_close_wait imports
+    # _close_threads): with only a bridge module imported, the close ran on the event loop.
+    command = [sys.executable, "-c", _CLOSED_WITH_ONLY.format(module=module)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    thread, drivers = done.stdout.split(" ", 1)
+    assert drivers.strip() == "[]"
+    assert thread.startswith("microweb-close-")
 
 
 def test_a_streamed_asgi_response_names_its_stream_only_to_give_up_on_its_close(
