@@ -169,7 +169,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_strict_json", "_parsing", "_disposition", "_closing", "_sse", "_files",
         "_route_templates",
         "_routing", "_route_nodes", "_route_clashes", "_route_table", "_url_paths", "_effects",
-        "_target", "_buffer", "_status", "_checkpoint", "_binding",
+        "_target", "_buffer", "_status", "_checkpoint", "_binding", "_media", "_file_bodies",
     ),
     "core": (
         "_parts", "_streamed_parts", "_uploads", "_forms", "_request_head", "_request_body",
