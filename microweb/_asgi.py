@@ -48,11 +48,12 @@ from ._file_threads import aiter_file_read, close_in_file_thread
 from ._files import bound_to_no_thread
 from ._in_pool import iterate_in_pool
 from ._lifespans import run_startup
+from ._media import JSON, TEXT
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._pool import WorkerPool
 from ._pool_futures import run_in_pool
 from ._request import Request, logged_request
-from ._response import JSON, TEXT, Response, StreamBody
+from ._response import Response, StreamBody
 from ._routing import is_async_callable
 from ._sse import SSEChunks
 from ._stream_ahead import ClosingFor

@@ -27,9 +27,10 @@ from ._errors import (
     status_of,
     status_phrase,
 )
+from ._media import JSON, TEXT, encode_json
 from ._parsing import header_value, prefers_json
 from ._request import logged_method, logged_path
-from ._response import JSON, TEXT, Response, StreamBody, encode_json
+from ._response import Response, StreamBody
 from ._results import copied, to_response
 
 if TYPE_CHECKING:

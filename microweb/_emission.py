@@ -26,8 +26,9 @@ from ._files import (
     reads_the_file,
     unmodified_since,
 )
+from ._media import JSON, OCTETS, TEXT, encode_json, utf8
 from ._parsing import header_value
-from ._response import JSON, OCTETS, TEXT, Response, StreamBody, encode_json, utf8
+from ._response import Response, StreamBody
 from ._results import copied
 from ._routing import is_async_callable
 

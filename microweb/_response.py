@@ -1,88 +1,28 @@
-"""The response: ``Response``, its factories, and JSON encoding."""
+"""The response: ``Response``, its factories and its checks, and a file's response
+(``described_file``)."""
 
 from __future__ import annotations
 
-import io
-import json
-import mimetypes
 import os
-import tempfile
 from collections.abc import AsyncIterable, Iterable, Mapping
-from datetime import datetime, timedelta
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
-from urllib.parse import quote
 
-from ._cookies import SameSite, format_set_cookie
 from ._datastructures import HeaderItems, Headers, trusted_headers
 from ._errors import OtherSpelling
-from ._files import FILE_CHUNK, FileInfo, stat_file
+from ._file_bodies import OPEN_FILES, SVG, FileBlocks, _guess_type, content_disposition
+from ._files import FileInfo, stat_file
+from ._media import HTML, JSON, OCTETS, TEXT, encode_json, utf8
 from ._percent import encode_location
+from ._response_cookies import CookieMethods
 from ._sse import AsyncSSEChunks, SSEChunks, check_events
 from ._status import checked_status
 
 StreamBody = Iterable[bytes | str] | AsyncIterable[bytes | str]
 
-TEXT = "text/plain; charset=utf-8"
-HTML = "text/html; charset=utf-8"
-JSON = "application/json"
-OCTETS = "application/octet-stream"
 _KNOWN_TYPES = frozenset({TEXT, HTML, JSON, OCTETS})
 
-# NOTE: one encoder built once; compact separators, UTF-8 output, NaN refused as invalid JSON.
-_json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-# PERF: the C encoder that JSONEncoder.encode() builds on every call, built once: 0.45 us for a
-# small dict instead of 1.23. Without the markers dict, a value that contains itself raises
-# RecursionError instead of ValueError: a 500 all the same.
-_c_encoder = (
-    None
-    if c_make_encoder is None
-    else c_make_encoder(
-        None, _json_encoder.default, encode_basestring, None, ":", ",", False, False, False
-    )
-)
 
-
-def encode_json(value: Any) -> bytes:
-    """Serialize ``value`` as compact UTF-8 JSON.
-
-    Raises:
-        TypeError: If ``value`` is not JSON-serializable.
-        ValueError: If ``value`` holds NaN or infinity.
-    """
-    if _c_encoder is None:
-        return _json_encoder.encode(value).encode("utf-8")
-    return "".join(_c_encoder(value, 0)).encode("utf-8")
-
-
-# NOTE: the files that iterate by lines: NamedTemporaryFile's wrapper (and, before Python
-# 3.11, SpooledTemporaryFile) is no io.IOBase, and an export written to one was sent by lines.
-OPEN_FILES = (io.IOBase, tempfile._TemporaryFileWrapper, tempfile.SpooledTemporaryFile)
-
-
-class FileBlocks:
-    """An open file's contents, in reads of up to ``FILE_CHUNK`` bytes (or characters, for a
-    text file); ``close()`` closes the file, also when it was never read (a ``HEAD``)."""
-
-    __slots__ = ("file",)
-
-    def __init__(self, file: Any) -> None:
-        self.file = file
-
-    def __iter__(self) -> FileBlocks:
-        return self
-
-    def __next__(self) -> bytes | str:
-        block: bytes | str = self.file.read(FILE_CHUNK)
-        if not block:
-            raise StopIteration
-        return block
-
-    def close(self) -> None:
-        self.file.close()
-
-
-class Response:
+class Response(CookieMethods):
     """An HTTP response: a status, headers and a body (bytes, or a stream of chunks).
 
     ``Content-Length`` is computed by the framework when the response is sent; a value set by
@@ -438,95 +378,6 @@ class Response:
         response.headers.setdefault("x-accel-buffering", "no")
         return response
 
-    def set_cookie(
-        self,
-        key: str,
-        value: str = "",
-        *,
-        max_age: int | timedelta | None = None,
-        expires: str | datetime | None = None,
-        path: str | None = "/",
-        domain: str | None = None,
-        secure: bool = False,
-        httponly: bool = False,
-        samesite: SameSite | None = "lax",
-        partitioned: bool = False,
-    ) -> None:
-        """Add a ``Set-Cookie`` header; the value and the path are percent-encoded.
-
-        Args:
-            key: The cookie's name.
-            value: Any ``str``.
-            max_age: Seconds until the cookie expires, or a ``timedelta`` (a fraction of a
-                second is rounded up); ``0`` drops it.
-            expires: The moment it expires: an HTTP date, or a ``datetime`` (naive is UTC).
-            path: The path under which the browser sends it back; ``""`` is ``/`` (so
-                ``path=request.root_path`` works at the root too); ``None`` sends no ``Path``.
-            domain: A host name the cookie is shared with, subdomains included.
-            secure: Sent over HTTPS only.
-            httponly: Hidden from the page's scripts.
-            samesite: ``"lax"``, ``"strict"``, ``"none"`` or ``None`` (no attribute).
-            partitioned: Kept apart for each top-level site (CHIPS), for a cookie that a
-                page embedded in other sites sets.
-
-        Raises:
-            TypeError: If ``value`` is neither a ``str`` nor ``bytes``, ``max_age`` not a
-                number (a ``bool`` is none here) or a ``timedelta``, ``expires`` neither a
-                ``str`` nor a ``datetime``, or ``path`` or ``domain`` not a ``str``.
-            ValueError: If the name is not a token or is an attribute's, ``path`` does not
-                start with ``/``, ``domain`` is not a host name, ``expires`` holds ``;``,
-                ``=`` or a line break, or browsers would drop the cookie:
-                ``samesite="none"``, ``partitioned=True`` or a ``__Secure-`` or ``__Host-``
-                name without ``secure=True``, a ``__Host-`` one with a ``domain`` or another
-                path than ``/``.
-        """
-        self.headers.add(
-            "set-cookie",
-            format_set_cookie(
-                key,
-                value,
-                max_age=max_age,
-                expires=expires,
-                path=path,
-                domain=domain,
-                secure=secure,
-                httponly=httponly,
-                samesite=samesite,
-                partitioned=partitioned,
-            ),
-        )
-
-    def delete_cookie(
-        self,
-        key: str,
-        *,
-        path: str | None = "/",
-        domain: str | None = None,
-        secure: bool = False,
-        httponly: bool = False,
-        samesite: SameSite | None = "lax",
-        partitioned: bool = False,
-    ) -> None:
-        """Tell the client to drop the cookie ``key``.
-
-        Give the attributes it was set with: browsers ignore the deletion of a
-        ``samesite="none"`` cookie in a cross-site frame unless the deletion says ``"none"``
-        too, and that of a partitioned cookie without ``partitioned=True``. Raises
-        ``ValueError`` as ``set_cookie`` does.
-        """
-        self.set_cookie(
-            key,
-            "",
-            max_age=0,
-            expires="Thu, 01 Jan 1970 00:00:00 GMT",
-            path=path,
-            domain=domain,
-            secure=secure,
-            httponly=httponly,
-            samesite=samesite,
-            partitioned=partitioned,
-        )
-
     def __repr__(self) -> str:
         kind = "stream" if self.chunks is not None else f"{len(self._body)} bytes"
         return f"<Response {self.status} {kind}>"
@@ -535,15 +386,6 @@ class Response:
 # SPEC: RFC 9110 15.4: the 3xx statuses that send the client to the Location; 304 (Not
 # Modified) answers a conditional request, 305 is deprecated and 306 unused.
 REDIRECTS = frozenset({300, 301, 302, 303, 307, 308})
-# NOTE: the type of a compressed file ("data.json.gz"), which mimetypes gives as the type of
-# its content plus an encoding: those bytes are the archive, not JSON, and labelled as JSON
-# they were compressed a second time by GZip and read as gzip bytes by clients.
-SVG = "image/svg+xml"
-COMPRESSED_TYPES = {
-    "gzip": "application/gzip",
-    "bzip2": "application/x-bzip2",
-    "xz": "application/x-xz",
-}
 
 
 def _hides(cls: type, name: str) -> bool:
@@ -571,16 +413,6 @@ def _pairs_of(headers: HeaderItems) -> HeaderItems:
     return headers.items() if isinstance(headers, Headers) else headers
 
 
-def utf8(text: str) -> bytes:
-    """Return ``text`` encoded as UTF-8, the charset microweb declares for it.
-
-    A ``str`` subclass is encoded as its text, whatever its own ``encode()`` does: an override
-    wrote other bytes (another charset, or what it liked) under ``charset=utf-8``, in a
-    ``Response`` body and a streamed chunk, where an event's data went out as its text.
-    """
-    return str.encode(text, "utf-8")
-
-
 def _bytes_of(body: object) -> bytes:
     """Return a bytes-like body as ``bytes``, or raise for one that cannot be sent."""
     if isinstance(body, (bytes, bytearray, memoryview)):
@@ -595,31 +427,6 @@ def _bytes_of(body: object) -> bytes:
     raise TypeError(f"Response body must be bytes or str, not {type(body).__name__}{hint}")
 
 
-# NOTE: web file types that Python's own table does not know: a source map ("app.js.map")
-# went out as application/octet-stream, which GZip leaves uncompressed. The images and fonts
-# are known from the host's /etc/mime.types only, which slim container images lack: there a
-# .webp opened in a tab was downloaded, and a .ttf left uncompressed.
-WEB_TYPES = {
-    ".map": JSON,
-    ".webp": "image/webp",
-    ".avif": "image/avif",
-    ".woff": "font/woff",
-    ".woff2": "font/woff2",
-    ".ttf": "font/ttf",
-    ".otf": "font/otf",
-}
-
-
-def _guess_type(path: str) -> str:
-    guessed, encoding = mimetypes.guess_type(path)
-    if encoding is not None:
-        return COMPRESSED_TYPES.get(encoding, OCTETS)
-    if guessed is None:
-        guessed = WEB_TYPES.get(os.path.splitext(path)[1].lower(), OCTETS)
-    # NOTE: text files are taken as UTF-8, the web's default; pass media_type= otherwise.
-    return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
-
-
 def _is_svgz(path: str, headers: HeaderItems | None) -> bool:
     """Tell whether ``path`` is an SVG image compressed by its author, sent as the image."""
     # NOTE: browsers show a .svgz only as an SVG labelled Content-Encoding: gzip, as nginx and
@@ -630,24 +437,6 @@ def _is_svgz(path: str, headers: HeaderItems | None) -> bool:
         return False
     own = Headers(_pairs_of(headers or ()))
     return "content-type" not in own and "content-disposition" not in own
-
-
-def content_disposition(filename: str) -> str:
-    """Return an ``attachment`` ``Content-Disposition`` value safe for any filename (RFC 6266
-    ``filename*``)."""
-    # NOTE: "%" too: Chromium percent-decodes a plain filename (RFC 6266 appendix D), and saved
-    # "100%20sure.pdf" as "100 sure.pdf"; the exact name then goes in filename*.
-    ascii_name = "".join(
-        c if c.isascii() and c.isprintable() and c not in '"\\%' else "_" for c in filename
-    )
-    value = f'attachment; filename="{ascii_name}"'
-    if ascii_name != filename:
-        # NOTE: a lone surrogate (a name read from disk that is not UTF-8, os.listdir's
-        # escapes; a JSON "\ud800") has no UTF-8 form: quote() raised UnicodeEncodeError, a
-        # 500. Each one becomes U+FFFD, as a decoder writes an invalid byte.
-        utf8_name = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in filename)
-        value += f"; filename*=UTF-8''{quote(utf8_name, safe='')}"
-    return value
 
 
 def described_file(

@@ -11,7 +11,8 @@ from typing import Any
 
 from ._datastructures import Headers
 from ._files import reads_the_file
-from ._response import JSON, OCTETS, TEXT, Response, encode_json, utf8
+from ._media import JSON, OCTETS, TEXT, encode_json, utf8
+from ._response import Response
 from ._status import checked_status
 
 

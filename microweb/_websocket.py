@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._datastructures import Headers
+from ._media import encode_json
 from ._pipeline import HANDSHAKE_HEADERS
-from ._response import encode_json
 from ._strict_json import RefusedJSON, loads_json
 from ._types import Message, Receive, Send
 

@@ -27,6 +27,7 @@ from ._error_logs import mark_reported, stream_failed, unsent_stream_failed, was
 from ._errors import ClientDisconnect, own_cancellation, own_stop
 from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described, reads_the_file
 from ._lifespans import run_startup
+from ._media import JSON, TEXT
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._request import (
     Request,
@@ -36,7 +37,7 @@ from ._request import (
     logged_request,
     new_request,
 )
-from ._response import JSON, TEXT, Response
+from ._response import Response
 from ._routing import is_async_callable
 from ._status import status_line
 from ._stream_ahead import ClosingFor, iterate_on_loop

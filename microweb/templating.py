@@ -31,7 +31,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "microweb.templating needs Jinja2: pip install jinja2 (microweb's 'jinja' extra)"
     ) from exc
 
-from ._response import HTML, Response
+from ._media import HTML
+from ._response import Response
 from ._routing import check_arguments, is_async_callable, is_generator_callable
 from ._template_names import check_names, compiles_once_added, hidden, servable
 from .plugins.flashes import get_flashed_messages

@@ -21,8 +21,9 @@ from conftest import MakeClient, in_colour
 from drive import wsgi_environ
 from waitress.buffers import ReadOnlyFileBasedBuffer
 
-import microweb._response
+import microweb._file_bodies
 from microweb import App, Request, Response
+from microweb._file_bodies import content_disposition
 from microweb._files import (
     MAX_TAG_LIST_SIZE,
     FileInfo,
@@ -31,7 +32,6 @@ from microweb._files import (
     range_applies,
     stat_file,
 )
-from microweb._response import content_disposition
 from microweb.testing import TestClient
 
 DATA = bytes(range(100))
@@ -148,7 +148,7 @@ def test_web_file_types_do_not_depend_on_the_hosts_mime_types_file(
     # NOTE: mimetypes knows these from /etc/mime.types only, which slim container images
     # lack: there an image opened in a tab was downloaded as application/octet-stream, and
     # a font left uncompressed by GZip, where the developer's machine named them.
-    monkeypatch.setattr(microweb._response, "mimetypes", mimetypes.MimeTypes())
+    monkeypatch.setattr(microweb._file_bodies, "mimetypes", mimetypes.MimeTypes())
     path = tmp_path / name
     path.write_bytes(b"content")
     response = make_client(file_app(path)).get("/file")
