@@ -66,7 +66,7 @@ WEB_TYPES = {
 }
 
 
-def _guess_type(path: str) -> str:
+def guess_type(path: str) -> str:
     guessed, encoding = mimetypes.guess_type(path)
     if encoding is not None:
         return COMPRESSED_TYPES.get(encoding, OCTETS)

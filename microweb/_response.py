@@ -9,7 +9,7 @@ from typing import Any
 
 from ._datastructures import HeaderItems, Headers, trusted_headers
 from ._errors import OtherSpelling
-from ._file_bodies import OPEN_FILES, SVG, FileBlocks, _guess_type, content_disposition
+from ._file_bodies import OPEN_FILES, SVG, FileBlocks, content_disposition, guess_type
 from ._files import FileInfo, stat_file
 from ._media import HTML, JSON, OCTETS, TEXT, encode_json, utf8
 from ._percent import encode_location
@@ -453,7 +453,7 @@ def described_file(
         # NOTE: read twice below, which an iterator of pairs is not.
         headers = list(headers.items() if isinstance(headers, Headers) else headers)
     svgz = media_type is None and filename is None and _is_svgz(info.path, headers)
-    media_type = SVG if svgz else media_type or _guess_type(info.path)
+    media_type = SVG if svgz else media_type or guess_type(info.path)
     response = cls.stream(info.chunks(), media_type, status, headers)
     response.file_info, response.length = info, info.size
     response.headers["last-modified"] = info.last_modified
