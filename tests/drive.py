@@ -133,21 +133,25 @@ async def asgi_get(asgi: Any, path: str, root_path: str = "") -> tuple[int, byte
 
 
 async def asgi_call(
-    app: App, scope: Message, messages: list[Message], gap: float = 0.0
+    app: App, scope: Message, messages: list[Message], gap: float | None = 0.0
 ) -> list[Message]:
     """Run ``app.as_asgi()`` once, without any lifespan; return the messages it sent.
 
     The request body arrives as ``messages`` (see ``body_messages``), ``gap`` seconds apart;
-    after them, ``receive`` blocks as a server's does until the client leaves.
+    with ``gap=None`` each is ready at once, as a server's queued messages are (a def handler
+    then takes many in one hop to the loop; otherwise one a hop). After them, ``receive``
+    blocks as a server's does until the client leaves.
     """
     queue = list(messages)
+    queue.reverse()
     sent: list[Message] = []
     asgi = app.as_asgi()
 
     async def receive() -> Message:
         if queue:
-            await asyncio.sleep(gap)
-            return queue.pop(0)
+            if gap is not None:
+                await asyncio.sleep(gap)
+            return queue.pop()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
