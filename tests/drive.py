@@ -6,7 +6,8 @@ one whose body is read from a given ``wsgi.input`` (``ShortReads``: in pieces, o
 ``raw_pieces`` returns the status, the headers and the body pieces as the server iterates or
 receives them.
 ``drive_lifespan`` plays a server's side of the lifespan protocol. ``requests_left_in_cycles``
-tells whether a request outlives its call until a garbage collection.
+tells whether a request outlives its call until a garbage collection; ``python_calls`` counts
+the Python functions a call runs.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import contextlib
 import gc
 import io
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from types import FrameType
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
@@ -371,6 +374,26 @@ def chunked(interface: str, chunks: Iterable[bytes]) -> Iterator[bytes] | AsyncI
             yield chunk
 
     return agen()
+
+
+# -- what a call costs -------------------------------------------------------------------------
+
+
+def python_calls(fn: Any, *args: Any) -> int:
+    """Return how many Python functions ``fn(*args)`` called (``fn`` itself not counted)."""
+    calls: list[str] = []
+
+    def profiler(frame: FrameType, event: str, arg: Any) -> None:
+        if event == "call":
+            calls.append(frame.f_code.co_name)
+
+    previous = sys.getprofile()
+    sys.setprofile(profiler)
+    try:
+        fn(*args)
+    finally:
+        sys.setprofile(previous)
+    return len(calls) - 1
 
 
 # -- what outlives a request -------------------------------------------------------------------
