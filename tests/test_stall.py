@@ -19,14 +19,11 @@ from typing import Any
 
 import pytest
 import uvicorn
+from test_httptools import PROTOCOLS, Protocols
 from uvicorn.server import ServerState
 
 from microweb import App, Request, Response
-from microweb._h11 import BoundedH11
-from microweb._httptools import BoundedHttpTools
 
-PROTOCOLS = [BoundedHttpTools, BoundedH11]
-Protocols = type[BoundedHttpTools] | type[BoundedH11]
 CHUNK = b"x" * 65536
 
 
