@@ -31,6 +31,9 @@ from microweb._pipeline import NOT_AWAITED, fail, respond, settle
 from microweb._request import new_request
 from microweb._uploads import run_here
 
+# NOTE: the collections here are of what each test makes (conftest.young_heap).
+pytestmark = pytest.mark.usefixtures("young_heap")
+
 
 class NoBody:
     """An empty request body, as a driver's body source gives it."""
