@@ -192,6 +192,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: "browser_name" in getattr(item, "fixturenames", ()))
 
 
+@pytest.fixture
+def young_heap() -> Iterator[None]:
+    """Freeze the heap for the test: its ``gc.collect()`` calls look only at what was made
+    since, not at the whole heap (seconds each, late in a pytest-xdist worker).
+
+    For tests whose collections are about objects they make themselves; what was made before
+    the test is collected as usual afterwards."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 @pytest.fixture(autouse=True)
 def _no_browser_loop_left(request: pytest.FixtureRequest) -> Iterator[None]:
     """Run a test that uses no browser with no event loop marked as running in its thread.

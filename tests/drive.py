@@ -6,7 +6,8 @@ one whose body is read from a given ``wsgi.input`` (``ShortReads``: in pieces, o
 ``raw_pieces`` returns the status, the headers and the body pieces as the server iterates or
 receives them.
 ``drive_lifespan`` plays a server's side of the lifespan protocol. ``requests_left_in_cycles``
-tells whether a request outlives its call until a garbage collection.
+tells whether a request outlives its call until a garbage collection; ``python_calls`` counts
+the Python functions a call runs.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import contextlib
 import gc
 import io
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from types import FrameType
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
@@ -133,21 +136,25 @@ async def asgi_get(asgi: Any, path: str, root_path: str = "") -> tuple[int, byte
 
 
 async def asgi_call(
-    app: App, scope: Message, messages: list[Message], gap: float = 0.0
+    app: App, scope: Message, messages: list[Message], gap: float | None = 0.0
 ) -> list[Message]:
     """Run ``app.as_asgi()`` once, without any lifespan; return the messages it sent.
 
     The request body arrives as ``messages`` (see ``body_messages``), ``gap`` seconds apart;
-    after them, ``receive`` blocks as a server's does until the client leaves.
+    with ``gap=None`` each is ready at once, as a server's queued messages are (a def handler
+    then takes many in one hop to the loop; otherwise one a hop). After them, ``receive``
+    blocks as a server's does until the client leaves.
     """
     queue = list(messages)
+    queue.reverse()
     sent: list[Message] = []
     asgi = app.as_asgi()
 
     async def receive() -> Message:
         if queue:
-            await asyncio.sleep(gap)
-            return queue.pop(0)
+            if gap is not None:
+                await asyncio.sleep(gap)
+            return queue.pop()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
@@ -369,6 +376,26 @@ def chunked(interface: str, chunks: Iterable[bytes]) -> Iterator[bytes] | AsyncI
     return agen()
 
 
+# -- what a call costs -------------------------------------------------------------------------
+
+
+def python_calls(fn: Any, *args: Any) -> int:
+    """Return how many Python functions ``fn(*args)`` called (``fn`` itself not counted)."""
+    calls: list[str] = []
+
+    def profiler(frame: FrameType, event: str, arg: Any) -> None:
+        if event == "call":
+            calls.append(frame.f_code.co_name)
+
+    previous = sys.getprofile()
+    sys.setprofile(profiler)
+    try:
+        fn(*args)
+    finally:
+        sys.setprofile(previous)
+    return len(calls) - 1
+
+
 # -- what outlives a request -------------------------------------------------------------------
 
 
@@ -426,11 +453,12 @@ def requests_left_in_cycles(
 
     logging.disable(logging.CRITICAL)
     call()  # NOTE: the first request starts the threads and fills the caches; not counted.
-    gc.collect()
     gc.disable()
-    # PERF: what is left now is alive; frozen, the collection below looks only at what the
-    # counted request made, not at the whole heap again. In a pytest-xdist worker late in the
-    # full suite, a collection of the whole heap took seconds: these tests took 2 to 6 s each.
+    # PERF: all there is now, garbage or alive, is frozen: the collection below looks only at
+    # what the counted request made, and none before it collects the whole heap. In a
+    # pytest-xdist worker late in the full suite, one such collection took seconds: these
+    # tests took 2 to 6 s each, and still 2 to 4 s with one before the freeze. What garbage
+    # is frozen is not counted, and is collected as usual once unfrozen.
     gc.freeze()
     try:
         call(PROBE)

@@ -543,6 +543,7 @@ def test_an_async_staticmethod_is_async(make_client: MakeClient) -> None:
     assert (client.get("/missing").status_code, client.get("/missing").text) == (404, "handled")
 
 
+@pytest.mark.usefixtures("young_heap")  # NOTE: its gc.collect() is of what it makes.
 def test_a_coroutine_from_a_def_handler_is_a_500_that_says_why(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
 ) -> None:
@@ -625,6 +626,7 @@ def test_a_staticmethod_of_a_def_wrapper_of_an_async_handler_is_refused() -> Non
 
 
 @pytest.mark.parametrize("flows", [False, True], ids=["no flows", "in flows"])
+@pytest.mark.usefixtures("young_heap")  # NOTE: its gc.collect() is of what it makes.
 def test_an_async_handler_whose_app_loop_closed_under_it_is_not_left_never_awaited(
     flows: bool,
 ) -> None:

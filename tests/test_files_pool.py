@@ -24,6 +24,9 @@ from microweb._pool import WorkerPool
 from microweb._pool_futures import run_in_pool
 from microweb.plugins import GZip
 
+# NOTE: the collections here are of what each test makes (conftest.young_heap).
+pytestmark = pytest.mark.usefixtures("young_heap")
+
 Message = dict[str, Any]
 # NOTE: more than the chunks a sync stream reads ahead of the loop (16 of 64 KiB).
 BIG = 4 * 1024 * 1024

@@ -23,6 +23,9 @@ from servers import TESTS_DIR, environment
 from microweb import App, Request, Response
 from microweb.testing import TestClient
 
+# NOTE: the collections here are of what each test makes (conftest.young_heap).
+pytestmark = pytest.mark.usefixtures("young_heap")
+
 
 def _hooked_app(events: list[str]) -> App:
     app = App()

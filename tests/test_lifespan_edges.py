@@ -72,7 +72,7 @@ def test_an_asgi_shutdown_without_a_startup_leaves_a_wsgi_callable_serving(
         wsgi.close()
 
 
-def _lifespans(app: App, events: list[str]) -> None:
+def record_lifespans(app: App, events: list[str]) -> None:
     """Register a sync and an async lifespan that record their entry and exit."""
 
     @app.lifespan
@@ -90,6 +90,23 @@ def _lifespans(app: App, events: list[str]) -> None:
         events.append("exit async")
 
 
+def later_shutdown_steps(app: App, events: list[str]) -> None:
+    """Register the steps after a failing shutdown hook: one more hook ("goodbye") and a
+    plugin's ``close()`` ("pool closed"); the lifespans' exits come between them."""
+
+    @app.on_shutdown
+    async def goodbye() -> None:
+        events.append("goodbye")
+
+    class Pool:
+        name = "pool"
+
+        def close(self) -> None:
+            events.append("pool closed")
+
+    app.install(Pool())
+
+
 @pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt, GeneratorExit])
 def test_a_startup_hook_that_ends_the_process_exits_the_lifespans_entered(
     interface: str, colour: str, ending: type[BaseException]
@@ -99,7 +116,7 @@ def test_a_startup_hook_that_ends_the_process_exits_the_lifespans_entered(
     # were left to their collection; a shutdown hook's skipped the later steps (review341).
     events: list[str] = []
     app = App()
-    _lifespans(app, events)
+    record_lifespans(app, events)
 
     def configure() -> None:
         raise ending("no configuration")
@@ -118,24 +135,13 @@ def test_a_shutdown_hook_that_ends_the_process_lets_the_later_steps_run(
 ) -> None:
     events: list[str] = []
     app = App()
-    _lifespans(app, events)
+    record_lifespans(app, events)
 
     def flush() -> None:
         raise ending("stop now")
 
     app.on_shutdown(in_colour(colour, flush))
-
-    @app.on_shutdown
-    async def goodbye() -> None:
-        events.append("goodbye")
-
-    class Pool:
-        name = "pool"
-
-        def close(self) -> None:
-            events.append("pool closed")
-
-    app.install(Pool())
+    later_shutdown_steps(app, events)
     client = TestClient(app, interface=interface)
     client.__enter__()
     events.clear()
@@ -288,7 +294,7 @@ def test_a_hooks_own_cancellation_fails_that_step_in_both_colours(
         )
     events: list[str] = []
     app = App()
-    _lifespans(app, events)
+    record_lifespans(app, events)
 
     def flush() -> None:
         raise asyncio.CancelledError("flush cancelled")
@@ -307,7 +313,7 @@ def test_a_hooks_own_cancellation_fails_that_step_in_both_colours(
     assert events == ["goodbye", "exit async", "exit sync"]
 
     starting = App()
-    _lifespans(starting, events)
+    record_lifespans(starting, events)
     starting.on_startup(in_colour(colour, flush))
     events.clear()
     with (

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 
 import pytest
+from test_lifespan_edges import later_shutdown_steps, record_lifespans
 
 from microweb import App, Request
 from microweb.testing import TestClient
@@ -24,29 +23,13 @@ async def _await_a_task_ending_in_generator_exit() -> None:
     await asyncio.get_running_loop().create_task(ending())
 
 
-def _lifespans(app: App, events: list[str]) -> None:
-    @app.lifespan
-    @contextmanager
-    def sync_held(app: App) -> Iterator[None]:
-        events.append("enter sync")
-        yield
-        events.append("exit sync")
-
-    @app.lifespan
-    @asynccontextmanager
-    async def async_held(app: App) -> AsyncIterator[None]:
-        events.append("enter async")
-        yield
-        events.append("exit async")
-
-
 def test_a_startup_hook_awaiting_a_task_ending_in_generator_exit_exits_the_lifespans(
     interface: str,
 ) -> None:
     # NOTE: the lifespans entered before it were left unexited, to their collection.
     events: list[str] = []
     app = App()
-    _lifespans(app, events)
+    record_lifespans(app, events)
 
     @app.on_startup
     async def configure() -> None:
@@ -75,23 +58,13 @@ def test_a_shutdown_hook_awaiting_a_task_ending_in_generator_exit_lets_the_later
     # NOTE: the later steps (the lifespans' exits, plugins' close()) were skipped.
     events: list[str] = []
     app = App()
-    _lifespans(app, events)
+    record_lifespans(app, events)
 
     @app.on_shutdown
     async def flush() -> None:
         await _await_a_task_ending_in_generator_exit()
 
-    @app.on_shutdown
-    async def goodbye() -> None:
-        events.append("goodbye")
-
-    class Pool:
-        name = "pool"
-
-        def close(self) -> None:
-            events.append("pool closed")
-
-    app.install(Pool())
+    later_shutdown_steps(app, events)
     client = TestClient(app, interface=interface)
     client.__enter__()
     events.clear()

@@ -3,12 +3,10 @@ the same answers as the item-by-item reading they replaced, at a cost in C (revi
 
 from __future__ import annotations
 
-import sys
-from types import FrameType
-from typing import Any
 from unittest.mock import patch
 
 import pytest
+from drive import python_calls
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -106,23 +104,6 @@ def test_list_items_fences_each_item_stripped() -> None:
     assert list_items("b\t\tc , " * 65) == ",b c" * 65 + ",,"
     assert list_items("close") == ",close,"
     assert list_items(" " * 1000 + "Close" + "\t" * 999) == ",close,"
-
-
-def python_calls(fn: Any, *args: Any) -> int:
-    """Return how many Python functions ``fn(*args)`` called (``fn`` itself not counted)."""
-    calls: list[str] = []
-
-    def profiler(frame: FrameType, event: str, arg: Any) -> None:
-        if event == "call":
-            calls.append(frame.f_code.co_name)
-
-    previous = sys.getprofile()
-    sys.setprofile(profiler)
-    try:
-        fn(*args)
-    finally:
-        sys.setprofile(previous)
-    return len(calls) - 1
 
 
 # NOTE: 256 KiB values, what Waitress and httptools let through in a head: each item was a

@@ -753,6 +753,7 @@ def test_iter_parts_where_it_would_block_names_the_twin(
     assert any("request.iter_parts() blocks" in e and "aiter_parts()" in e for e in errors)
 
 
+@pytest.mark.usefixtures("young_heap")  # NOTE: its gc.collect() is of what it makes.
 def test_a_part_being_read_when_the_loop_ends_is_read_to_its_end(
     interface: str, colour: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -31,6 +31,9 @@ from microweb._pipeline import NOT_AWAITED, fail, respond, settle
 from microweb._request import new_request
 from microweb._uploads import run_here
 
+# NOTE: the collections here are of what each test makes (conftest.young_heap).
+pytestmark = pytest.mark.usefixtures("young_heap")
+
 
 class NoBody:
     """An empty request body, as a driver's body source gives it."""
@@ -293,16 +296,23 @@ def test_flows_add_effects_only_for_their_async_steps(
     assert seen == expected
 
 
-@pytest.mark.parametrize("wsgi", [True, False])
-def test_an_async_handler_inside_flows_closed_before_it_began_is_closed(wsgi: bool) -> None:
-    # NOTE: the driver closes the core at the handler's effect, not awaited (its app loop
-    # stopped): the handler's coroutine, never begun, is closed with it, not left to warn
-    # "never awaited" when collected.
+def app_in_a_flow() -> App:
+    """An app with one flow that only passes through: its handlers run inside a flow."""
     app = App()
 
     @app.middleware
     def tag(request: Request) -> Iterator[None]:
         yield
+
+    return app
+
+
+@pytest.mark.parametrize("wsgi", [True, False])
+def test_an_async_handler_inside_flows_closed_before_it_began_is_closed(wsgi: bool) -> None:
+    # NOTE: the driver closes the core at the handler's effect, not awaited (its app loop
+    # stopped): the handler's coroutine, never begun, is closed with it, not left to warn
+    # "never awaited" when collected.
+    app = app_in_a_flow()
 
     @app.get("/")
     async def index(request: Request) -> str:
@@ -325,12 +335,8 @@ def test_an_async_handler_inside_flows_closed_where_it_waits_closes_quietly(wsgi
     # NOTE: the effect that carries the handler's own GeneratorExit (own_exit_carried) is
     # closed where it waits (the driver's task closed, its loop gone): that closing is its
     # own, raised on as it came, not carried as the handler's (close() raised the carrier).
-    app = App()
+    app = app_in_a_flow()
     closed: list[str] = []
-
-    @app.middleware
-    def tag(request: Request) -> Iterator[None]:
-        yield
 
     @app.get("/")
     async def index(request: Request) -> str:
@@ -354,12 +360,8 @@ def test_an_async_error_handler_inside_flows_closed_where_it_waits_closes_quietl
 ) -> None:
     # NOTE: as a handler's (above): the error handler's closing where it waits is its own
     # (_handling's closing_here), not carried as its GeneratorExit.
-    app = App()
+    app = app_in_a_flow()
     closed: list[str] = []
-
-    @app.middleware
-    def tag(request: Request) -> Iterator[None]:
-        yield
 
     @app.get("/")
     async def index(request: Request) -> str:

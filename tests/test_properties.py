@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes, urlencode
 
 import pytest
+from drive import python_calls
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -513,23 +514,6 @@ URI_PIECES = st.one_of(
 def test_percent_encode_uri_gives_what_quote_on_each_run_gives(text: str) -> None:
     expected = _NOT_IN_URI_RUN.sub(lambda m: quote(m.group(), safe=""), text)
     assert percent_encode_uri(text) == expected
-
-
-def python_calls(fn: Any, *args: Any) -> int:
-    """Return how many Python functions ``fn(*args)`` called (``fn`` itself not counted)."""
-    calls: list[str] = []
-
-    def profiler(frame: FrameType, event: str, arg: Any) -> None:
-        if event == "call":
-            calls.append(frame.f_code.co_name)
-
-    previous = sys.getprofile()
-    sys.setprofile(profiler)
-    try:
-        fn(*args)
-    finally:
-        sys.setprofile(previous)
-    return len(calls) - 1
 
 
 def test_redirects_to_a_client_url_cost_no_python_call_per_character() -> None:

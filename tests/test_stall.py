@@ -19,14 +19,11 @@ from typing import Any
 
 import pytest
 import uvicorn
+from test_httptools import PROTOCOLS, Protocols
 from uvicorn.server import ServerState
 
 from microweb import App, Request, Response
-from microweb._h11 import BoundedH11
-from microweb._httptools import BoundedHttpTools
 
-PROTOCOLS = [BoundedHttpTools, BoundedH11]
-Protocols = type[BoundedHttpTools] | type[BoundedH11]
 CHUNK = b"x" * 65536
 
 
@@ -78,19 +75,20 @@ def _serve(
     app: Any,
     client_reads: Any,
     send_buffer: int | None = 16384,
+    state: ServerState | None = None,
     **options: Any,
 ) -> tuple[bool, bool]:
-    """Serve ``app`` on a free port (Uvicorn's ``options``) and run ``client_reads(port)``;
-    return whether the connection was closed by the server, and whether the stream ended,
-    when it returns."""
+    """Serve ``app`` on a free port (Uvicorn's ``options``, its ``state`` if given) and run
+    ``client_reads(port)``; return whether the connection was closed by the server, and
+    whether the stream ended, when it returns."""
     ended = threading.Event()
+    state = ServerState() if state is None else state
 
     async def run() -> tuple[bool, bool]:
         loop = asyncio.get_running_loop()
         config = uvicorn.Config(
             app(ended).as_asgi(), lifespan="off", log_level="critical", **options
         )
-        state = ServerState()
         server = await loop.create_server(
             lambda: protocol_class(config, state, {}, loop), "127.0.0.1", 0
         )
@@ -197,14 +195,25 @@ def test_a_client_that_reads_slowly_is_not_closed(
 BIG = b"x" * (4 << 20)
 
 
-def _reading_nothing(path: str, connection: str, size: int) -> Any:
-    """A client (as ``_serve`` takes it) that asks for ``path`` (an answer of ``size`` bytes)
-    with ``Connection: connection``, reads nothing for 2.5 s, then all it can: whether it
-    got less than the whole answer (the server closed)."""
+async def _until_dropped(state: ServerState, most: float) -> None:
+    """Wait until the server has had a connection and has none left, or ``most`` seconds."""
+    had = False
+    for _ in range(round(most / 0.01)):
+        had = had or bool(state.connections)
+        if had and not state.connections:
+            return
+        await asyncio.sleep(0.01)
+
+
+def _reading_nothing(path: str, connection: str, size: int, state: ServerState) -> Any:
+    """A client (as ``_serve`` takes it, with ``state``) that asks for ``path`` (an answer of
+    ``size`` bytes) with ``Connection: connection``, reads nothing for 2.5 s or until the
+    server has dropped the connection, then all it can: whether it got less than the whole
+    answer (the server closed)."""
 
     async def read_nothing(port: int) -> bool:
         client = await _client(port, path, connection)
-        await asyncio.sleep(2.5)
+        await _until_dropped(state, 2.5)
         read = await asyncio.get_running_loop().run_in_executor(None, _read_all, client)
         return read < size
 
@@ -223,8 +232,9 @@ def test_a_client_that_reads_nothing_of_a_whole_answer_is_closed(
     # of its answer for ever (16 MiB a connection for a 16 MiB body).
     monkeypatch.setattr(protocol_class, "stall_timeout", 1.0)
     app = _answer_app(len(BIG), "/big")
-    read_nothing = _reading_nothing("/big", connection, len(BIG))
-    closed, _ = _serve(protocol_class, app, read_nothing, timeout_keep_alive=0.2)
+    state = ServerState()
+    read_nothing = _reading_nothing("/big", connection, len(BIG), state)
+    closed, _ = _serve(protocol_class, app, read_nothing, state=state, timeout_keep_alive=0.2)
     assert closed
 
 
@@ -257,8 +267,10 @@ def test_a_client_that_reads_nothing_of_an_answer_below_the_high_water_mark_is_c
     # buffer to empty (IdleOnceSent), for ever; a client that read nothing held the connection
     # (review331). Here the kernel takes about 20 KB (the buffers _serve and the client set).
     monkeypatch.setattr(protocol_class, "stall_timeout", 0.5)
-    read_nothing = _reading_nothing("/", connection, size)
-    closed, _ = _serve(protocol_class, _answer_app(size), read_nothing, timeout_keep_alive=0.2)
+    state = ServerState()
+    read_nothing = _reading_nothing("/", connection, size, state)
+    app = _answer_app(size)
+    closed, _ = _serve(protocol_class, app, read_nothing, state=state, timeout_keep_alive=0.2)
     assert closed
 
 
@@ -306,7 +318,11 @@ def test_a_pause_after_an_answer_read_late_counts_from_the_pause(
                 read += await loop.sock_recv(client, 65536)
             asked.append(time.monotonic())
             client.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
-            await asyncio.sleep(3.0)
+            # NOTE: up to 3 s for the server to close it (about 2 s after the pause).
+            for _ in range(300):
+                if lost:
+                    break
+                await asyncio.sleep(0.01)
         return bool(lost)
 
     closed, _ = _serve(Timed, _two_answers_app, read_late, timeout_keep_alive=10)

@@ -29,6 +29,9 @@ from microweb._file_threads import READS_PER_CALL, aiter_file_read
 from microweb._in_pool import iterate_in_pool
 from microweb._unawaited import _UNAWAITED, run_unawaited, through_one_cancellation
 
+# NOTE: the collections here are of what each test makes (conftest.young_heap).
+pytestmark = pytest.mark.usefixtures("young_heap")
+
 
 def _chunks(closed: threading.Event) -> Iterator[bytes]:
     try:

@@ -1223,6 +1223,7 @@ class _RefusingPlugin:
         raise ValueError("this plugin refuses every route")
 
 
+@pytest.mark.usefixtures("young_heap")  # NOTE: its gc.collect() is of what it makes.
 def test_an_app_that_fails_to_compile_leaves_no_event_loop_thread(interface: str) -> None:
     # NOTE: the ASGI side started its event loop thread before as_asgi(), and each attempt
     # left one running until exit.
@@ -1293,6 +1294,7 @@ def test_a_dropped_client_whose_shutdown_fails_only_logs_it(
     assert "shutdown step" in caplog.text and "no goodbye" in caplog.text
 
 
+@pytest.mark.usefixtures("young_heap")  # NOTE: its gc.collect() is of what it makes.
 def test_a_client_freed_by_the_cycle_collector_leaves_its_wsgi_hooks_to_exit() -> None:
     # NOTE: freed at no fixed point, its shutdown hooks ran in the middle of the next test and
     # closed what that test's client of the same app had just opened.

@@ -377,6 +377,7 @@ class Finalized:
         FREED.append(self.tag)
 
 
+@pytest.mark.usefixtures("young_heap")  # NOTE: its gc.collect() is of what it makes.
 def test_a_request_whose_form_failed_is_freed_without_the_garbage_collector(
     make_client: MakeClient, colour: str
 ) -> None:
@@ -544,6 +545,7 @@ def test_an_upload_closed_under_a_write_is_counted_until_the_writer_closes_it() 
     assert (_uploads.disk_uploads(), upload.file.closed) == (0, True)
 
 
+@pytest.mark.usefixtures("young_heap")  # NOTE: its gc.collect() is of what it makes.
 def test_an_upload_dropped_without_close_is_no_longer_counted() -> None:
     upload = UploadFile("a.txt", "text/plain", Headers(), 1)
     upload._reserve_disk()

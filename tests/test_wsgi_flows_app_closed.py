@@ -22,6 +22,9 @@ from drive import wsgi_get
 
 from microweb import App, Request
 
+# NOTE: the collections here are of what each test makes (conftest.young_heap).
+pytestmark = pytest.mark.usefixtures("young_heap")
+
 
 def _served_inside(
     app: App, events: list[str], handler: str
