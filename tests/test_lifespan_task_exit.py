@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import pytest
 from test_lifespan_edges import later_shutdown_steps, record_lifespans
