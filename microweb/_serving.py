@@ -437,7 +437,7 @@ def _serve(
         "access_log": not any(isinstance(plugin, AccessLog) for plugin in app.plugins),
         "ws_max_size": websocket_message_cap(app),
         "http": UVICORN_HTTP if importlib.util.find_spec("httptools") else UVICORN_H11,
-        "ws": UVICORN_WS if importlib.util.find_spec("websockets") else "auto",
+        "ws": _websocket_protocol(),
     }
     if shared is None:
         settings.update(host=host, port=port)
@@ -454,6 +454,23 @@ def _serve(
             target, settings, workers, reload, threads, root_path, announce, sockets
         )
     return _serve_uvicorn(app, settings, threads, root_path, announce, sockets)
+
+
+def _websocket_protocol() -> str:
+    """Return Uvicorn's WebSocket protocol for ``microweb serve``: microweb's, on the websockets
+    library, where it is installed; else Uvicorn's pick, said where that is wsproto."""
+    if importlib.util.find_spec("websockets"):
+        return UVICORN_WS
+    if importlib.util.find_spec("wsproto"):
+        # NOTE: Uvicorn's wsproto protocol bounds none of what _ws_flow bounds; the app's own
+        # limits hold (message size, origins, refusals), as under `uvicorn --ws wsproto`.
+        logger.warning(
+            "WebSockets run on Uvicorn's wsproto protocol, without microweb's own: pongs to a "
+            "client that reads none, fragments and compressed messages are not bounded, and "
+            "neither --client-timeout nor --connection-limit holds for WebSockets; install "
+            "websockets (pip install websockets) to serve them with microweb's"
+        )
+    return "auto"
 
 
 def _serve_uvicorn(

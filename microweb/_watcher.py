@@ -19,9 +19,9 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import MutableSequence
+from collections.abc import MutableSequence, Sequence
 from multiprocessing.connection import Connection
-from types import FrameType
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING
 
 from ._errors import log_failure
@@ -63,9 +63,12 @@ def say_started(
     event loop makes progress, and log where it is once it has made none for ``timeout``
     seconds. A worker whose watcher cannot start stops in order, and says nothing."""
     loop = asyncio.get_running_loop()
+    # NOTE: the code that calls the loop's callbacks, as the loop's turns learn it: asyncio's
+    # Handle._run, or, under a loop that calls them from C (uvloop), the code that runs the loop.
+    runner = [_RUN_CALLBACK]
     watcher = threading.Thread(
         target=_watch,
-        args=(loop, threading.get_ident(), beats, timeout, server),
+        args=(loop, threading.get_ident(), beats, timeout, server, runner),
         name="microweb-watcher",
     )
     watcher.daemon = True
@@ -82,10 +85,11 @@ def say_started(
     beat = beat_for(timeout)
 
     def turn() -> None:
+        runner[0] = sys._getframe(1).f_code
         beats[TURNS] += 1
         loop.call_later(beat, turn)
 
-    turn()
+    loop.call_soon(turn)
     # NOTE: the main process may have gone while the app started; the worker sees it soon.
     with contextlib.suppress(OSError):
         pipe.send_bytes(STARTED)
@@ -97,18 +101,19 @@ def _watch(
     beats: MutableSequence[int],
     timeout: float,
     server: OrderlyUvicorn,
+    runner: Sequence[CodeType],
 ) -> None:
     """Look at ``loop``, run by ``thread``, every beat, and count in ``beats`` the looks that
     find it has made progress: it turned (its timer came), or it runs another task, or callback
-    outside any task, than at the last look, or neither. Log where it is once it has made none
-    for ``timeout`` seconds."""
+    outside any task (one called by ``runner[0]``), than at the last look, or neither. Log where
+    it is once it has made none for ``timeout`` seconds."""
     # NOTE: no cost per request: a timer on the loop and this thread, each once a beat.
     beat = beat_for(timeout)
     seen: tuple[int, object] | None = None
     progressed, told = time.monotonic(), False
     while not loop.is_closed():
         time.sleep(beat)
-        running = asyncio.current_task(loop) or _callback_in(thread)
+        running = asyncio.current_task(loop) or _callback_in(thread, runner[0])
         look = (beats[TURNS], running)
         if running is None or look != seen:
             beats[PROGRESS] += 1
@@ -121,12 +126,15 @@ def _watch(
         seen = look
 
 
-def _callback_in(thread: int) -> FrameType | None:
-    """Return the frame in which the event loop's ``thread`` runs a callback, if it runs one."""
+def _callback_in(thread: int, runner: CodeType) -> FrameType | None:
+    """Return the frame of the callback that the event loop's ``thread`` runs, called by
+    ``runner``'s code, if it runs one."""
     # NOTE: a loop that runs no task was taken as one that waits for events: a plain callback
     # (loop.call_soon(), a future's done callback) that blocked it was progress at every look.
+    # The callback's own frame, not its caller's: under uvloop the caller is the code that runs
+    # the loop, whose frame is the thread's own while the loop waits for events (review368).
     frame = sys._current_frames().get(thread)
-    while frame is not None and frame.f_code is not _RUN_CALLBACK:
+    while frame is not None and (frame.f_back is None or frame.f_back.f_code is not runner):
         frame = frame.f_back
     return frame
 

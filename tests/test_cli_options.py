@@ -1137,6 +1137,37 @@ def test_uvicorn_without_httptools_runs_h11_with_the_stall_timer(
     assert fake_uvicorn.settings["http"] == "microweb._h11:BoundedH11"
 
 
+@pytest.mark.parametrize("wsproto", [True, False])
+def test_uvicorn_with_wsproto_but_not_websockets_says_what_its_websockets_lack(
+    fake_uvicorn: FakeUvicorn,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    wsproto: bool,
+) -> None:
+    # NOTE: Uvicorn's own pick then is its wsproto protocol, which has none of _ws_flow's
+    # bounds: it ran them unsaid (review368).
+    monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app())
+    real_find_spec = serving_module.importlib.util.find_spec
+    hidden = {"websockets"} if wsproto else {"websockets", "wsproto"}
+    monkeypatch.setattr(
+        serving_module.importlib.util,
+        "find_spec",
+        lambda name: None if name in hidden else real_find_spec(name),
+    )
+    serving_module.serve("x:app", "uvicorn", HOST, 8000)
+    assert fake_uvicorn.settings["ws"] == "auto"
+    lines = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    if not wsproto:
+        assert lines == []
+        return
+    assert lines == [
+        "WebSockets run on Uvicorn's wsproto protocol, without microweb's own: pongs to a "
+        "client that reads none, fragments and compressed messages are not bounded, and "
+        "neither --client-timeout nor --connection-limit holds for WebSockets; install "
+        "websockets (pip install websockets) to serve them with microweb's"
+    ]
+
+
 def _answer_to_head(port: int, header_size: int) -> bytes:
     """Send a GET whose one header is ``header_size`` bytes long; return the status line."""
     with socket.create_connection((HOST, port), timeout=10) as sock:

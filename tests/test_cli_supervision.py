@@ -1076,11 +1076,25 @@ def test_a_worker_told_of_a_second_signal_is_killed_unless_its_hooks_begin_in_ti
         worker.pipe.close()
 
 
+# NOTE: the event loops a worker may run: asyncio's, and uvloop's (Uvicorn's pick where it is
+# installed, as `uvicorn[standard]` installs it), whose callbacks run from C.
+LOOP_KINDS = ["asyncio", "uvloop"]
+
+
+def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        return uvloop.new_event_loop()  # type: ignore[no-any-return]
+    return asyncio.new_event_loop()
+
+
 @contextmanager
-def _watched_loop(hooks: bool = False) -> Iterator[tuple[asyncio.AbstractEventLoop, list[int]]]:
-    """An event loop running in a thread, watched as a worker's is, with a timeout of 0.2 s
-    (a look every 0.05 s)."""
-    loop = asyncio.new_event_loop()
+def _watched_loop(
+    hooks: bool = False, kind: str = "asyncio"
+) -> Iterator[tuple[asyncio.AbstractEventLoop, list[int]]]:
+    """An event loop (of ``kind``, one of ``LOOP_KINDS``) running in a thread, watched as a
+    worker's is, with a timeout of 0.2 s (a look every 0.05 s)."""
+    loop = _new_loop(kind)
     beats = [0] * _watcher.SLOTS
     reader, said = multiprocessing.Pipe(duplex=False)
     server = SimpleNamespace(running_hooks=hooks)
@@ -1137,10 +1151,11 @@ async def _computes_between_awaits() -> None:
     await asyncio.sleep(0)
 
 
+@pytest.mark.parametrize("kind", LOOP_KINDS)
 def test_the_watcher_finds_progress_while_the_loop_turns_and_none_while_a_task_blocks_it(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, kind: str
 ) -> None:
-    with _watched_loop() as (loop, beats):
+    with _watched_loop(kind=kind) as (loop, beats):
         # NOTE: a loop that computes in short steps keeps the watcher from the GIL for long
         # (Python 3.10: a look or two a second): its turns, which it counts itself, show it.
         for step, slot, least, most in [
@@ -1340,13 +1355,15 @@ def test_port_0_picks_another_port_when_the_first_is_taken_on_another_address(
             blocker.close()
 
 
+@pytest.mark.parametrize("kind", LOOP_KINDS)
 def test_the_watcher_finds_no_progress_while_a_callback_outside_any_task_blocks_the_loop(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, kind: str
 ) -> None:
     # NOTE: a loop that runs no task counted as progress at every look, blocked or not: code
     # that blocks it from a plain callback (loop.call_soon(), a future's done callback) held
-    # the worker for ever, never stopped nor replaced.
-    with _watched_loop() as (loop, beats):
+    # the worker for ever, never stopped nor replaced. Under uvloop, which runs callbacks from
+    # C, it still did (review368).
+    with _watched_loop(kind=kind) as (loop, beats):
         found: concurrent.futures.Future[int] = concurrent.futures.Future()
 
         def blocks() -> None:

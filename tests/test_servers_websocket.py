@@ -45,10 +45,11 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
         yield server
 
 
-# NOTE: Uvicorn's two WebSocket implementations built on the websockets package ("auto" picks
+# NOTE: Uvicorn's WebSocket implementations: two built on the websockets package ("auto" picks
 # the sans-I/O one; "websockets" is the older one, deprecated but still chosen by some
-# deployments). They differ in what they accept from an app, so the app is run under both.
-WS_IMPLEMENTATIONS = ["websockets-sansio", "websockets"]
+# deployments), and the one built on wsproto (`uvicorn --ws wsproto`). They differ in what they
+# accept from an app, so the app is run under each.
+WS_IMPLEMENTATIONS = ["websockets-sansio", "websockets", "wsproto"]
 
 
 @pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
@@ -56,6 +57,8 @@ def ws_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Uvicorn]:
     """Uvicorn serving ``tests/ws_app.py`` for the whole module, under each implementation."""
+    if request.param == "wsproto":
+        pytest.importorskip("wsproto")
     options = ["--ws", request.param]
     with run_uvicorn("ws_app:app.as_asgi", tmp_path_factory.mktemp("ws"), options) as server:
         yield server
