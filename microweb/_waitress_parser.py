@@ -300,7 +300,9 @@ class OrderlyParser(ChunkedParser):
             # body by its Content-Length, or as empty, and kept the connection, so the
             # chunks were read as the next request, one no proxy before it had seen.
             raise ParsingError(f"Transfer-Encoding in an HTTP/{self.version} request")
-        if self.chunked or TRANSFER_ENCODING_LINE.search(header_plus):
+        # NOTE: any Transfer-Encoding line of an HTTP/1.1 head was refused, or made one line of
+        # chunked, before Waitress parsed it (one_chunked_line()): no search for one here.
+        if self.chunked:
             # NOTE: Waitress ignored a Transfer-Encoding with no coding (empty, or ","): it
             # framed the body by its Content-Length, or as empty, and read the body as the
             # next request. It served one with a Content-Length, or chunked twice, and kept
