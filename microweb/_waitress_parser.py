@@ -266,7 +266,9 @@ class OrderlyParser(ChunkedParser):
         try:
             super().parse_header(head)
             if joined is not None:
-                self.headers.update(joined)
+                # NOTE: only the headers Waitress kept: it takes Transfer-Encoding out.
+                headers = self.headers
+                headers.update((key, joined[key]) for key in headers.keys() & joined.keys())
             if target is not None:
                 self.request_uri = target.decode("latin-1")
                 parts = split_target(target)

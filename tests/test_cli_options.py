@@ -937,6 +937,17 @@ def test_waitress_is_handed_the_lines_of_one_name_as_one(monkeypatch: pytest.Mon
     assert [head.count(b"\r\n") for head in handed] == [3]
 
 
+def test_waitress_takes_transfer_encoding_out_of_a_head_of_many_lines() -> None:
+    # NOTE: as from any head: the body is handed on read, with a Content-Length.
+    many = b"X-B: 1\r\n" * 200
+    parser = microweb._waitress.OrderlyParser(Adjustments())
+    head = b"POST / HTTP/1.1\r\nHost: x\r\n" + many + b"Transfer-Encoding: chunked\r\n\r\n"
+    parser.received(head)
+    assert parser.error is None and parser.chunked
+    assert "TRANSFER_ENCODING" not in parser.headers
+    assert parser.headers["X_B"] == ", ".join(["1"] * 200)
+
+
 @pytest.mark.parametrize("line", [b"X-A : 1", b"X-A:\x01", b"X A: 1", b": 1"])
 def test_waitress_refuses_a_bad_line_in_a_head_of_many_lines(line: bytes) -> None:
     many = b"X-B: 1\r\n" * 200
