@@ -127,7 +127,9 @@ def split_target(target: bytes) -> tuple[str, str, str, str, str]:
     else:
         try:
             scheme, netloc, path, query, fragment = urlsplit(target)
-        except UnicodeError:
+        except ValueError:
+            # NOTE: a UnicodeError, or a bracket of an IPv6 host left open or closed alone
+            # ("http://[/"), which urlsplit() refuses too (see OrderlyParser._refused()).
             raise ParsingError("Bad URI") from None
     path = percent_decode_bytes(path)
     return (
@@ -137,6 +139,95 @@ def split_target(target: bytes) -> tuple[str, str, str, str, str]:
         query.decode("latin-1"),
         fragment.decode("latin-1"),
     )
+
+
+# NOTE: the spaces, and the lines, of a head past which Waitress is handed its headers one line
+# a name, with no space inside a value (headers_joined()); a browser's head holds some 20 to 60
+# spaces on 10 to 20 lines.
+MANY_SPACES = 256
+MANY_LINES = 100
+
+
+def headers_joined(head: bytes) -> tuple[bytes, dict[str, str]]:
+    """Return ``head`` with one header line a name, the lines of a name joined with ``", "``
+    and the spaces and tabs inside the values made ``!``; and the headers as Waitress reads
+    them from ``head``.
+
+    Waitress's expression for a header line keeps a backtracking point for each word of a
+    value: a value of 250 KB of ``a a a ...`` took 32 MB and 14 ms of CPU to read, in the one
+    thread that reads every connection (hostile6); and it joins each line of a name onto the
+    ones before, copying them: 1,998 lines of one name took 14 ms. ``!`` is a visible byte,
+    as each space or tab is between two of them, so that Waitress takes the same lines; and a
+    value it reads itself (``Content-Length``, ``Connection``, ``Expect``) means nothing to it
+    with spaces or with ``!`` in them.
+
+    Raises:
+        ParsingError: For a header line that Waitress's expression does not match.
+    """
+    first, _, header = head.partition(b"\r\n")
+    found: dict[str, list[str]] = {}
+    for line in get_header_lines(header):
+        if not FIELD_LINE.fullmatch(line):
+            raise ParsingError("Invalid header")
+        name, _, value = line.partition(b":")
+        if b"_" not in name:
+            # NOTE: as Waitress reads a header: no name with "_", lines of a name joined.
+            key = name.upper().replace(b"-", b"_").decode("latin-1")
+            found.setdefault(key, []).append(value.strip(b" \t").decode("latin-1"))
+    joined = {key: ", ".join(values) for key, values in found.items()}
+    lines = [first]
+    for key, value in joined.items():
+        plain = value.encode("latin-1").replace(b" ", b"!").replace(b"\t", b"!")
+        lines.append(key.replace("_", "-").encode("latin-1") + b":" + plain)
+    return b"\r\n".join(lines), joined
+
+
+def splits(target: str) -> bool:
+    """Whether ``urlsplit()`` reads a request target (Waitress's ``request_uri``)."""
+    try:
+        urlsplit(target)
+    except ValueError:
+        return False
+    return True
+
+
+def is_http11(head: bytes) -> bool:
+    """Whether a head's request line names HTTP/1.1, the version whose ``Transfer-Encoding``
+    Waitress reads."""
+    end = head.find(b"\r\n")
+    return (head if end < 0 else head[:end]).rstrip().endswith(b" HTTP/1.1")
+
+
+def one_chunked_line(head: bytes) -> bytes:
+    """Return ``head`` with its ``Transfer-Encoding`` lines as one line of ``chunked``, if
+    ``transfer_coding_refusal()`` reads them as chunked alone, as ``_h11_framing`` hands h11 a
+    head.
+
+    Raises:
+        ParsingError: For codings refused with 400, or folded (Waitress's 400).
+        TransferEncodingNotImplemented: For a coding before ``chunked`` (Waitress's 501).
+    """
+    # NOTE: Waitress split the value into a list of its members in Python before this
+    # module read it in C: 240 KB of " , " took 26 MB and 23 ms of CPU to refuse, in the one
+    # thread that reads every connection (hostile6). And it answered 501 to a member of
+    # spaces between commas (", , chunked"), which h11 and RFC 9110 5.6.1 ignore.
+    lines = head.split(b"\r\n")
+    coded = [i for i, line in enumerate(lines) if line.partition(b":")[0].lower() == CODING]
+    values = [lines[i].partition(b":")[2].decode("latin-1") for i in coded]
+    length = any(line.partition(b":")[0].lower() == b"content-length" for line in lines)
+    refusal = transfer_coding_refusal(values, length)
+    if b"\r\n " in head or b"\r\n\t" in head:
+        # NOTE: a folded line is a part of the value the lines above do not hold.
+        refuse_folded_framing(head)
+    if refusal is not None:
+        if refusal.status == 400:
+            raise ParsingError(refusal.reason)
+        raise TransferEncodingNotImplemented(refusal.reason)
+    lines[coded[0]] = b"Transfer-Encoding: chunked"
+    return b"\r\n".join(line for i, line in enumerate(lines) if i == coded[0] or i not in coded)
+
+
+CODING = b"transfer-encoding"
 
 
 def refuse_folded_framing(header_plus: bytes) -> None:
@@ -166,9 +257,18 @@ class OrderlyParser(ChunkedParser):
             # NOTE: as Waitress refuses a head past its size: a request to answer the error of.
             self._refuse(RequestHeaderFieldsTooLarge(f"more than {MAX_HEAD_LINES} header lines"))
             return True
+        head, target = escaped_target(plain_head(header_plus))
+        if TRANSFER_ENCODING_LINE.search(head) and is_http11(head):
+            head = one_chunked_line(head)
+        joined = None
+        if head.count(b" ") > MANY_SPACES or head.count(b"\n") > MANY_LINES:
+            head, joined = headers_joined(head)
         try:
-            head, target = escaped_target(plain_head(header_plus))
             super().parse_header(head)
+            if joined is not None:
+                # NOTE: only the headers Waitress kept: it takes Transfer-Encoding out.
+                headers = self.headers
+                headers.update((key, joined[key]) for key in headers.keys() & joined.keys())
             if target is not None:
                 self.request_uri = target.decode("latin-1")
                 parts = split_target(target)
@@ -184,6 +284,12 @@ class OrderlyParser(ChunkedParser):
                 raise ParsingError(refusal.reason) from None
             raise
         except ValueError:
+            if not splits(self.request_uri):
+                # NOTE: Waitress's split_uri() lets urlsplit()'s ValueError for a bracket of
+                # an IPv6 host left open or closed alone ("http://[/") out: Waitress logged it
+                # as an uncaptured exception, with its stack, and closed the connection
+                # unanswered, where httptools answers 400 (hostile6).
+                raise ParsingError("Bad URI") from None
             if "CONTENT_LENGTH" not in self.headers:
                 raise
             # NOTE: Waitress reads a Content-Length of digits with int(), which raises past
@@ -242,7 +348,9 @@ class OrderlyParser(ChunkedParser):
             # body by its Content-Length, or as empty, and kept the connection, so the
             # chunks were read as the next request, one no proxy before it had seen.
             raise ParsingError(f"Transfer-Encoding in an HTTP/{self.version} request")
-        if self.chunked or TRANSFER_ENCODING_LINE.search(header_plus):
+        # NOTE: any Transfer-Encoding line of an HTTP/1.1 head was refused, or made one line of
+        # chunked, before Waitress parsed it (one_chunked_line()): no search for one here.
+        if self.chunked:
             # NOTE: Waitress ignored a Transfer-Encoding with no coding (empty, or ","): it
             # framed the body by its Content-Length, or as empty, and read the body as the
             # next request. It served one with a Content-Length, or chunked twice, and kept
