@@ -42,7 +42,7 @@ from ._testing_options import (
     check_root_path,
     ignored_headers,
 )
-from ._testing_sides import ANSWERS, FOLLOWING, assert_same, reporting, watching
+from ._testing_sides import ANSWERS, FOLLOWING, assert_same, first_reported, reporting, watching
 from ._testing_websocket import WebSocketRefused, WebSocketSession
 from ._testing_wsgi import (
     CLIENT_ADDRESS,
@@ -407,14 +407,14 @@ class TestClient:
             response = self._open(method, url, kwargs)
             try:
                 if reported:
-                    raise reported[0]
+                    raise first_reported(reported)
                 yield response
             except BaseException:
                 response.close()
                 raise
             response.close()
             if reported:
-                raise reported[0]
+                raise first_reported(reported)
 
     def _open(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
         """Send a request through the client's one side; return once the answer's head is in."""
