@@ -69,3 +69,41 @@ def test_a_subclass_may_use_the_names() -> None:
 
     assert Served().run() == "ran"
     assert not hasattr(Router(), "run")  # NOTE: no app-only name on a router.
+
+
+class Items:
+    def on_get(self, req: object, resp: object) -> None:
+        """A Falcon responder, kept as it was."""
+
+
+def on_post(req: object, response: object) -> None:
+    """A responder written as a function."""
+
+
+@pytest.mark.parametrize(
+    ("handler", "name", "resp"),
+    [(Items().on_get, "Items.on_get", "resp"), (on_post, "on_post", "response")],
+)
+def test_a_falcon_responder_is_told_to_return_its_answer(
+    handler: object, name: str, resp: str
+) -> None:
+    # NOTE: on_get(self, req, resp) kept from Falcon: "must accept being called as (request)"
+    # did not say that no resp comes.
+    app = App()
+    app.get("/items")(handler)
+    with pytest.raises(TypeError) as raised:
+        app.as_wsgi()
+    assert str(raised.value) == (
+        f"handler {name!r} for '/items' must accept being called as (request): no "
+        f"{resp} is passed (Falcon's): return the answer, a dict, a str or a Response"
+    )
+
+
+def test_another_handler_that_takes_too_much_gets_no_falcon_hint() -> None:
+    def show(request: object, extra: object) -> str:
+        return "x"
+
+    app = App()
+    app.get("/")(show)
+    with pytest.raises(TypeError, match=r"must accept being called as \(request\)$"):
+        app.as_wsgi()
