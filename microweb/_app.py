@@ -14,6 +14,7 @@ from ._checkpoint import Checkpoint
 from ._effects import Colored
 from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
+from ._other_names import add_other_names
 from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, StartupSteps, endpoint
 from ._plugins import check_plugin, check_router_skips, check_skips, closers, wrap_handler
 from ._route_clashes import RouteClash
@@ -597,3 +598,6 @@ def _register(
     check_name(names.get(route.name, ()), route)
     (ws if route.kind == "websocket" else http).add(route, route)
     names.setdefault(route.name, []).append(route)
+
+
+add_other_names(App, "app")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._buffer import is_too_large
 from ._effects import Colored, Effects, Ending, Offload, closing_here
 from ._emission import ACCEPT_VARIES, NOSNIFF, Header, negotiate_file, outgoing
-from ._error_logs import log_answered, log_failed, log_unhandled
+from ._error_logs import log_answered, log_failed, log_unhandled, port_hint
 from ._errors import (
     ClientDisconnect,
     HTTPError,
@@ -418,6 +418,10 @@ def _last_resort(plan: Plan, request: Request, exc: Exception) -> Response:
         # NOTE: a lone surrogate (a name decoded with surrogateescape, in a message) made the
         # page's encode raise out of the app (review161): written as "\udc80", as repr() would.
         text = "".join(traceback.format_exception(exc))
+        # NOTE: what to write instead, as the log line says (request.form["x"] kept from Flask).
+        hint = port_hint(exc)
+        if hint:
+            text = f"{text}\n{hint}\n"
         detail = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return default_error(request, 500, detail, {})
 

@@ -7,15 +7,18 @@ what was logged here (``ReportedTracebacks``).
 
 from __future__ import annotations
 
+import inspect
+import linecache
 import logging
+import re
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING
 
 from ._errors import HTTPError, is_asyncio_cancellation, report_unhandled
-from ._request import logged_method, logged_path
+from ._request import Request, logged_method, logged_path
 
 if TYPE_CHECKING:
     from ._plan import ErrorHandler
-    from ._request import Request
 
 logger = logging.getLogger("microweb")
 # NOTE: set on what the app logged itself, naming the request (a cancellation that cut_off()
@@ -29,9 +32,73 @@ def log_unhandled(request: Request, exc: Exception) -> None:
         "unhandled error in %s %s%s",
         logged_method(request),
         logged_path(request),
-        _foreign_http_error(exc),
+        _hinted(exc),
         exc_info=exc,
     )
+
+
+def _hinted(exc: Exception) -> str:
+    hint = port_hint(exc)
+    return f": {hint}" if hint else ""
+
+
+def port_hint(exc: Exception) -> str:
+    """Say what a port writes instead of what raised ``exc``, an unhandled error; else ``""``.
+
+    Another framework's HTTP exception, a ``Request`` method used as Flask's attribute of the
+    same name (``request.form["x"]``, ``request.json.get("x")``) or Starlette's
+    ``request.url.path``: Python's own message named no ``Request`` and said nothing of why.
+    Only on the error path: the names stay plain methods, with nothing in front of them.
+    """
+    return _foreign_http_error(exc) or _misused_attribute(exc)
+
+
+# NOTE: what Python says of a method subscripted, iterated or asked for an attribute; an
+# attribute of a bound method is looked up on its function.
+_METHOD_MISUSE = re.compile(r"'(method|function)' object (is not|has no|does not)|type 'method'")
+
+
+def _misused_attribute(exc: Exception) -> str:
+    """Say how to use the ``Request`` attribute that ``exc`` met in the line that raised it."""
+    if not isinstance(exc, (TypeError, AttributeError)) or exc.__traceback__ is None:
+        return ""
+    tb: TracebackType = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    line = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+    for name, attribute in _request_attributes(tb.tb_frame, line):
+        if attribute == "url" and isinstance(getattr(exc, "obj", None), str):
+            return (
+                f"{name}.url is a str, the whole URL: its parts are {name}.path, "
+                f"{name}.query, {name}.scheme and {name}.host"
+            )
+        if inspect.isfunction(inspect.getattr_static(Request, attribute, None)) and (
+            _METHOD_MISUSE.search(str(exc))
+        ):
+            return f"{name}.{attribute} is a method: call it, {_called(name, attribute)}"
+    return ""
+
+
+def _called(name: str, method: str) -> str:
+    """Spell the call of ``name.method``, with its async twin's where it has one."""
+    if hasattr(Request, f"a{method}"):
+        return f"{name}.{method}() (await {name}.a{method}() in an async def handler)"
+    if method.startswith("a") and hasattr(Request, method[1:]):
+        return f"await {name}.{method}()"
+    return f"{name}.{method}()"
+
+
+def _request_attributes(frame: FrameType, line: str) -> list[tuple[str, str]]:
+    """Return each ``(name, attribute)`` of ``name.attribute`` in ``line`` that is not called,
+    where ``name`` is a local of ``frame`` holding a ``Request``."""
+    found: list[tuple[str, str]] = []
+    for name, value in list(frame.f_locals.items()):
+        # NOTE: type(), not isinstance(): a local's __class__ may be anything (a proxy's).
+        if not issubclass(type(value), Request) or f"{name}." not in line:
+            continue
+        pattern = rf"(?<![\w.]){re.escape(name)}\s*\.\s*(\w+)\b(?!\s*\()"
+        found.extend((name, attribute) for attribute in re.findall(pattern, line))
+    return found
 
 
 # NOTE: the frameworks a port comes from, whose HTTP exceptions carry their status in
@@ -55,7 +122,7 @@ def _foreign_http_error(exc: Exception) -> str:
         # NOTE: an HTTPStatus member (Starlette's docs pass them) counts, as its plain int.
         if isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599:
             return (
-                f": {cls.__module__}.{cls.__qualname__} is not microweb's; "
+                f"{cls.__module__}.{cls.__qualname__} is not microweb's; "
                 f"raise microweb.HTTPError({int(status)}) instead"
             )
     return ""
@@ -152,7 +219,7 @@ def log_failed(request: Request, handler: ErrorHandler, exc: Exception, failure:
             handler.target.fn,
             logged_method(request),
             logged_path(request),
-            _foreign_http_error(failure),
+            _hinted(failure),
             exc_info=failure,
         )
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._datastructures import HeaderItems, Headers, trusted_headers
 from ._errors import OtherSpelling
@@ -462,3 +462,26 @@ def described_file(
     if filename is not None:
         response.headers["content-disposition"] = content_disposition(filename)
     return response
+
+
+# NOTE: what other frameworks' responses call what a Response spells otherwise (Falcon's
+# resp.media, Flask's response.content_type); status_code is a refusal of the class's own.
+_OTHER_SPELLINGS = {
+    "media": "return the dict or list, or Response.json(value)",
+    "content_type": 'response.headers["content-type"]',
+    "mimetype": 'response.headers["content-type"]',
+    "location": 'response.headers["location"]',
+    "set_header": "response.headers[name] = value",
+    "append_header": "response.headers.add(name, value)",
+    "data": "response.body",
+}
+
+if not TYPE_CHECKING:
+    # NOTE: hidden from type checkers, which flag such a name as a Response's mistake already.
+    for _name, _spelling in _OTHER_SPELLINGS.items():
+        _message = (
+            f"'Response' object has no attribute {_name!r} (another framework's name): "
+            f"write {_spelling}"
+        )
+        setattr(Response, _name, OtherSpelling(_name, _message))
+    del _name, _spelling, _message

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from ._effects import Colored
 from ._errors import ClientDisconnect
 from ._limits import RouteLimits, check_route_limits
+from ._other_names import add_other_names
 from ._plan import ErrorHandler
 from ._route_templates import Param, parse_template
 from ._routing import (
@@ -543,3 +544,6 @@ def compiled_marks_kept(routers: Iterable[Router]) -> Iterator[None]:
         for router, was in marks.values():
             router._compiled = was
         raise
+
+
+add_other_names(Router, "router")

@@ -108,7 +108,18 @@ def check_arguments(
     """
     count = called_as.count(",") + 1 - len(keywords) if called_as != "()" else 0
     if not _takes(unwrap_staticmethod(fn), count, keywords):
-        raise TypeError(f"{where} must accept being called as {called_as}")
+        raise TypeError(f"{where} must accept being called as {called_as}{_responder(fn)}")
+
+
+def _responder(fn: Callable[..., Any]) -> str:
+    """Say that no response object is passed, if ``fn`` takes one second as Falcon's do."""
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return ""
+    if len(names) < 2 or names[1] not in ("resp", "response"):
+        return ""
+    return f": no {names[1]} is passed (Falcon's): return the answer, a dict, a str or a Response"
 
 
 def _takes(

@@ -14,7 +14,7 @@ from ._testing_content import async_content, encoded_once, one_body, replayed, s
 from ._testing_handshake import handshake_scope
 from ._testing_http import SyncBody
 from ._testing_options import check_flag
-from ._testing_sides import ANSWERS, FOLLOWING, assert_same, reporting, watching
+from ._testing_sides import ANSWERS, FOLLOWING, assert_same, first_reported, reporting, watching
 from ._testing_websocket import WebSocketRefused, WebSocketSession
 from ._testing_wsgi import WRITTEN_PATH, ServedBody, as_wsgi_served, body_cap, written_path
 
@@ -169,14 +169,14 @@ class RequestMethods:
             response = self._open(method, url, kwargs)
             try:
                 if reported:
-                    raise reported[0]
+                    raise first_reported(reported)
                 yield response
             except BaseException:
                 response.close()
                 raise
             response.close()
             if reported:
-                raise reported[0]
+                raise first_reported(reported)
 
     def _open(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
         """Send a request through the client's one side; return once the answer's head is in."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import re
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 from urllib.parse import unquote
@@ -19,6 +20,7 @@ import httpx
 import idna  # NOTE: httpx's own dependency, which reads its hosts.
 from httpx._client import BaseClient
 
+from ._error_logs import port_hint
 from ._errors import unhandled_errors
 from ._testing_cookie_order import in_browsers_order
 
@@ -454,7 +456,7 @@ def stop_if_reported(request: httpx.Request) -> None:
     # that changes something) before the test saw the error of the request it had sent.
     reported = unhandled_errors.get()
     if reported:
-        raise reported[0]
+        raise first_reported(reported)
 
 
 async def astop_if_reported(request: httpx.Request) -> None:
@@ -485,8 +487,19 @@ def watching(raising: bool, send: Callable[[], httpx.Response]) -> httpx.Respons
     with reporting(raising) as reported:
         response = send()
     if reported:
-        raise reported[0]
+        raise first_reported(reported)
     return response
+
+
+def first_reported(reported: list[BaseException]) -> BaseException:
+    """Return the first error of ``reported``, for the test to raise, with a note of what a
+    port writes instead, where ``port_hint()`` knows (``request.form["x"]`` kept from Flask)."""
+    error = reported[0]
+    hint = port_hint(error) if isinstance(error, Exception) else ""
+    # NOTE: once: an error object raised again (a module's constant) kept the first note.
+    if hint and sys.version_info >= (3, 11) and hint not in getattr(error, "__notes__", ()):
+        error.add_note(hint)
+    return error
 
 
 @contextlib.contextmanager

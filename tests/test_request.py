@@ -1664,7 +1664,22 @@ def test_url_for_and_url_percent_encode_the_root_path_under_both_interfaces() ->
 
 @pytest.mark.parametrize(
     ("name", "hint"),
-    [("body", "request.read()"), ("args", "request.query"), ("get_json", "request.json()")],
+    [
+        ("body", "request.read()"),
+        ("args", "request.query"),
+        ("get_json", "request.json()"),
+        # NOTE: Falcon's, which named WSGIRequest or ASGIRequest, a class the app never wrote.
+        ("media", "request.json() or request.form()"),
+        ("get_param", 'request.query.get("name")'),
+        ("get_header", 'request.headers.get("name")'),
+        ("context", "request.state"),
+        ("params", "request.query"),
+        # NOTE: Flask's and Starlette's.
+        ("mimetype", "request.content_type"),
+        ("is_json", "request.json(silent=True)"),
+        ("user_agent", 'request.headers.get("user-agent")'),
+        ("scope", "no scope under WSGI"),
+    ],
 )
 def test_another_frameworks_name_says_what_to_write(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture, name: str, hint: str

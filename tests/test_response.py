@@ -323,6 +323,41 @@ def test_status_code_is_refused_with_the_name_to_write(interface: str, colour: s
     assert not hasattr(Response("x"), "status_code")
 
 
+@pytest.mark.parametrize(
+    ("name", "advice"),
+    [
+        ("media", "return the dict or list, or Response.json(value)"),
+        ("content_type", 'response.headers["content-type"]'),
+        ("mimetype", 'response.headers["content-type"]'),
+        ("location", 'response.headers["location"]'),
+        ("set_header", "response.headers[name] = value"),
+        ("append_header", "response.headers.add(name, value)"),
+        ("data", "response.body"),
+    ],
+)
+def test_another_frameworks_response_name_says_what_to_write(
+    interface: str, colour: str, name: str, advice: str
+) -> None:
+    # NOTE: Falcon's resp.media = {...}, Flask's response.content_type = ...: Python's bare
+    # "object has no attribute", or, set, "object has no attribute" as well.
+    def handler(request: Request) -> Response:
+        response = Response("x")
+        setattr(response, name, "text/plain")
+        return response
+
+    app = App()
+    app.get("/")(in_colour(colour, handler))
+    message = f"'Response' object has no attribute {name!r} (another framework's name): write "
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(AttributeError) as raised,
+    ):
+        client.get("/")
+    assert str(raised.value) == message + advice
+    with pytest.raises(AttributeError, match=re.escape(message)):
+        getattr(Response("x"), name)
+
+
 # -- factories ---------------------------------------------------------------------------------
 
 

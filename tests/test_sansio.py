@@ -191,7 +191,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_asgi",
     ),
     "facade": (
-        "_router", "_app_registries", "_app", "__init__", "__main__", "testing", "_testing_wsgi",
+        "_other_names", "_router", "_app_registries", "_app", "__init__", "__main__", "testing",
+        "_testing_wsgi",
         "_testing_asgi",
         "_testing_http", "_testing_websocket", "_testing_cookies", "_testing_cookie_order",
         "_testing_close", "_testing_options", "_testing_requests",

@@ -1,0 +1,109 @@
+"""Another framework's name for what an App or a Router spells otherwise (Flask's
+``@app.before_request``, Starlette's ``app.add_middleware``, Falcon's ``app.add_route``):
+an ``AttributeError`` that says what to write, where Python's named only the missing name."""
+
+from __future__ import annotations
+
+import pytest
+
+from microweb import App, Router
+
+
+@pytest.mark.parametrize(
+    ("name", "advice"),
+    [
+        ("before_request", "a flow, @app.middleware"),
+        ("after_request", "a flow, @app.middleware"),
+        ("teardown_request", "a flow, @app.middleware, with try/finally"),
+        ("errorhandler", "@app.error_handler(key)"),
+        ("register_error_handler", "app.error_handler(key)(handler)"),
+        ("exception_handler", "@app.error_handler(key)"),
+        ("add_exception_handler", "app.error_handler(key)(handler)"),
+        ("add_error_handler", "app.error_handler(key)(handler)"),
+        ("add_middleware", "a flow, @app.middleware, or a plugin"),
+        ("register_blueprint", "app.include(router)"),
+        ("mount", "app.include(router)"),
+        ("add_route", "app.route(path, methods=[...])(handler)"),
+        ("add_url_rule", "app.route(path, methods=[...])(handler)"),
+        ("add_event_handler", "@app.on_startup or @app.on_shutdown"),
+        ("on_event", "@app.on_startup or @app.on_shutdown"),
+        ("run", "microweb serve module:app"),
+        ("test_client", "microweb.testing.TestClient(app)"),
+        ("config", "app.state"),
+        ("url_path_for", "app.url_for(name, **params)"),
+    ],
+)
+def test_an_apps_other_name_says_what_to_write(name: str, advice: str) -> None:
+    app = App()
+    message = f"'App' object has no attribute {name!r} (another framework's name): write "
+    with pytest.raises(AttributeError) as raised:
+        getattr(app, name)
+    assert str(raised.value).startswith(message)
+    assert advice in str(raised.value)
+    assert not hasattr(app, name)
+    # NOTE: and set, as Flask's app.config = {...}: refused the same way, never kept unread.
+    with pytest.raises(AttributeError, match="another framework's name"):
+        setattr(app, name, {})
+
+
+@pytest.mark.parametrize(
+    ("name", "advice"),
+    [
+        ("before_request", "a flow, @router.middleware"),
+        ("errorhandler", "@router.error_handler(key)"),
+        ("register_blueprint", "router.include(other)"),
+        ("add_url_rule", "router.route(path, methods=[...])(handler)"),
+    ],
+)
+def test_a_routers_other_name_says_what_to_write(name: str, advice: str) -> None:
+    with pytest.raises(AttributeError) as raised:
+        getattr(Router(prefix="/api"), name)
+    assert str(raised.value).startswith(f"'Router' object has no attribute {name!r}")
+    assert advice in str(raised.value)
+
+
+def test_a_subclass_may_use_the_names() -> None:
+    class Served(App):
+        def run(self) -> str:
+            return "ran"
+
+    assert Served().run() == "ran"
+    assert not hasattr(Router(), "run")  # NOTE: no app-only name on a router.
+
+
+class Items:
+    def on_get(self, req: object, resp: object) -> None:
+        """A Falcon responder, kept as it was."""
+
+
+def on_post(req: object, response: object) -> None:
+    """A responder written as a function."""
+
+
+@pytest.mark.parametrize(
+    ("handler", "name", "resp"),
+    [(Items().on_get, "Items.on_get", "resp"), (on_post, "on_post", "response")],
+)
+def test_a_falcon_responder_is_told_to_return_its_answer(
+    handler: object, name: str, resp: str
+) -> None:
+    # NOTE: on_get(self, req, resp) kept from Falcon: "must accept being called as (request)"
+    # did not say that no resp comes.
+    app = App()
+    app.get("/items")(handler)
+    with pytest.raises(TypeError) as raised:
+        app.as_wsgi()
+    assert str(raised.value) == (
+        f"handler {name!r} for '/items' must accept being called as (request): no "
+        f"{resp} is passed (Falcon's): return the answer, a dict, a str or a Response"
+    )
+
+
+def test_another_handler_that_takes_too_much_gets_no_falcon_hint() -> None:
+    def show(request: object, extra: object) -> str:
+        return "x"
+
+    app = App()
+    app.get("/")(show)
+    with pytest.raises(TypeError, match=r"must accept being called as \(request\)$"):
+        app.as_wsgi()
