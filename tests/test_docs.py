@@ -351,6 +351,53 @@ def test_reference_documents_nothing_private() -> None:
     assert not [name for name in documented_names() if "._" in name]
 
 
+# NOTE: a class that inherits its methods from a private mixin lists its members in reading order
+# (mkdocstrings sorts inherited ones by their line in another file); a method left out of the
+# list would be left out of the reference.
+MEMBERS_LIST = re.compile(r"^:::\s+([\w.]+)\s*\n(?:[ ]{4}.*\n)*?[ ]{6}members: \[([^\]]*)\]", re.M)
+
+
+def listed_members() -> dict[str, list[str]]:
+    """The ``members: [...]`` list of each reference directive that has one."""
+    return {
+        name: [member.strip() for member in members.split(",")]
+        for path in sorted(REFERENCE.glob("*.md"))
+        for name, members in MEMBERS_LIST.findall(path.read_text(encoding="utf-8"))
+    }
+
+
+def _documented_members(cls: type) -> set[str]:
+    """The public methods and properties with a docstring that ``cls`` has from microweb."""
+    found = set()
+    for name in dir(cls):
+        owner = next(base for base in cls.__mro__ if name in vars(base))
+        member = vars(owner)[name]
+        if isinstance(member, (classmethod, staticmethod)):
+            member = member.__func__
+        if (
+            not name.startswith("_")
+            and owner.__module__.startswith("microweb")
+            and isinstance(member, (property, types.FunctionType))
+            and member.__doc__
+        ):
+            found.add(name)
+    return found
+
+
+def test_the_members_lists_are_found() -> None:
+    assert {"microweb.Response", "microweb.testing.TestClient"} <= set(listed_members())
+
+
+@pytest.mark.parametrize("name", sorted(listed_members()))
+def test_a_members_list_names_every_documented_member_once(name: str) -> None:
+    module, _, attribute = name.rpartition(".")
+    cls = getattr(importlib.import_module(module), attribute)
+    members = listed_members()[name]
+    assert len(members) == len(set(members))
+    assert not [member for member in members if not hasattr(cls, member)]
+    assert not _documented_members(cls) - set(members), f"add them to {name}'s members list"
+
+
 def test_every_page_is_in_the_site_nav() -> None:
     config = (DOCS.parent / "mkdocs.yml").read_text(encoding="utf-8")
     # NOTE: commented-out nav lines do not count; mkdocs build --strict fails on either list.

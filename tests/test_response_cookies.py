@@ -1,4 +1,5 @@
-"""Set-Cookie arguments of the wrong type: a TypeError that names the argument (review168)."""
+"""Set-Cookie arguments of the wrong type: a TypeError that names the argument (review168); the
+cookie methods as Response has them from CookieMethods (review369)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,56 @@ def test_a_path_or_domain_that_is_no_str_is_named(argument: str, value: Any) -> 
     # with '/'" (path), with no word of the type.
     with pytest.raises(TypeError, match=f"a cookie {argument} is a str, not"):
         Response().set_cookie("session", "x", **{argument: value})
+
+
+# -- Response's cookie methods, inherited from CookieMethods (review369) ------------------------
+
+
+def test_a_response_keeps_to_its_slots() -> None:
+    # NOTE: a base class without __slots__ would give every Response a __dict__.
+    response = Response("x")
+    assert not hasattr(response, "__dict__")
+    with pytest.raises(AttributeError):
+        response.colour = "red"  # type: ignore[attr-defined]
+
+
+def test_the_cookie_methods_keep_their_signature_and_docs() -> None:
+    import inspect
+
+    assert list(inspect.signature(Response.delete_cookie).parameters) == [
+        "self",
+        "key",
+        "path",
+        "domain",
+        "secure",
+        "httponly",
+        "samesite",
+        "partitioned",
+    ]
+    assert inspect.signature(Response.set_cookie).parameters["samesite"].default == "lax"
+    assert (Response.set_cookie.__doc__ or "").startswith("Add a ``Set-Cookie`` header")
+    assert (Response.delete_cookie.__doc__ or "").startswith("Tell the client to drop")
+
+
+def test_a_subclass_that_overrides_set_cookie_gets_delete_cookie_too(interface: str) -> None:
+    from microweb import App
+    from microweb.testing import TestClient
+
+    class Scoped(Response):
+        __slots__ = ()
+
+        def set_cookie(self, key: str, value: str = "", **options: Any) -> None:
+            super().set_cookie(f"app-{key}", value, **options)
+
+    app = App()
+
+    @app.get("/")
+    def logout(request: Any) -> Response:
+        response = Scoped("bye")
+        response.delete_cookie("session")
+        return response
+
+    with TestClient(app, interface=interface) as client:
+        answer = client.get("/")
+    assert answer.headers["set-cookie"].startswith("app-session=; ")
+    assert not hasattr(Scoped(), "__dict__")

@@ -10,6 +10,8 @@ nor does a module take another's private name (``_name``).
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,6 +157,33 @@ def test_detector_sees_imports() -> None:
 @pytest.mark.parametrize("path", CORE_MODULES, ids=_module_id)
 def test_core_does_not_import_asyncio_or_threading(path: Path) -> None:
     assert forbidden_imports(_tree(path)) == []
+
+
+# NOTE: what one import loads and starts, in a fresh interpreter: the close-thread hook that
+# _concurrency sets up and _pool_futures (review363) must not start a thread at import.
+_IMPORT_ALONE = (
+    "import sys, threading\nimport {}\nprint('asyncio' in sys.modules, threading.active_count())"
+)
+
+
+def _loaded_by_import(module: str) -> tuple[bool, int]:
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_ALONE.format(module)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    asyncio_loaded, threads = done.stdout.split()
+    return asyncio_loaded == "True", int(threads)
+
+
+def test_importing_microweb_loads_no_asyncio_and_starts_no_thread() -> None:
+    assert _loaded_by_import("microweb") == (False, 1)
+
+
+@pytest.mark.parametrize("module", ["microweb._concurrency", "microweb._pool_futures"])
+def test_importing_the_concurrency_modules_starts_no_thread(module: str) -> None:
+    assert _loaded_by_import(module)[1] == 1
 
 
 @pytest.mark.parametrize("path", CORE_MODULES, ids=_module_id)

@@ -1791,3 +1791,27 @@ def test_a_body_both_sync_and_async_iterable_is_sent_under_each_interface(
         if interface != "both":  # NOTE: under "both", stream() is a RuntimeError of its own.
             with client.stream("POST", "/", content=_SyncAndAsync()) as response:
                 assert response.read() == b'{"size":4}'
+
+
+# -- TestClient's requests, inherited from RequestMethods (review369) ---------------------------
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_a_subclass_that_overrides_request_gets_every_verb(interface: str) -> None:
+    app = App()
+
+    @app.route("/", methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"])
+    def home(request: Request) -> str:
+        return "hi"
+
+    sent: list[str] = []
+
+    class Recording(TestClient):
+        def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+            sent.append(method)
+            return super().request(method, url, **kwargs)
+
+    with Recording(app, interface=interface) as client:
+        for verb in ("get", "head", "options", "post", "put", "patch", "delete"):
+            assert getattr(client, verb)("/").status_code == 200
+    assert sent == ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
