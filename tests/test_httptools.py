@@ -1384,3 +1384,40 @@ def test_a_stream_to_an_http_1_0_client_is_ended_by_the_close(
     head, _, body = transport.written.partition(b"\r\n\r\n")
     assert b"transfer-encoding" not in head.lower()
     assert body == b"abcd"
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /where HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+        b"POST /noread HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+    ],
+    ids=["no-body", "body-with-head"],
+)
+@EAGER
+def test_a_request_expecting_100_continue_read_whole_keeps_its_connection(
+    protocol_class: Protocols, head: bytes, eager: bool
+) -> None:
+    # NOTE: a request that expects 100-continue, answered before its body was read, is
+    # answered with "connection: close" while the client may still owe the body; one read
+    # whole with its head owes nothing. Under an eager task factory the app answered inside
+    # create_task(), before the parser had read the rest of the read (its body, its end): the
+    # answer closed the connection, and h11 dropped the request pipelined after it.
+    app = _app()
+
+    @app.post("/noread")
+    async def noread(request: Request) -> str:
+        return "noread"
+
+    transport = _driven(
+        protocol_class,
+        app.as_asgi(),
+        _Transport(),
+        [head + SMALL],
+        lambda t: len(_statuses(t)) >= 2,
+        eager=eager,
+    )
+    assert _statuses(transport) == [200, 200]
+    assert b"connection: close" not in transport.written.lower()
+    assert not transport.closed
