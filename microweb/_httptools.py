@@ -346,7 +346,16 @@ class BoundedHttpTools(  # type: ignore[misc]
                 self.own_target = (root + decoded_path(path), root.encode("ascii") + path, query)
                 self.url = b"/"
             self.making = True
-            super().on_headers_complete()
+            try:
+                super().on_headers_complete()
+            except BaseException:
+                # NOTE: a head Uvicorn could not read (an absolute-form target whose authority
+                # httptools.parse_url() refuses): no cycle made, and httptools answers 400. It
+                # was taken for a bad chunk of the body of the request read before (no head
+                # due): that request's answer came after the 400, or it was dropped from the
+                # queue, and neither it nor the 400 was sent.
+                self.making, self.reading_head, self.own_target = False, True, None
+                raise
             if self.making:
                 # NOTE: no task started for it: queued behind the requests before it (or an
                 # upgrade, with no cycle).

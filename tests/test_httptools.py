@@ -1421,3 +1421,30 @@ def test_a_request_expecting_100_continue_read_whole_keeps_its_connection(
     assert _statuses(transport) == [200, 200]
     assert b"connection: close" not in transport.written.lower()
     assert not transport.closed
+
+
+@pytest.mark.parametrize(
+    "before", [[b"/slow"], [b"/slow", b"/where"]], ids=["one-answered", "one-queued"]
+)
+@EAGER
+def test_a_target_uvicorn_cannot_read_is_refused_after_the_requests_before_it(
+    before: list[bytes], eager: bool
+) -> None:
+    # NOTE: an absolute-form target whose authority httptools.parse_url() refuses raises in
+    # Uvicorn's on_headers_complete(), after this protocol took the head for read: its 400
+    # was taken for a bad chunk of the request before it. That request's answer came after
+    # the 400 (and the close); one still queued was dropped, and neither it nor the 400 was
+    # ever sent: the connection hung.
+    heads = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path for path in before)
+    bad = b"GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    transport = _driven(
+        BoundedHttpTools,
+        _app().as_asgi(),
+        _Transport(),
+        [heads + bad],
+        lambda t: t.closed,
+        eager=eager,
+        log_level="error",
+    )
+    assert _statuses(transport) == [200] * len(before) + [400]
+    assert transport.written.endswith(b"Invalid HTTP request received.")
