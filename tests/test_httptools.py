@@ -1448,3 +1448,23 @@ def test_a_target_uvicorn_cannot_read_is_refused_after_the_requests_before_it(
     )
     assert _statuses(transport) == [200] * len(before) + [400]
     assert transport.written.endswith(b"Invalid HTTP request received.")
+
+
+@EAGER
+def test_requests_queued_behind_a_slow_one_are_all_answered(eager: bool) -> None:
+    # NOTE: Uvicorn starts a queued request's app as the answer before it ends, inside that
+    # answer's send(): under an eager task factory the app ran there, and its answer started
+    # the next one inside its own send(), one call deeper each: 300 small requests read with
+    # a slow one (a read parses past the queue's bound) ended in a RecursionError, the
+    # requests after it never answered.
+    reads = [b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" + SMALL * 300]
+    transport = _driven(
+        BoundedHttpTools,
+        _app().as_asgi(),
+        _Transport(),
+        reads,
+        lambda t: len(_statuses(t)) >= 301,
+        eager=eager,
+        tries=500,
+    )
+    assert _statuses(transport) == [200] * 301
