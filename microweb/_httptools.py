@@ -151,6 +151,9 @@ class BoundedHttpTools(  # type: ignore[misc]
     # NOTE: the path, raw_path and query_string of a request read with a stand-in target,
     # for its cycle's scope (_set_up()).
     own_target: tuple[str, bytes, bytes] | None = None
+    # NOTE: how many on_response_complete() calls are starting the next request's app, one
+    # inside another (under an eager task factory, see _start_asgi_task()).
+    completing = 0
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         """Start the connection as Uvicorn does, and the timer for its first head."""
@@ -200,7 +203,11 @@ class BoundedHttpTools(  # type: ignore[misc]
         if self.pipeline:
             # NOTE: the request Uvicorn starts now (the pipeline's oldest).
             self.answering = self.pipeline[-1][0]
-        super().on_response_complete()
+        self.completing += 1
+        try:
+            super().on_response_complete()
+        finally:
+            self.completing -= 1
         self.answer_ended()
         if self.transport.is_closing():
             return
@@ -346,7 +353,16 @@ class BoundedHttpTools(  # type: ignore[misc]
                 self.own_target = (root + decoded_path(path), root.encode("ascii") + path, query)
                 self.url = b"/"
             self.making = True
-            super().on_headers_complete()
+            try:
+                super().on_headers_complete()
+            except BaseException:
+                # NOTE: a head Uvicorn could not read (an absolute-form target whose authority
+                # httptools.parse_url() refuses): no cycle made, and httptools answers 400. It
+                # was taken for a bad chunk of the body of the request read before (no head
+                # due): that request's answer came after the 400, or it was dropped from the
+                # queue, and neither it nor the 400 was sent.
+                self.making, self.reading_head, self.own_target = False, True, None
+                raise
             if self.making:
                 # NOTE: no task started for it: queued behind the requests before it (or an
                 # upgrade, with no cycle).
@@ -371,6 +387,15 @@ class BoundedHttpTools(  # type: ignore[misc]
         if self.making:
             self.making = False
             self._set_up(cycle)
+        elif self.completing > 1:
+            # NOTE: Uvicorn starts a queued request's app inside the send() that ends the
+            # answer before it. Under an eager task factory the app runs there, and its own
+            # answer starts the next one a call deeper: the requests pipelined behind a slow
+            # one (a read of small ones parses hundreds) ended in a RecursionError, and the
+            # rest were never answered. Past the first, each starts on the loop's next turn,
+            # as it would without an eager task factory.
+            self.loop.call_soon(HttpToolsProtocol._start_asgi_task, self, cycle, app)
+            return
         # PERF: named, not super(): no mixin here has this method (one call a request).
         HttpToolsProtocol._start_asgi_task(self, cycle, app)
 

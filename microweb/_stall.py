@@ -182,13 +182,18 @@ class StallTimer(asyncio.BaseProtocol):
 
         send = cycle.send
 
+        def body_owed() -> bool:
+            return self.continue_expected and cycle.more_body and self.waiting_cycle() is cycle
+
         async def send_closing_first(message: Any) -> None:
-            if (
-                message["type"] == "http.response.start"
-                and self.continue_expected
-                and cycle.more_body
-                and self.waiting_cycle() is cycle
-            ):
+            if message["type"] == "http.response.start" and body_owed():
+                # NOTE: under an eager task factory the app may answer inside the protocol's
+                # create_task(), before the parser has handled the rest of the read its head
+                # came in (the body, the request's end): a request read whole was answered
+                # with a close, and h11 dropped the request pipelined after it. Looked at
+                # again once that read is handled (one turn of the loop; a rare path).
+                await asyncio.sleep(0)
+            if message["type"] == "http.response.start" and body_owed():
                 # SPEC: RFC 9110 10.1.1, an answer before the body SHOULD say whether the
                 # server will close or read on. Said nothing, httptools kept the connection
                 # and read the client's next request as the body it need not send; h11 closed

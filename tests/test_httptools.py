@@ -1384,3 +1384,87 @@ def test_a_stream_to_an_http_1_0_client_is_ended_by_the_close(
     head, _, body = transport.written.partition(b"\r\n\r\n")
     assert b"transfer-encoding" not in head.lower()
     assert body == b"abcd"
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /where HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+        b"POST /noread HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+    ],
+    ids=["no-body", "body-with-head"],
+)
+@EAGER
+def test_a_request_expecting_100_continue_read_whole_keeps_its_connection(
+    protocol_class: Protocols, head: bytes, eager: bool
+) -> None:
+    # NOTE: a request that expects 100-continue, answered before its body was read, is
+    # answered with "connection: close" while the client may still owe the body; one read
+    # whole with its head owes nothing. Under an eager task factory the app answered inside
+    # create_task(), before the parser had read the rest of the read (its body, its end): the
+    # answer closed the connection, and h11 dropped the request pipelined after it.
+    app = _app()
+
+    @app.post("/noread")
+    async def noread(request: Request) -> str:
+        return "noread"
+
+    transport = _driven(
+        protocol_class,
+        app.as_asgi(),
+        _Transport(),
+        [head + SMALL],
+        lambda t: len(_statuses(t)) >= 2,
+        eager=eager,
+    )
+    assert _statuses(transport) == [200, 200]
+    assert b"connection: close" not in transport.written.lower()
+    assert not transport.closed
+
+
+@pytest.mark.parametrize(
+    "before", [[b"/slow"], [b"/slow", b"/where"]], ids=["one-answered", "one-queued"]
+)
+@EAGER
+def test_a_target_uvicorn_cannot_read_is_refused_after_the_requests_before_it(
+    before: list[bytes], eager: bool
+) -> None:
+    # NOTE: an absolute-form target whose authority httptools.parse_url() refuses raises in
+    # Uvicorn's on_headers_complete(), after this protocol took the head for read: its 400
+    # was taken for a bad chunk of the request before it. That request's answer came after
+    # the 400 (and the close); one still queued was dropped, and neither it nor the 400 was
+    # ever sent: the connection hung.
+    heads = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path for path in before)
+    bad = b"GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    transport = _driven(
+        BoundedHttpTools,
+        _app().as_asgi(),
+        _Transport(),
+        [heads + bad],
+        lambda t: t.closed,
+        eager=eager,
+        log_level="error",
+    )
+    assert _statuses(transport) == [200] * len(before) + [400]
+    assert transport.written.endswith(b"Invalid HTTP request received.")
+
+
+@EAGER
+def test_requests_queued_behind_a_slow_one_are_all_answered(eager: bool) -> None:
+    # NOTE: Uvicorn starts a queued request's app as the answer before it ends, inside that
+    # answer's send(): under an eager task factory the app ran there, and its answer started
+    # the next one inside its own send(), one call deeper each: 300 small requests read with
+    # a slow one (a read parses past the queue's bound) ended in a RecursionError, the
+    # requests after it never answered.
+    reads = [b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" + SMALL * 300]
+    transport = _driven(
+        BoundedHttpTools,
+        _app().as_asgi(),
+        _Transport(),
+        reads,
+        lambda t: len(_statuses(t)) >= 301,
+        eager=eager,
+        tries=500,
+    )
+    assert _statuses(transport) == [200] * 301
