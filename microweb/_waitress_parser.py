@@ -179,7 +179,9 @@ def headers_joined(head: bytes) -> tuple[bytes, dict[str, str]]:
     for key, value in joined.items():
         plain = value.encode("latin-1").replace(b" ", b"!").replace(b"\t", b"!")
         lines.append(key.replace("_", "-").encode("latin-1") + b":" + plain)
-    return b"\r\n".join(lines), joined
+    # NOTE: a CRLF after the last line: Waitress refuses a request line without one ("HTTP
+    # message header invalid"), when no header is left (each name had a "_"; review374).
+    return b"\r\n".join(lines) + b"\r\n", joined
 
 
 def splits(target: str) -> bool:
