@@ -937,7 +937,8 @@ def test_waitress_is_handed_the_lines_of_one_name_as_one(monkeypatch: pytest.Mon
     assert parser.headers["X_A"] == ", ".join(str(i) for i in range(1_500))
     assert parser.headers["COOKIE"] == "a=1; b=2"
     assert "X_B" not in parser.headers
-    assert [head.count(b"\r\n") for head in handed] == [3]
+    # NOTE: the request line, Host, X-A and Cookie, each line ended by its CRLF.
+    assert [head.count(b"\r\n") for head in handed] == [4]
 
 
 def test_waitress_takes_transfer_encoding_out_of_a_head_of_many_lines() -> None:
