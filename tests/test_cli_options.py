@@ -1840,3 +1840,41 @@ def test_the_serving_line_to_an_apps_own_stdout_no_one_reads_is_dropped(
     monkeypatch.setattr(sys, "stdout", _UnreadLines())
     say_serving("127.0.0.1", "uvicorn", 8000)
     say_serving("127.0.0.1", "uvicorn", 8000)
+
+
+def _answer(sock: socket.socket, end: bytes) -> bytes:
+    """Read from ``sock`` until ``end`` has come."""
+    answer = b""
+    while end not in answer and (chunk := sock.recv(4096)):
+        answer += chunk
+    return answer
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("spaces", [0, 300], ids=["few-spaces", "many-spaces"])
+@pytest.mark.parametrize("lines", [10, 150], ids=["few-lines", "many-lines"])
+def test_waitress_acts_on_a_rewritten_head_as_on_any(
+    tmp_path: Path, spaces: int, lines: int
+) -> None:
+    # NOTE: past MANY_SPACES or MANY_LINES, Waitress reads a head rewritten (headers_joined()):
+    # it still answers 100 Continue, frames the body, keeps the connection, and the app gets
+    # the values as they came (review374).
+    pad = b"X-Pad: " + b"p " * spaces + b"p\r\n" + b"x-pad:\tq\r\n" * lines
+    upload = (
+        b"POST /upload HTTP/1.1\r\nHost: x\r\n" + pad + b"Expect: 100-continue\r\n"
+        b"Content-Length: 5\r\nConnection: keep-alive\r\n\r\n"
+    )
+    cookies = (
+        b"GET /cookies HTTP/1.1\r\nHost: x\r\n" + pad + b"Cookie: a=1 2\r\ncookie: b=3\r\n\r\n"
+    )
+    with (
+        serving(tmp_path, "waitress") as (url, _),
+        socket.create_connection((HOST, int(url.rsplit(":", 1)[1])), timeout=10) as sock,
+    ):
+        sock.sendall(upload)
+        assert _answer(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"hello" + cookies)
+        answer = _answer(sock, b"}")
+    first, _, second = answer.partition(b"HTTP/1.1 200 ")[2].partition(b"HTTP/1.1 200 ")
+    assert first.endswith(b"\r\n\r\n5"), answer
+    assert json.loads(second.partition(b"\r\n\r\n")[2]) == {"a": "1 2", "b": "3"}
