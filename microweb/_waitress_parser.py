@@ -141,9 +141,9 @@ def split_target(target: bytes) -> tuple[str, str, str, str, str]:
     )
 
 
-# NOTE: the spaces, and the lines, of a head past which Waitress is handed its headers one line
-# a name, with no space inside a value (headers_joined()); a browser's head holds some 20 to 60
-# spaces on 10 to 20 lines.
+# NOTE: the spaces and tabs, and the lines, of a head past which Waitress is handed its
+# headers one line a name, with no space inside a value (headers_joined()); a browser's head
+# holds some 20 to 60 spaces on 10 to 20 lines.
 MANY_SPACES = 256
 MANY_LINES = 100
 
@@ -179,7 +179,9 @@ def headers_joined(head: bytes) -> tuple[bytes, dict[str, str]]:
     for key, value in joined.items():
         plain = value.encode("latin-1").replace(b" ", b"!").replace(b"\t", b"!")
         lines.append(key.replace("_", "-").encode("latin-1") + b":" + plain)
-    return b"\r\n".join(lines), joined
+    # NOTE: a CRLF after the last line: Waitress refuses a request line without one ("HTTP
+    # message header invalid"), when no header is left (each name had a "_"; review374).
+    return b"\r\n".join(lines) + b"\r\n", joined
 
 
 def splits(target: str) -> bool:
@@ -261,7 +263,9 @@ class OrderlyParser(ChunkedParser):
         if TRANSFER_ENCODING_LINE.search(head) and is_http11(head):
             head = one_chunked_line(head)
         joined = None
-        if head.count(b" ") > MANY_SPACES or head.count(b"\n") > MANY_LINES:
+        # NOTE: tabs part words as spaces do: "a<TAB>a<TAB>..." cost as much (review374).
+        blanks = head.count(b" ") + head.count(b"\t")
+        if blanks > MANY_SPACES or head.count(b"\n") > MANY_LINES:
             head, joined = headers_joined(head)
         try:
             super().parse_header(head)
