@@ -385,7 +385,12 @@ def _documented_members(cls: type) -> set[str]:
 
 
 def test_the_members_lists_are_found() -> None:
-    assert {"microweb.Response", "microweb.testing.TestClient"} <= set(listed_members())
+    assert {
+        "microweb.App",
+        "microweb.Request",
+        "microweb.Response",
+        "microweb.testing.TestClient",
+    } <= set(listed_members())
 
 
 @pytest.mark.parametrize("name", sorted(listed_members()))
