@@ -159,3 +159,37 @@ def test_an_error_the_test_client_raises_carries_the_hint(interface: str, colour
         "request.form is a method: call it, request.form() "
         "(await request.aform() in an async def handler)"
     ]
+
+
+class _UnprintableTypeError(TypeError):
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+
+class _ObjlessAttributeError(AttributeError):
+    @property  # type: ignore[override]
+    def obj(self) -> object:
+        raise ValueError("no obj")
+
+
+def _unprintable(request: Request) -> Any:
+    raise _UnprintableTypeError(request.form)
+
+
+def _objless(request: Request) -> Any:
+    raise _ObjlessAttributeError(request.url)
+
+
+@pytest.mark.parametrize("handler", [_unprintable, _objless])
+def test_a_hint_that_fails_leaves_the_500_and_its_log_line(
+    make_client: MakeClient,
+    colour: str,
+    caplog: pytest.LogCaptureFixture,
+    handler: Callable[[Request], Any],
+) -> None:
+    # NOTE: the hint's own str(exc), or exc.obj, raised ValueError out of the log line: no
+    # line, and an error in the error path went to the server, the test client's caller.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    assert make_client(_app(colour, handler)).post("/").status_code == 500
+    [message] = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert message == "unhandled error in POST /"
