@@ -193,3 +193,24 @@ def test_a_hint_that_fails_leaves_the_500_and_its_log_line(
     assert make_client(_app(colour, handler)).post("/").status_code == 500
     [message] = [r.getMessage() for r in caplog.records if r.name == "microweb"]
     assert message == "unhandled error in POST /"
+
+
+class _FrozenTypeError(TypeError):
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"frozen: {name}")
+
+
+def _frozen(request: Request) -> Any:
+    raise _FrozenTypeError("'method' object is not subscriptable", request.form)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
+def test_an_error_that_takes_no_note_is_raised_as_it_is(interface: str, colour: str) -> None:
+    # NOTE: one that refuses new attributes (attrs' frozen errors): add_note() raised its
+    # own error into the test, in place of the app's.
+    app = _app(colour, _frozen)
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(_FrozenTypeError),
+    ):
+        client.post("/")
