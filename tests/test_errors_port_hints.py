@@ -195,6 +195,15 @@ def test_a_hint_that_fails_leaves_the_500_and_its_log_line(
     assert message == "unhandled error in POST /"
 
 
+@pytest.mark.parametrize("handler", [_unprintable, _objless])
+def test_a_hint_that_fails_leaves_the_debug_page(
+    make_client: MakeClient, colour: str, handler: Callable[[Request], Any]
+) -> None:
+    response = make_client(_app(colour, handler, debug=True)).post("/")
+    assert response.status_code == 500
+    assert "Traceback" in response.text
+
+
 class _FrozenTypeError(TypeError):
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"frozen: {name}")
