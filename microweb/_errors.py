@@ -340,3 +340,30 @@ class OtherSpelling:
 
     def __set__(self, instance: object, value: object) -> None:
         self._refuse(instance)
+
+
+class OtherName(OtherSpelling):
+    """An ``OtherSpelling`` of ``cls``, an ``App`` or a ``Router``, that an instance of a
+    subclass may set: the subclass's own attribute (``self.config = ...`` in its
+    ``__init__``), which its own code reads. On ``cls`` itself it is refused, set or read."""
+
+    def __init__(self, name: str, message: str, cls: type) -> None:
+        super().__init__(name, message)
+        self.cls = cls
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        try:
+            return vars(instance)[self.name]
+        except KeyError:
+            self._refuse(instance)
+
+    def __set__(self, instance: object, value: object) -> None:
+        if type(instance) is self.cls:
+            self._refuse(instance)
+        vars(instance)[self.name] = value
+
+    def __delete__(self, instance: object) -> None:
+        if vars(instance).pop(self.name, self) is self:
+            self._refuse(instance)

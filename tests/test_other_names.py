@@ -71,6 +71,33 @@ def test_a_subclass_may_use_the_names() -> None:
     assert not hasattr(Router(), "run")  # NOTE: no app-only name on a router.
 
 
+def test_a_subclass_may_set_the_names_on_its_instances() -> None:
+    # NOTE: an App subclass's own self.config = ... in __init__ (or a Router subclass's
+    # self.add_route), which worked before the names were refused, raised "another framework's
+    # name"; set on a plain App the name is still refused, as above.
+    class Configured(App):
+        config: dict[str, int]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = {"workers": 2}
+
+    class Mounted(Router):
+        def __init__(self) -> None:
+            super().__init__()
+            self.add_route = "/static"
+
+    app = Configured()
+    assert app.config == {"workers": 2}
+    assert Mounted().add_route == "/static"
+    del app.config
+    assert not hasattr(app, "config")
+    with pytest.raises(AttributeError, match="another framework's name"):
+        Router().add_route = "/static"  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="another framework's name"):
+        del App().config  # type: ignore[attr-defined]
+
+
 class Items:
     def on_get(self, req: object, resp: object) -> None:
         """A Falcon responder, kept as it was."""
