@@ -50,7 +50,13 @@ def port_hint(exc: Exception) -> str:
     ``request.url.path``: Python's own message named no ``Request`` and said nothing of why.
     Only on the error path: the names stay plain methods, with nothing in front of them.
     """
-    return _foreign_http_error(exc) or _misused_attribute(exc)
+    try:
+        return _foreign_http_error(exc) or _misused_attribute(exc)
+    except Exception:
+        # NOTE: the app's error is what counts: its str() or its obj (a property of a
+        # subclass's) raised out of the log line, which was lost, and the error in the error
+        # path went on to the server in place of the 500.
+        return ""
 
 
 # NOTE: what Python says of a method subscripted, iterated or asked for an attribute; an

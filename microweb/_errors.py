@@ -340,3 +340,25 @@ class OtherSpelling:
 
     def __set__(self, instance: object, value: object) -> None:
         self._refuse(instance)
+
+
+class OtherName(OtherSpelling):
+    """An ``OtherSpelling`` of an ``App``'s or a ``Router``'s that an instance may be given as
+    an attribute of its own (``app.config = {...}``, or ``self.config = ...`` in a subclass's
+    ``__init__``), which its own code reads: it worked before the names were refused, and a
+    plugin may set one. Read or deleted unset, it is refused."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        try:
+            return vars(instance)[self.name]
+        except KeyError:
+            self._refuse(instance)
+
+    def __set__(self, instance: object, value: object) -> None:
+        vars(instance)[self.name] = value
+
+    def __delete__(self, instance: object) -> None:
+        if vars(instance).pop(self.name, self) is self:
+            self._refuse(instance)

@@ -1,14 +1,15 @@
 """What other frameworks call an App's and a Router's own methods.
 
 Flask's ``@app.before_request``, Starlette's ``app.add_middleware``, Falcon's ``app.add_route``:
-each such name, read or set on an ``App`` or a ``Router``, raises ``AttributeError`` saying what
-to write here, where Python's own message named only the missing name. They are descriptors on
-the classes (``OtherSpelling``), so a name that is found costs nothing more.
+each such name, read on an ``App`` or a ``Router`` that was given no attribute of that name,
+raises ``AttributeError`` saying what to write here, where Python's own message named only the
+missing name. They are descriptors on the classes (``OtherName``), so a name that is found costs
+nothing more; an instance may be given one, its own attribute (``app.config = {...}``).
 """
 
 from __future__ import annotations
 
-from ._errors import OtherSpelling
+from ._errors import OtherName
 
 _FLOW = "a flow, @{0}.middleware (see Middleware)"
 
@@ -66,4 +67,4 @@ def add_other_names(cls: type, variable: str) -> None:
             f"{cls.__name__!r} object has no attribute {name!r} (another framework's name): "
             f"write {advice.format(variable)}"
         )
-        setattr(cls, name, OtherSpelling(name, message))
+        setattr(cls, name, OtherName(name, message))

@@ -497,8 +497,12 @@ def first_reported(reported: list[BaseException]) -> BaseException:
     error = reported[0]
     hint = port_hint(error) if isinstance(error, Exception) else ""
     # NOTE: once: an error object raised again (a module's constant) kept the first note.
-    if hint and sys.version_info >= (3, 11) and hint not in getattr(error, "__notes__", ()):
-        error.add_note(hint)
+    # NOTE: an error that refuses new attributes (attrs' frozen ones) or whose __notes__ is
+    # no list: add_note() raised its own error into the test, in place of the app's.
+    if hint and sys.version_info >= (3, 11):
+        with contextlib.suppress(Exception):
+            if hint not in getattr(error, "__notes__", ()):
+                error.add_note(hint)
     return error
 
 

@@ -159,3 +159,67 @@ def test_an_error_the_test_client_raises_carries_the_hint(interface: str, colour
         "request.form is a method: call it, request.form() "
         "(await request.aform() in an async def handler)"
     ]
+
+
+class _UnprintableTypeError(TypeError):
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+
+class _ObjlessAttributeError(AttributeError):
+    @property  # type: ignore[override]
+    def obj(self) -> object:
+        raise ValueError("no obj")
+
+
+def _unprintable(request: Request) -> Any:
+    raise _UnprintableTypeError(request.form)
+
+
+def _objless(request: Request) -> Any:
+    raise _ObjlessAttributeError(request.url)
+
+
+@pytest.mark.parametrize("handler", [_unprintable, _objless])
+def test_a_hint_that_fails_leaves_the_500_and_its_log_line(
+    make_client: MakeClient,
+    colour: str,
+    caplog: pytest.LogCaptureFixture,
+    handler: Callable[[Request], Any],
+) -> None:
+    # NOTE: the hint's own str(exc), or exc.obj, raised ValueError out of the log line: no
+    # line, and an error in the error path went to the server, the test client's caller.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    assert make_client(_app(colour, handler)).post("/").status_code == 500
+    [message] = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert message == "unhandled error in POST /"
+
+
+@pytest.mark.parametrize("handler", [_unprintable, _objless])
+def test_a_hint_that_fails_leaves_the_debug_page(
+    make_client: MakeClient, colour: str, handler: Callable[[Request], Any]
+) -> None:
+    response = make_client(_app(colour, handler, debug=True)).post("/")
+    assert response.status_code == 500
+    assert "Traceback" in response.text
+
+
+class _FrozenTypeError(TypeError):
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"frozen: {name}")
+
+
+def _frozen(request: Request) -> Any:
+    raise _FrozenTypeError("'method' object is not subscriptable", request.form)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
+def test_an_error_that_takes_no_note_is_raised_as_it_is(interface: str, colour: str) -> None:
+    # NOTE: one that refuses new attributes (attrs' frozen errors): add_note() raised its
+    # own error into the test, in place of the app's.
+    app = _app(colour, _frozen)
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(_FrozenTypeError),
+    ):
+        client.post("/")

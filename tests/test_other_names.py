@@ -41,9 +41,13 @@ def test_an_apps_other_name_says_what_to_write(name: str, advice: str) -> None:
     assert str(raised.value).startswith(message)
     assert advice in str(raised.value)
     assert not hasattr(app, name)
-    # NOTE: and set, as Flask's app.config = {...}: refused the same way, never kept unread.
+    # NOTE: set, as Flask's app.config = {...}, it is the app's own attribute, as it was
+    # before the names were refused: a plugin or the app's code reads it.
+    setattr(app, name, {"workers": 2})
+    assert getattr(app, name) == {"workers": 2}
+    delattr(app, name)
     with pytest.raises(AttributeError, match="another framework's name"):
-        setattr(app, name, {})
+        getattr(app, name)
 
 
 @pytest.mark.parametrize(
@@ -69,6 +73,34 @@ def test_a_subclass_may_use_the_names() -> None:
 
     assert Served().run() == "ran"
     assert not hasattr(Router(), "run")  # NOTE: no app-only name on a router.
+
+
+def test_a_subclass_may_set_the_names_on_its_instances() -> None:
+    # NOTE: an App subclass's own self.config = ... in __init__ (or a Router subclass's
+    # self.add_route), which worked before the names were refused, raised "another framework's
+    # name"; read or deleted unset, the name is refused.
+    class Configured(App):
+        config: dict[str, int]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = {"workers": 2}
+
+    class Mounted(Router):
+        def __init__(self) -> None:
+            super().__init__()
+            self.add_route = "/static"
+
+    app = Configured()
+    assert app.config == {"workers": 2}
+    assert Mounted().add_route == "/static"
+    del app.config
+    assert not hasattr(app, "config")
+    router = Router()
+    router.add_route = "/static"  # type: ignore[attr-defined]
+    assert router.add_route == "/static"  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="another framework's name"):
+        del App().config  # type: ignore[attr-defined]
 
 
 class Items:

@@ -304,13 +304,13 @@ def test_status_code_is_refused_with_the_name_to_write(interface: str, colour: s
 
     def created(request: Request) -> Response:
         page = Page("made")
-        page.status_code = 201
+        page.status_code = 201  # type: ignore[attr-defined]
         return page
 
     def flow(request: Request) -> Iterator[None]:
         response = yield
         if request.path == "/accepted":
-            response.status_code = 202
+            response.status_code = 202  # type: ignore[attr-defined]
 
     app = App()
     app.get("/created")(in_colour(colour, created))
@@ -323,10 +323,28 @@ def test_status_code_is_refused_with_the_name_to_write(interface: str, colour: s
     assert not hasattr(Response("x"), "status_code")
 
 
+def test_a_type_checker_flags_status_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # NOTE: the refusal read as Any: response.status_code = 404 passed mypy --strict, and
+    # failed only when the request came.
+    api = pytest.importorskip("mypy.api")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MYPYPATH", str(Path(inspect.getfile(Response)).parent.parent))
+    module = tmp_path / "typed_status.py"
+    module.write_text(
+        "from microweb import Response\n"
+        "def made(response: Response) -> None:\n    response.status_code = 404\n"
+    )
+    out, _, status = api.run(
+        ["--strict", "--no-incremental", "--follow-imports=silent", str(module)]
+    )
+    assert status == 1
+    assert '"Response" has no attribute "status_code"' in out
+
+
 @pytest.mark.parametrize(
     ("name", "advice"),
     [
-        ("media", "return the dict or list, or Response.json(value)"),
+        ("media", "Response.json(value), or return the dict or list"),
         ("content_type", 'response.headers["content-type"]'),
         ("mimetype", 'response.headers["content-type"]'),
         ("location", 'response.headers["location"]'),
