@@ -207,10 +207,10 @@ class BoundedHttpTools(  # type: ignore[misc]
         """Start the next request as Uvicorn does; read on only once none is waiting.
 
         NOTE: called in the answered request's task, whose ContextVars were those of the
-        requests it starts (a queued one, a held one parsed here), of the reads after it (the
-        reader is armed again here) and of the keep-alive timer: a ContextVar its handler set
-        was seen by the next request's (CPython issue 140947). Run in a fresh copy of the
-        connection's context (0.15 us an answer, timeit 2026-12-07).
+        requests it starts (a queued one, a held one parsed here), of the reader armed again
+        here and of the keep-alive timer: a ContextVar its handler set was seen by the next
+        request's (CPython issue 140947). Run in a fresh copy of the connection's context
+        (0.15 us an answer, timeit 2026-12-07).
         """
         self.start_context.copy().run(self._complete_response)
 
@@ -412,9 +412,9 @@ class BoundedHttpTools(  # type: ignore[misc]
             start, context = HttpToolsProtocol._start_asgi_task, self.start_context.copy()
             self.loop.call_soon(start, self, cycle, app, context=context)
             return
-        # NOTE: the task copies the context this runs in, which is a request task's when a read
-        # came after the app resumed reading (a body past Uvicorn's high-water mark): a fresh
-        # copy of the connection's, as the first request had (0.15 us a request).
+        # NOTE: the task copies the context this runs in, which may be another request's task
+        # (on_response_complete() is guarded, but an app's receive() also resumes reading): a
+        # fresh copy of the connection's, as the first request had (0.15 us a request).
         # PERF: named, not super(): no mixin here has this method (one call a request).
         self.start_context.copy().run(HttpToolsProtocol._start_asgi_task, self, cycle, app)
 
