@@ -10,6 +10,7 @@ this is, does with the same bytes.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import sys
 import time
@@ -1468,3 +1469,53 @@ def test_requests_queued_behind_a_slow_one_are_all_answered(eager: bool) -> None
         tries=500,
     )
     assert _statuses(transport) == [200] * 301
+
+
+_SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
+
+
+def _context_app() -> App:
+    """An app whose /set and /set-slowly set a ContextVar (the second answers after a pause),
+    and whose /get answers with its value."""
+    app = App()
+
+    @app.get("/set")
+    async def set_it(request: Request) -> str:
+        _SEEN.set("request one's")
+        return "set"
+
+    @app.get("/set-slowly")
+    async def set_slowly(request: Request) -> str:
+        _SEEN.set("request one's")
+        await asyncio.sleep(0.01)
+        return "set"
+
+    @app.get("/get")
+    async def get_it(request: Request) -> str:
+        return _SEEN.get()
+
+    return app
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@EAGER
+def test_a_context_variable_set_by_a_request_is_unset_in_the_one_pipelined_after_it(
+    protocol_class: Protocols, eager: bool
+) -> None:
+    # NOTE: Uvicorn starts a queued request's app inside the send() that ends the answer
+    # before it, and its task copied the context that one's task ran in: a ContextVar the
+    # first request's handler set was seen by the second (CPython issue 140947).
+    # Under an eager task factory, the /get after /set-slowly starts, and runs, inside the
+    # send() that ends its answer, and the /set after it on the loop's next turn.
+    paths = [b"/set-slowly", b"/get", b"/set", b"/get"]
+    reads = [b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path for path in paths)]
+    transport = _driven(
+        protocol_class,
+        _context_app().as_asgi(),
+        _Transport(),
+        reads,
+        lambda t: len(_statuses(t)) >= 4,
+        eager=eager,
+    )
+    bodies = re.findall(rb"\r\n\r\n([^H]*)", transport.written)
+    assert bodies == [b"set", b"unset", b"set", b"unset"]
