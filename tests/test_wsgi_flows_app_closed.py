@@ -621,3 +621,36 @@ def test_a_cut_flows_cleanup_that_closes_the_app_does_not_wait_for_its_own_closi
     wsgi.app_loop.cut_waiting()
     thread.join(5)
     assert events == ["outer closed", "shutdown", "closed in 0.0 s"], events
+
+
+def test_cut_closings_begun_while_the_close_waits_do_not_hold_it_past_its_cleanup_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: each closing was waited for up to CLEANUP_WAIT from its own start: closings that
+    # kept beginning while the close waited (calls cut again and again) held it for as long as
+    # they came (review371).
+    from microweb import _cut_closing
+
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    wsgi = App().as_wsgi()
+    done = threading.Event()
+
+    def one_closing() -> None:
+        with _cut_closing._under_way(wsgi.app_loop):
+            done.wait(5)
+
+    def feeder() -> None:
+        until = time.monotonic() + 2
+        while not done.is_set() and time.monotonic() < until:
+            threading.Thread(target=one_closing, daemon=True).start()
+            time.sleep(0.05)
+
+    threading.Thread(target=feeder, daemon=True).start()
+    time.sleep(0.1)
+    began = time.monotonic()
+    try:
+        wsgi.close()
+        took = time.monotonic() - began
+    finally:
+        done.set()
+    assert 0.2 < took < 0.6, took
