@@ -44,7 +44,10 @@ STOP_CHECK = 0.1
 # it small).
 SLOW_START = 2.0
 # NOTE: how long the tasks left on a stopping loop get to end once cancelled, and then its
-# async generators to close (seconds each); well below the 10 s AppLoop.stop() waits.
+# async generators to close (seconds each); well below the 10 s AppLoop.stop() waits. Also how
+# long the requests cut off after a server's grace period get to run their cleanup (a stream's
+# finally, a flow's) before the shutdown hooks, under both servers of microweb serve: one app,
+# one grace (Uvicorn gave 1 s, Waitress up to 2 s, review371).
 CLEANUP_WAIT = 2.0
 
 
