@@ -654,3 +654,48 @@ def test_cut_closings_begun_while_the_close_waits_do_not_hold_it_past_its_cleanu
     finally:
         done.set()
     assert 0.2 < took < 0.6, took
+
+
+@pytest.mark.parametrize("where", ["handler", "flow"])
+def test_a_call_that_ignores_its_cancellation_past_the_loops_stop_is_not_said_to_come_after_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    # NOTE: the loop closed by the time its thread saw it stopped, the cut was taken for a call
+    # made once the app was closed: "GET / reached async code after the app was closed", of a
+    # request that had begun long before (review371).
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    app = App()
+    inside = threading.Event()
+
+    async def stubborn() -> None:
+        inside.set()
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1)  # NOTE: ignores its cancellation.
+
+    if where == "flow":
+
+        @app.middleware
+        async def around(request: Request) -> AsyncIterator[None]:
+            yield
+            await stubborn()
+
+        @app.get("/")
+        async def index(request: Request) -> str:
+            return "hi"
+
+    else:
+
+        @app.get("/")
+        async def index(request: Request) -> str:
+            await stubborn()
+            return "late"
+
+    wsgi = app.as_wsgi()
+    thread, answered = _get_in_thread(wsgi, daemon=True)
+    assert inside.wait(5)
+    wsgi.close()
+    thread.join(5)
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+    assert "after the app was closed" not in caplog.text, caplog.text
