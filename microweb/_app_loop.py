@@ -58,8 +58,10 @@ class LoopStopped(RuntimeError):
     waited is no error of the app's.
     """
 
-    # NOTE: whether the loop had begun the call (its task made) when it stopped.
+    # NOTE: whether the loop had begun the call (its task made) when it stopped; the call's
+    # task, where it was still pending then (it ignored its cancellation).
     began = True
+    pending: asyncio.Task[None] | None = None
 
 
 class AppClosed(LoopStopped):
@@ -244,6 +246,8 @@ def wait_for(
         if not loop.is_running() and not hop.done.acquire(blocking=False):
             stopped = LoopStopped("the event loop stopped before the call ended")
             stopped.began = hop.task is not None
+            if hop.task is not None and not hop.task.done():
+                stopped.pending = hop.task
             _close_unstarted(hop)
             raise stopped
         if stalled is not None:

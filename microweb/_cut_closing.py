@@ -113,11 +113,12 @@ def _close_as_cut(
         while True:
             try:
                 value = _closing_step(effect, app_loop, run, steps, own)
-            except LoopStopped:
+            except LoopStopped as stopped:
                 # NOTE: a closing on the app loop cut off in its turn (its stop after the
                 # server's cut, or a second cut): the cut, thrown in as it, goes on closing the
                 # flows outside; as an error it was logged as the failure of the flow whose
                 # closing was cut (review356).
+                _named_by_its_flow(stopped)
                 error: BaseException = asyncio.CancelledError()
             except BaseException as exc:
                 error = exc
@@ -144,6 +145,19 @@ def _close_as_cut(
         run(effects.close)
         if own:
             _close_own(own[0])
+
+
+def _named_by_its_flow(stopped: LoopStopped) -> None:
+    """Let the task of a flow's closing that ignored its cancellation past the app loop's stop
+    (``stopped.pending``) go unsaid by asyncio once collected: the flow, still running, is
+    named in one warning as it is left to its collection (``_pipeline._close_cut_off``).
+
+    NOTE: asyncio's "Task was destroyed but it is pending!" named a task of the app loop's
+    (``_run_hop()``), after microweb's warning had named the flow (review371).
+    """
+    task, stopped.pending = stopped.pending, None
+    if task is not None and not task.done():
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
 
 
 def _closing_step(
