@@ -118,7 +118,7 @@ def _close_as_cut(
                 # server's cut, or a second cut): the cut, thrown in as it, goes on closing the
                 # flows outside; as an error it was logged as the failure of the flow whose
                 # closing was cut (review356).
-                _named_by_its_flow(stopped)
+                named_by_its_flow(stopped)
                 error: BaseException = asyncio.CancelledError()
             except BaseException as exc:
                 error = exc
@@ -147,10 +147,10 @@ def _close_as_cut(
             _close_own(own[0])
 
 
-def _named_by_its_flow(stopped: LoopStopped) -> None:
-    """Let the task of a flow's closing that ignored its cancellation past the app loop's stop
-    (``stopped.pending``) go unsaid by asyncio once collected: the flow, still running, is
-    named in one warning as it is left to its collection (``_pipeline._close_cut_off``).
+def named_by_its_flow(stopped: LoopStopped) -> None:
+    """Let the task of a flow's step or closing that ignored its cancellation past the app
+    loop's stop (``stopped.pending``) go unsaid by asyncio once collected: the flow, still
+    running, is named in one warning as it is left to its collection (``_pipeline``).
 
     NOTE: asyncio's "Task was destroyed but it is pending!" named a task of the app loop's
     (``_run_hop()``), after microweb's warning had named the flow (review371).
