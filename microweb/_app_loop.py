@@ -44,7 +44,10 @@ STOP_CHECK = 0.1
 # it small).
 SLOW_START = 2.0
 # NOTE: how long the tasks left on a stopping loop get to end once cancelled, and then its
-# async generators to close (seconds each); well below the 10 s AppLoop.stop() waits.
+# async generators to close (seconds each); well below the 10 s AppLoop.stop() waits. Also how
+# long the requests cut off after a server's grace period get to run their cleanup (a stream's
+# finally, a flow's) before the shutdown hooks, under both servers of microweb serve: one app,
+# one grace (Uvicorn gave 1 s, Waitress up to 2 s, review371).
 CLEANUP_WAIT = 2.0
 
 
@@ -54,6 +57,11 @@ class LoopStopped(RuntimeError):
     A server's stop cut the call off (Waitress at the end of its grace period); the thread that
     waited is no error of the app's.
     """
+
+    # NOTE: whether the loop had begun the call (its task made) when it stopped; the call's
+    # task, where it was still pending then (it ignored its cancellation).
+    began = True
+    pending: asyncio.Task[None] | None = None
 
 
 class AppClosed(LoopStopped):
@@ -236,8 +244,12 @@ def wait_for(
         # PERF: the timed wait costs nothing measurable (22.8 -> 22.4 us a round trip); what
         # follows runs only once a wait has lasted STOP_CHECK.
         if not loop.is_running() and not hop.done.acquire(blocking=False):
+            stopped = LoopStopped("the event loop stopped before the call ended")
+            stopped.began = hop.task is not None
+            if hop.task is not None and not hop.task.done():
+                stopped.pending = hop.task
             _close_unstarted(hop)
-            raise LoopStopped("the event loop stopped before the call ended")
+            raise stopped
         if stalled is not None:
             held = held or _LoopHeld(hop, loop)
             if held.check() and stalled(held.held()):
@@ -426,6 +438,13 @@ class AppLoop:
             raise RuntimeError("the app loop cannot wait for itself; await instead")
         try:
             hop = hop_to_loop(loop, awaitable, run_in, within=within)
+        except LoopStopped as stopped:
+            # NOTE: a call the loop had begun, that ignored its cancellation past the loop's
+            # stop: closed by the time this thread saw it, it was taken for a call made after
+            # the app's close ("reached async code after the app was closed") (review371).
+            if stopped.began or not loop.is_closed():
+                raise
+            raise AppClosed("the app loop was stopped: this WSGI app was closed") from None
         except RuntimeError:
             if not loop.is_closed():
                 raise

@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 # imports _close_threads), the close ran on the event loop while only such a bridge was.
 from . import _close_threads  # noqa: F401
 from ._app_loop import AppLoop, LoopStopped, adopt
-from ._cut_closing import close_stopped
+from ._cut_closing import close_stopped, named_by_its_flow
 from ._effects import (
+    FLOW_STEP,
     Apart,
     Effects,
     Ending,
@@ -103,7 +104,9 @@ def _drive(
                     value = app_loop.run(apart(effect), steps)
                 else:
                     value = app_loop.run(effect, steps)
-            except LoopStopped:
+            except LoopStopped as stopped:
+                if type(effect) is FLOW_STEP:
+                    named_by_its_flow(stopped)  # NOTE: a flow's step, named as it is left.
                 # NOTE: the call was cut off, not failed: the flows' and callbacks' handlers of
                 # errors don't get it, their finally blocks run.
                 close_stopped(effects, effect, app_loop, run, steps)

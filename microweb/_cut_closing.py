@@ -63,7 +63,8 @@ def _under_way(app_loop: AppLoop) -> Iterator[None]:
 
 def wait_for_cut_closings(app_loop: AppLoop) -> None:
     """Wait until the cut closings under way on ``app_loop`` (other threads') have ended, or
-    each has run ``CLEANUP_WAIT`` seconds; at once where an event loop runs in this thread.
+    each has run ``CLEANUP_WAIT`` seconds, and ``CLEANUP_WAIT`` seconds at most in all; at
+    once where an event loop runs in this thread.
 
     For the app's close, before its shutdown hooks: a flow's cleanup that a server's cut
     began (Waitress's, at the end of its grace period) ran on the app loop beside them, until
@@ -72,6 +73,10 @@ def wait_for_cut_closings(app_loop: AppLoop) -> None:
     if asyncio._get_running_loop() is not None:
         return  # NOTE: blocked, its loop (the app loop, say) would run no cleanup meanwhile.
     here = threading.get_ident()
+    # NOTE: those under way now end their wait by then; one begun meanwhile (a call cut again
+    # and again) moved the end on, and closings that kept coming held the close for as long
+    # as they came (review371).
+    latest = time.monotonic() + _app_loop.CLEANUP_WAIT
     with _CLOSING_ENDED:
         while True:
             ends = [
@@ -79,7 +84,7 @@ def wait_for_cut_closings(app_loop: AppLoop) -> None:
                 for loop, thread, end in _UNDER_WAY.values()
                 if loop is app_loop and thread != here
             ]
-            left = max(ends, default=0.0) - time.monotonic()
+            left = min(max(ends, default=0.0), latest) - time.monotonic()
             if left <= 0:
                 return
             _CLOSING_ENDED.wait(left)
@@ -108,11 +113,12 @@ def _close_as_cut(
         while True:
             try:
                 value = _closing_step(effect, app_loop, run, steps, own)
-            except LoopStopped:
+            except LoopStopped as stopped:
                 # NOTE: a closing on the app loop cut off in its turn (its stop after the
                 # server's cut, or a second cut): the cut, thrown in as it, goes on closing the
                 # flows outside; as an error it was logged as the failure of the flow whose
                 # closing was cut (review356).
+                named_by_its_flow(stopped)
                 error: BaseException = asyncio.CancelledError()
             except BaseException as exc:
                 error = exc
@@ -139,6 +145,19 @@ def _close_as_cut(
         run(effects.close)
         if own:
             _close_own(own[0])
+
+
+def named_by_its_flow(stopped: LoopStopped) -> None:
+    """Let the task of a flow's step or closing that ignored its cancellation past the app
+    loop's stop (``stopped.pending``) go unsaid by asyncio once collected: the flow, still
+    running, is named in one warning as it is left to its collection (``_pipeline``).
+
+    NOTE: asyncio's "Task was destroyed but it is pending!" named a task of the app loop's
+    (``_run_hop()``), after microweb's warning had named the flow (review371).
+    """
+    task, stopped.pending = stopped.pending, None
+    if task is not None and not task.done():
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
 
 
 def _closing_step(

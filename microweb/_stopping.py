@@ -15,9 +15,6 @@ from multiprocessing import resource_tracker
 from typing import NoReturn, TextIO
 
 logger = logging.getLogger("microweb")
-# NOTE: how long the requests cut off after the grace period get to run their cleanup (a
-# stream's finally) before the shutdown hooks, under both servers.
-CLEANUP_WAIT = 1.0
 # NOTE: Uvicorn's exit status when the app did not start; Waitress and the workers get the same.
 STARTUP_FAILURE = 3
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -35,10 +35,11 @@ from typing import Any
 
 import uvicorn
 
+from ._app_loop import CLEANUP_WAIT
 from ._error_logs import REPORTED_TRACEBACKS
 from ._request import LOGGED_METHOD, LOGGED_PATH
 from ._serve_log import serving_loggers_on
-from ._stopping import CLEANUP_WAIT, OpenStreamHandler, end_by, to_nowhere
+from ._stopping import OpenStreamHandler, end_by, to_nowhere
 from ._unix import port_of
 
 logger = logging.getLogger("microweb")

@@ -35,6 +35,7 @@ from waitress import wasyncore
 from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 
+from ._app_loop import CLEANUP_WAIT
 from ._chunked import ChunkedChannel
 from ._effects import ShutdownError
 from ._errors import log_failure
@@ -42,7 +43,7 @@ from ._parsing import names_option
 from ._request import logged_bytes, logged_method_name
 from ._serve_options import KEEP_ALIVE, host_port
 from ._sockets import reset_after_end
-from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
+from ._stopping import STOP_SIGNALS, end_by
 from ._waitress_parser import OrderlyParser
 from ._wsgi import AFTER_SENT, WSGIDriver
 

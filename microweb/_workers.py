@@ -21,6 +21,7 @@ from typing import Any
 
 import uvicorn
 
+from ._app_loop import CLEANUP_WAIT
 from ._errors import log_failure
 from ._stopping import STOP_SIGNALS, end_by, interrupts_held, take_interrupts
 from ._unix import port_of
@@ -70,9 +71,9 @@ RESTART_PAUSE = 1.0
 CHECK_INTERVAL = 1.0
 MIN_CHECK_INTERVAL = 0.1
 # NOTE: with the watching off, as the server stops, a worker whose loop has made no progress
-# for --graceful-timeout and STOP_MARGIN seconds more (the second the requests cut off get,
-# and one more) is killed, as Gunicorn kills what is left after its graceful timeout.
-STOP_MARGIN = 2.0
+# for --graceful-timeout and STOP_MARGIN seconds more (the CLEANUP_WAIT the requests cut off
+# get, and one more) is killed, as Gunicorn kills what is left after its graceful timeout.
+STOP_MARGIN = CLEANUP_WAIT + 1.0
 # NOTE: how long a worker told of a second signal has to end its wait for the requests in
 # flight and begin its shutdown hooks (a poll, the requests' cancellation, a beat) before it is
 # killed.

@@ -287,7 +287,8 @@ class WSGIDriver:
         """Run the shutdown hooks and the plugins' ``close()`` once, then stop the app loop.
 
         The async flows of requests that a server cut off close first: their cleanups get up
-        to ``CLEANUP_WAIT`` seconds each (2 s) to end before the shutdown hooks start.
+        to ``CLEANUP_WAIT`` seconds (2 s) from each one's start, and from this call's, to end
+        before the shutdown hooks start.
 
         Every step runs even when an earlier one fails; each failure is logged on the
         ``"microweb"`` logger.

@@ -485,14 +485,16 @@ def test_an_async_handler_cut_off_mid_await_ends_before_the_hooks(
     assert "Traceback" not in log, log
 
 
-def test_waitress_runs_the_hooks_once_a_cut_requests_slow_flow_cleanup_has_ended(
-    tmp_path: Path,
+@pytest.mark.parametrize("server", SERVERS)
+def test_the_hooks_start_once_a_cut_requests_slow_flow_cleanup_has_ended(
+    tmp_path: Path, server: str
 ) -> None:
     # NOTE: past Waitress's wait for its threads (one second), the flow's cleanup ran on the
-    # app loop beside the shutdown hooks, and the app loop's stop cut it off; it gets up to
-    # CLEANUP_WAIT (2 s) now. Uvicorn gives a request it cut off one second (review364).
+    # app loop beside the shutdown hooks, and the app loop's stop cut it off (review364).
+    # Uvicorn's wait was one second, Waitress's up to CLEANUP_WAIT (2 s): one app, two graces;
+    # both servers give the same now (review371).
     env = {"SERVING_SLOW_FLOW": "1.4"}
-    served = Served(tmp_path, "waitress", "--graceful-timeout", "0.2", env=env)
+    served = Served(tmp_path, server, "--graceful-timeout", "0.2", env=env)
     _sigterm_once(served, "/awaits", "started")
     assert served.ended_within(timeout=8) < 5
     log = read_log(served.log)
