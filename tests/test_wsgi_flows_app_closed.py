@@ -624,3 +624,108 @@ def test_a_cut_flows_cleanup_that_closes_the_app_does_not_wait_for_its_own_closi
     wsgi.app_loop.cut_waiting()
     thread.join(5)
     assert events == ["outer closed", "shutdown", "closed in 0.0 s"], events
+
+
+def test_the_shutdown_hooks_start_as_a_cut_flows_cleanup_ends_not_at_its_cleanup_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the app's close is told of the cleanup's end: it waits no longer than the cleanup.
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
+    events: list[str] = []
+    app = App()
+    inside = _waiting_index(app)
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("cleanup began")
+            await asyncio.sleep(0.2)
+            events.append("cleanup ended")
+
+    app.on_shutdown(lambda: events.append("shutdown"))
+    wsgi = app.as_wsgi()
+    thread, _ = _get_in_thread(wsgi)
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    _wait_until(lambda: "cleanup began" in events)
+    began = time.monotonic()
+    wsgi.close()
+    assert time.monotonic() - began < 1.5
+    thread.join(5)
+    assert events == ["cleanup began", "cleanup ended", "shutdown"]
+
+
+def test_an_apps_close_does_not_wait_for_the_cut_flows_cleanup_of_another_app(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
+    events: list[str] = []
+    busy, idle = App(), App()
+    inside = _waiting_index(busy)
+    release = threading.Event()
+
+    @busy.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("cleanup began")
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+            events.append("cleanup ended")
+
+    idle.on_shutdown(lambda: events.append("other shutdown"))
+    busy_wsgi, idle_wsgi = busy.as_wsgi(), idle.as_wsgi()
+    thread, _ = _get_in_thread(busy_wsgi)
+    try:
+        assert inside.wait(5)
+        busy_wsgi.app_loop.cut_waiting()
+        _wait_until(lambda: "cleanup began" in events)
+        began = time.monotonic()
+        idle_wsgi.close()
+        assert time.monotonic() - began < 1.5
+        assert events == ["cleanup began", "other shutdown"]
+    finally:
+        release.set()
+        thread.join(5)
+        busy_wsgi.close()
+    assert events == ["cleanup began", "other shutdown", "cleanup ended"]
+
+
+def test_a_cut_flows_cleanup_that_ends_the_process_leaves_no_closing_for_the_apps_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: its closing is no longer under way once the ending has left it: the app's close
+    # does not wait out its cleanup wait.
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
+    app = App()
+    inside = _waiting_index(app)
+
+    @app.middleware
+    async def ends(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(0)
+            raise SystemExit("bye")
+
+    wsgi = app.as_wsgi()
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            wsgi_get(wsgi, "/")
+        except BaseException as exc:  # collected and checked in the test thread
+            raised.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    thread.join(5)
+    assert [type(exc) for exc in raised] == [SystemExit], raised
+    began = time.monotonic()
+    wsgi.close()
+    assert time.monotonic() - began < 1.5
