@@ -729,3 +729,42 @@ def test_a_cut_flows_cleanup_that_ends_the_process_leaves_no_closing_for_the_app
     began = time.monotonic()
     wsgi.close()
     assert time.monotonic() - began < 1.5
+
+
+def test_an_apps_close_from_a_running_event_loop_does_not_wait_for_a_cut_closing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: blocked, the caller's event loop (the app loop, say) would run nothing meanwhile.
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
+    events: list[str] = []
+    app = App()
+    inside = _waiting_index(app)
+    release = threading.Event()
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("cleanup began")
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+
+    app.on_shutdown(lambda: events.append("shutdown"))
+    wsgi = app.as_wsgi()
+    thread, _ = _get_in_thread(wsgi)
+
+    async def close() -> float:
+        began = time.monotonic()
+        wsgi.close()
+        return time.monotonic() - began
+
+    try:
+        assert inside.wait(5)
+        wsgi.app_loop.cut_waiting()
+        _wait_until(lambda: "cleanup began" in events)
+        assert asyncio.run(close()) < 1.5
+        assert events == ["cleanup began", "shutdown"]
+    finally:
+        release.set()
+        thread.join(5)
