@@ -768,3 +768,41 @@ def test_an_apps_close_from_a_running_event_loop_does_not_wait_for_a_cut_closing
     finally:
         release.set()
         thread.join(5)
+
+
+def test_a_flows_step_left_running_past_the_app_loops_stop_is_collected_quietly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the step's task, left pending by the app loop's stop and closed at its collection,
+    # raised "no running event loop" as it ended: an "Exception ignored" (review364).
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    app = App()
+    inside = threading.Event()
+
+    @app.middleware
+    async def stubborn(request: Request) -> AsyncIterator[None]:
+        yield
+        inside.set()
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1)  # NOTE: ignores its cancellation.
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return "hi"
+
+    wsgi = app.as_wsgi()
+    unraisable: list[Any] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        thread, answered = _get_in_thread(wsgi, daemon=True)
+        assert inside.wait(5)
+        wsgi.close()
+        thread.join(5)
+        del wsgi, app, stubborn, index
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert [str(u.exc_value) for u in unraisable] == []
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
