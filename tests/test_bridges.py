@@ -631,6 +631,33 @@ def test_run_in_pool_skips_a_call_cancelled_before_it_started() -> None:
     assert ran == []
 
 
+def test_run_in_pool_drops_the_result_of_a_call_cancelled_while_it_ran(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = make_pool(1)
+    started, release = threading.Event(), threading.Event()
+
+    def call() -> str:
+        started.set()
+        release.wait(5)
+        return "late"
+
+    async def scenario() -> None:
+        running = asyncio.ensure_future(run_in_pool(pool, call))
+        await asyncio.sleep(0)
+        assert await asyncio.to_thread(started.wait, 5)
+        running.cancel()
+        release.set()
+        await asyncio.sleep(0.1)
+        assert running.cancelled()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.shutdown()
+    assert "InvalidStateError" not in caplog.text, caplog.text
+
+
 def test_run_in_pool_a_stop_iteration_is_not_lost() -> None:
     pool = make_pool(1)
 

@@ -714,3 +714,185 @@ def test_a_call_that_ignores_its_cancellation_past_the_loops_stop_is_not_said_to
     thread.join(5)
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
     assert "after the app was closed" not in caplog.text, caplog.text
+
+
+def test_the_shutdown_hooks_start_as_a_cut_flows_cleanup_ends_not_at_its_cleanup_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the app's close is told of the cleanup's end: it waits no longer than the cleanup.
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
+    events: list[str] = []
+    app = App()
+    inside = _waiting_index(app)
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("cleanup began")
+            await asyncio.sleep(0.2)
+            events.append("cleanup ended")
+
+    app.on_shutdown(lambda: events.append("shutdown"))
+    wsgi = app.as_wsgi()
+    thread, _ = _get_in_thread(wsgi)
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    _wait_until(lambda: "cleanup began" in events)
+    began = time.monotonic()
+    wsgi.close()
+    assert time.monotonic() - began < 1.5
+    thread.join(5)
+    assert events == ["cleanup began", "cleanup ended", "shutdown"]
+
+
+def test_an_apps_close_does_not_wait_for_the_cut_flows_cleanup_of_another_app(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
+    events: list[str] = []
+    busy, idle = App(), App()
+    inside = _waiting_index(busy)
+    release = threading.Event()
+
+    @busy.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("cleanup began")
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+            events.append("cleanup ended")
+
+    idle.on_shutdown(lambda: events.append("other shutdown"))
+    busy_wsgi, idle_wsgi = busy.as_wsgi(), idle.as_wsgi()
+    thread, _ = _get_in_thread(busy_wsgi)
+    try:
+        assert inside.wait(5)
+        busy_wsgi.app_loop.cut_waiting()
+        _wait_until(lambda: "cleanup began" in events)
+        began = time.monotonic()
+        idle_wsgi.close()
+        assert time.monotonic() - began < 1.5
+        assert events == ["cleanup began", "other shutdown"]
+    finally:
+        release.set()
+        thread.join(5)
+        busy_wsgi.close()
+    assert events == ["cleanup began", "other shutdown", "cleanup ended"]
+
+
+def test_a_cut_flows_cleanup_that_ends_the_process_leaves_no_closing_for_the_apps_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: its closing is no longer under way once the ending has left it: the app's close
+    # does not wait out its cleanup wait.
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
+    app = App()
+    inside = _waiting_index(app)
+
+    @app.middleware
+    async def ends(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(0)
+            raise SystemExit("bye")
+
+    wsgi = app.as_wsgi()
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            wsgi_get(wsgi, "/")
+        except BaseException as exc:  # collected and checked in the test thread
+            raised.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    thread.join(5)
+    assert [type(exc) for exc in raised] == [SystemExit], raised
+    began = time.monotonic()
+    wsgi.close()
+    assert time.monotonic() - began < 1.5
+
+
+def test_an_apps_close_from_a_running_event_loop_does_not_wait_for_a_cut_closing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: blocked, the caller's event loop (the app loop, say) would run nothing meanwhile.
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
+    events: list[str] = []
+    app = App()
+    inside = _waiting_index(app)
+    release = threading.Event()
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("cleanup began")
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+
+    app.on_shutdown(lambda: events.append("shutdown"))
+    wsgi = app.as_wsgi()
+    thread, _ = _get_in_thread(wsgi)
+
+    async def close() -> float:
+        began = time.monotonic()
+        wsgi.close()
+        return time.monotonic() - began
+
+    try:
+        assert inside.wait(5)
+        wsgi.app_loop.cut_waiting()
+        _wait_until(lambda: "cleanup began" in events)
+        assert asyncio.run(close()) < 1.5
+        assert events == ["cleanup began", "shutdown"]
+    finally:
+        release.set()
+        thread.join(5)
+
+
+def test_a_flows_step_left_running_past_the_app_loops_stop_is_collected_quietly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the step's task, left pending by the app loop's stop and closed at its collection,
+    # raised "no running event loop" as it ended: an "Exception ignored" (review364).
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    app = App()
+    inside = threading.Event()
+
+    @app.middleware
+    async def stubborn(request: Request) -> AsyncIterator[None]:
+        yield
+        inside.set()
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1)  # NOTE: ignores its cancellation.
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return "hi"
+
+    wsgi = app.as_wsgi()
+    unraisable: list[Any] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        thread, answered = _get_in_thread(wsgi, daemon=True)
+        assert inside.wait(5)
+        wsgi.close()
+        thread.join(5)
+        del wsgi, app, stubborn, index
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert [str(u.exc_value) for u in unraisable] == []
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
