@@ -10,6 +10,7 @@ import importlib.util
 import json
 import logging
 import math
+import os
 import re
 import signal
 import socket
@@ -26,9 +27,11 @@ from typing import Any
 import httpx
 import pytest
 from servers import (
+    HAS_UVLOOP,
     HOST,
     environment,
     free_port,
+    pinned,
     read_log,
     start,
     stop,
@@ -638,7 +641,6 @@ def test_the_loop_reaches_uvicorn(fake_uvicorn: FakeUvicorn, loop: str) -> None:
     assert fake_uvicorn.settings["loop"] == loop
 
 
-HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 # NOTE: asyncio's loops are of its modules (asyncio.unix_events, asyncio.windows_events).
 ASYNCIO_LOOP = "asyncio."
 
@@ -647,7 +649,8 @@ ASYNCIO_LOOP = "asyncio."
 @pytest.mark.parametrize(
     ("loop", "running"),
     [
-        pytest.param([], "uvloop.Loop" if HAS_UVLOOP else ASYNCIO_LOOP, id="auto"),
+        # NOTE: "auto" named, as the suite's commands get servers.TEST_LOOP otherwise.
+        pytest.param(["--loop", "auto"], "uvloop.Loop" if HAS_UVLOOP else ASYNCIO_LOOP, id="auto"),
         pytest.param(["--loop", "asyncio"], ASYNCIO_LOOP, id="asyncio"),
         pytest.param(
             ["--loop", "uvloop"],
@@ -677,6 +680,26 @@ def test_a_loop_factory_runs_the_app(tmp_path: Path, workers: list[str]) -> None
         answer = exchange(url, b"GET /syn%63 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 ")
     assert answer.endswith(b"\r\n\r\n/sync eager=True")
+
+
+@pytest.mark.parametrize(
+    ("command", "added"),
+    [
+        (["python", "-m", "microweb", "serve", "app:app"], True),
+        (["python", "-m", "microweb", "serve", "app:app", "--server", "uvicorn"], True),
+        (["/venv/bin/microweb", "serve", "app:app", "--workers", "2"], True),
+        (["python", "-m", "microweb", "serve", "app:app", "--server", "waitress"], False),
+        (["python", "-m", "microweb", "serve", "app:app", "--loop", "uvloop"], False),
+        (["python", "-m", "microweb", "serve", "app:app", "--loop=auto"], False),
+        (["python", "-m", "microweb", "serve", "--help"], False),
+        (["python", "-m", "microweb", "routes", "app:app"], False),
+        (["python", "-m", "uvicorn", "--factory", "app:app.as_asgi"], False),
+    ],
+)
+def test_the_suites_serve_commands_are_pinned_to_asyncio(command: list[str], added: bool) -> None:
+    # NOTE: the uvicorn command reads UVICORN_LOOP, which conftest.py sets.
+    assert pinned(command) == ([*command, "--loop", "asyncio"] if added else command)
+    assert os.environ["UVICORN_LOOP"] == "asyncio"
 
 
 @contextmanager
