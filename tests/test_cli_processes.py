@@ -431,7 +431,8 @@ def take_interrupts():
 
 
 _workers.take_interrupts = _supervisor.take_interrupts = take_interrupts
-config = Config("microweb._serving:asgi_from_environment", factory=True)
+# NOTE: asyncio's loop, as every Uvicorn of the suite's (tests/servers.py TEST_LOOP).
+config = Config("microweb._serving:asgi_from_environment", factory=True, loop="asyncio")
 if sys.argv[1] == "workers":
     _, child = Pipe()
     _workers._run_worker(config, [], child, [0, 0, 0, 0], 5.0, os.getppid())
