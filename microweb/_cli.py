@@ -165,6 +165,13 @@ def _parser() -> argparse.ArgumentParser:
         help="connections served at once: waitress accepts no more (default 100); "
         "uvicorn answers 503 past it (default: no limit)",
     )
+    serve_cmd.add_argument(
+        "--loop",
+        # NOTE: no default here (None), so that waitress can tell it given.
+        metavar="LOOP",
+        help="uvicorn: the event loop, auto (uvloop where it is installed, else asyncio; the "
+        "default), asyncio, uvloop, or a loop factory as module:name",
+    )
     routes_cmd = commands.add_parser("routes", help="print the route table of an app")
     routes_cmd.add_argument("target", help=TARGET_HELP)
     routes_cmd.add_argument("--factory", action="store_true", help=FACTORY_HELP)
@@ -256,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 connection_limit=args.connection_limit,
                 uds=args.uds,
                 timeout_worker_healthcheck=args.timeout_worker_healthcheck,
+                loop=args.loop,
             )
     except TargetError as exc:
         message = f"microweb: error: {exc}"

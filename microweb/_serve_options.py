@@ -5,9 +5,12 @@ an address that names nothing to listen on is logged as a failed start (status 3
 from __future__ import annotations
 
 import errno
+import importlib
+import importlib.util
 import math
 import os
 import socket
+import sys
 from typing import Any
 
 from ._errors import log_failure
@@ -121,6 +124,61 @@ def _check_healthcheck(timeout: float, server: str, workers: int, reload: bool) 
     raise TargetError(
         f"--timeout-worker-healthcheck watches the processes of --workers (2 or more): {why}"
     )
+
+
+# NOTE: Uvicorn's --loop names microweb serve passes on (a module:name factory too); Uvicorn's
+# "none" and "zuvloop" are left out: asyncio's default loop is "asyncio", and zuvloop is no
+# package microweb is tested with.
+LOOPS = ("auto", "asyncio", "uvloop")
+
+
+def event_loop(loop: str | None, server: str) -> str:
+    """Return Uvicorn's ``loop`` setting for ``--loop``: ``auto`` if not given.
+
+    A ``module:name`` factory is imported here (the working directory on ``sys.path``, as for
+    a target), so that one that is not there is refused before anything starts; Uvicorn, and
+    each worker's, imports it by that name again.
+
+    Raises:
+        TargetError: If given under waitress, not one of ``LOOPS`` nor ``module:name``, uvloop
+            not installed, or the factory not found or not callable.
+    """
+    if loop is None:
+        return "auto"
+    if server == "waitress":
+        raise TargetError("--loop is for uvicorn; waitress runs no event loop")
+    if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise TargetError(
+            "--loop uvloop: uvloop is not installed; install it with: pip install uvloop"
+        )
+    if loop in LOOPS:
+        return loop
+    module, _, name = loop.partition(":")
+    dotted = all(part.isidentifier() for part in f"{module}.{name}".split("."))
+    if not dotted:
+        raise TargetError(
+            f"--loop must be {', '.join(LOOPS)} or a loop factory as module:name, got {loop!r}"
+        )
+    factory = _loop_factory(loop, module, name)
+    if not callable(factory):
+        raise TargetError(f"--loop {loop}: {name!r} is not callable (a loop factory is)")
+    return loop
+
+
+def _loop_factory(loop: str, module: str, name: str) -> object:
+    """Import the loop factory ``module:name``."""
+    sys.path.insert(0, os.getcwd())
+    try:
+        found: object = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module + ".").startswith(exc.name + "."):
+            raise  # NOTE: a module it imports is missing: an error of its code.
+        raise TargetError(f"--loop {loop}: cannot import module {module!r}: {exc}") from None
+    for part in name.split("."):
+        if not hasattr(found, part):
+            raise TargetError(f"--loop {loop}: module {module!r} has no attribute {name!r}")
+        found = getattr(found, part)
+    return found
 
 
 def check_host(host: str) -> None:

@@ -36,6 +36,7 @@ from ._serve_options import (
     check_least,
     check_most,
     check_workers,
+    event_loop,
     healthcheck_timeout,
     normalize_root_path,
     picks_several_ports,
@@ -244,6 +245,7 @@ def serve(
     connection_limit: int | None = None,
     uds: str | None = None,
     timeout_worker_healthcheck: float | None = None,
+    loop: str | None = None,
 ) -> None:
     """Serve the app named by ``target`` until SIGTERM, SIGINT or SIGQUIT, then stop in order.
 
@@ -268,6 +270,9 @@ def serve(
     With ``workers``, a worker whose event loop makes no progress for
     ``timeout_worker_healthcheck`` seconds (``HEALTHCHECK_TIMEOUT`` if ``None``, no limit if
     0) is stopped, killed if it stays stuck, and replaced; it is refused with one process.
+
+    ``loop`` is Uvicorn's event loop (``auto``, its default, if ``None``): ``asyncio``,
+    ``uvloop``, or a loop factory named ``module:name``; it is refused under Waitress.
 
     Raises:
         TargetError: If the target is not an App, the server package is not installed (the
@@ -312,6 +317,7 @@ def serve(
     else:
         check_host(host)
     root_path = normalize_root_path(root_path)
+    loop = event_loop(loop, server)
     # NOTE: a shell makes its background jobs ignore SIGINT, and Python keeps that: the
     # target's import and Waitress's startup hooks ran on through a SIGINT, and the server then
     # served (Uvicorn's path, which sets this handler itself, ended at once).
@@ -343,6 +349,7 @@ def serve(
             keep_alive=keep_alive,
             connection_limit=connection_limit,
             timeout_worker_healthcheck=timeout_worker_healthcheck,
+            loop=loop,
         )  # fmt: skip
     finally:
         if listener is not None:
@@ -392,6 +399,7 @@ def _serve(
     keep_alive: float,
     connection_limit: int | None,
     timeout_worker_healthcheck: float,
+    loop: str,
 ) -> int | None:
     """Run ``server`` until it stops; return the signal that stopped it, ``None`` if it did
     not start."""
@@ -438,6 +446,8 @@ def _serve(
         "ws_max_size": websocket_message_cap(app),
         "http": UVICORN_HTTP if importlib.util.find_spec("httptools") else UVICORN_H11,
         "ws": _websocket_protocol(),
+        # NOTE: by name, as each worker's Uvicorn imports it (a module:name factory too).
+        "loop": loop,
     }
     if shared is None:
         settings.update(host=host, port=port)

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import gc
 import importlib.util
+import os
 import shutil
 import signal
 import sys
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
 
 MakeClient = Callable[[App], TestClient]
 """The type of the ``make_client`` fixture: ``make_client(app)`` gives a TestClient for ``app``."""
+
+# NOTE: the uvicorn command each test starts runs on asyncio's loop unless the test says
+# --loop (servers.TEST_LOOP, which microweb serve's commands get as --loop): Uvicorn's default
+# picks uvloop wherever it is installed.
+os.environ["UVICORN_LOOP"] = "asyncio"
 
 INSTALL_CHROMIUM = "apt-get install -y chromium (Debian), or python -m playwright install chromium"
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import importlib.util
+import itertools
 import os
 import random
 import re
@@ -109,6 +111,42 @@ def environment(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
     env.update(extra)
     return env
+
+
+# NOTE: the event loop every Uvicorn the suite starts runs on, unless its test asks for another
+# (--loop uvloop, a factory): asyncio's, as on a machine without uvloop, so that the suite
+# tests the same loop with uvloop installed or not (review375). conftest.py gives the uvicorn
+# command UVICORN_LOOP; microweb serve, which reads no such variable, gets --loop (pinned()).
+TEST_LOOP = "asyncio"
+
+
+HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
+# NOTE: for the few real-server tests that run under both loops (--loop LOOP): uvloop's where
+# it is installed (the test extra installs it but on Windows and PyPy).
+SERVER_LOOPS = [
+    pytest.param("asyncio"),
+    pytest.param(
+        "uvloop", marks=pytest.mark.skipif(not HAS_UVLOOP, reason="uvloop is not installed")
+    ),
+]
+
+
+def pinned(command: Sequence[str]) -> list[str]:
+    """Return ``command`` with ``--loop TEST_LOOP`` if it is a ``microweb serve`` under Uvicorn
+    that names no loop of its own; any other command as it is."""
+    command = list(command)
+    serves = any(
+        (word == "microweb" or word.endswith(f"{os.sep}microweb")) and following == "serve"
+        for word, following in itertools.pairwise(command)
+    )
+    if not serves or any(word == "--loop" or word.startswith("--loop=") for word in command):
+        return command
+    if any(word in ("--help", "-h", "--version") for word in command):
+        return command
+    servers = [following for word, following in itertools.pairwise(command) if word == "--server"]
+    if servers and servers[-1] != "uvicorn":
+        return command
+    return [*command, "--loop", TEST_LOOP]
 
 
 def waitress_command(app: str, port: int, options: Sequence[str] = ()) -> list[str]:
@@ -227,7 +265,7 @@ def start(
     """
     with log.open("wb") as output:
         process = subprocess.Popen(
-            list(command),
+            pinned(command),
             cwd=cwd,
             env=environment() if env is None else dict(env),
             stdin=subprocess.DEVNULL,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import importlib
+import importlib.util
 import json
 import logging
 import math
+import os
 import re
 import signal
 import socket
@@ -24,9 +27,11 @@ from typing import Any
 import httpx
 import pytest
 from servers import (
+    HAS_UVLOOP,
     HOST,
     environment,
     free_port,
+    pinned,
     read_log,
     start,
     stop,
@@ -187,6 +192,7 @@ def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyP
         "ws_max_size": 5000 + 64 * 1024,
         "http": "microweb._httptools:BoundedHttpTools",
         "ws": "microweb._ws_flow:FlowControlledWebSockets",
+        "loop": "auto",  # NOTE: Uvicorn's default, as before --loop.
     }
     assert app.max_threads == 3
     assert fake_uvicorn.ended == [signal.SIGTERM]  # NOTE: a plain return is a stop on SIGTERM.
@@ -205,6 +211,7 @@ def test_uvicorn_processes_get_every_option(
         log_level="debug",
         client_timeout=45,
         keep_alive=0.5,
+        loop="asyncio",
     )
     settings = fake_uvicorn.settings
     assert fake_uvicorn.app == "microweb._serving:asgi_from_environment"
@@ -217,6 +224,7 @@ def test_uvicorn_processes_get_every_option(
     assert settings["timeout_graceful_shutdown"] == serving_module.GRACEFUL_TIMEOUT
     assert settings["timeout_worker_healthcheck"] == 5
     assert settings["timeout_keep_alive"] == 0.5  # NOTE: each worker's Uvicorn reads it.
+    assert settings["loop"] == "asyncio"
     assert settings["workers" if "workers" in mode else "reload"] == next(iter(mode.values()))
     environ = {
         name: serving_module.os.environ.get(f"MICROWEB_{name}")
@@ -562,6 +570,151 @@ def test_bad_process_options_say_what_is_wrong(
         monkeypatch.setattr(serving_module, serving, served)
     assert cli.main(["serve", APP_FILE, *options]) == 2
     assert message in capsys.readouterr().err
+
+
+LOOP_CHOICES = "--loop must be auto, asyncio, uvloop or a loop factory as module:name"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--server", "waitress", "--loop", "asyncio"],
+            "--loop is for uvicorn; waitress runs no event loop",
+        ),
+        (["--server", "waitress", "--loop", "auto"], "--loop is for uvicorn"),
+        (["--loop", "trio"], f"{LOOP_CHOICES}, got 'trio'"),
+        (["--loop", ""], f"{LOOP_CHOICES}, got ''"),
+        (["--loop", "eager_app:"], f"{LOOP_CHOICES}, got 'eager_app:'"),
+        (["--loop", ":factory"], f"{LOOP_CHOICES}, got ':factory'"),
+        (["--loop", "eager_app:factory()"], f"{LOOP_CHOICES}, got 'eager_app:factory()'"),
+        (["--loop", "../x:factory"], f"{LOOP_CHOICES}, got '../x:factory'"),
+        (
+            ["--loop", "no_such_loops:factory"],
+            "--loop no_such_loops:factory: cannot import module 'no_such_loops'",
+        ),
+        (
+            ["--loop", "eager_app:nothing"],
+            "--loop eager_app:nothing: module 'eager_app' has no attribute 'nothing'",
+        ),
+        (
+            ["--loop", "eager_app:__name__"],
+            "--loop eager_app:__name__: '__name__' is not callable (a loop factory is)",
+        ),
+    ],
+)
+def test_bad_loops_say_what_is_wrong(
+    options: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def served(*args: object, **settings: object) -> None:
+        raise AssertionError(f"{options} was served")
+
+    for serving in ("_serve_waitress", "_serve_uvicorn", "_serve_uvicorn_processes"):
+        monkeypatch.setattr(serving_module, serving, served)
+    assert cli.main(["serve", APP_FILE, *options]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_uvloop_not_installed_is_said(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    find_spec = importlib.util.find_spec
+
+    def without_uvloop(name: str, package: str | None = None) -> Any:
+        return None if name == "uvloop" else find_spec(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_uvloop)
+    monkeypatch.setattr(serving_module, "_serve_uvicorn", lambda *args: pytest.fail("served"))
+    assert cli.main(["serve", APP_FILE, "--loop", "uvloop"]) == 2
+    err = capsys.readouterr().err
+    assert "--loop uvloop: uvloop is not installed; install it with: pip install uvloop" in err
+
+
+@pytest.mark.parametrize("loop", ["auto", "asyncio", "uvloop", "eager_app:factory"])
+def test_the_loop_reaches_uvicorn(fake_uvicorn: FakeUvicorn, loop: str) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    assert cli.main(["serve", APP_FILE, "--loop", loop]) == 0
+    assert fake_uvicorn.settings["loop"] == loop
+
+
+# NOTE: asyncio's loops are of its modules (asyncio.unix_events, asyncio.windows_events).
+ASYNCIO_LOOP = "asyncio."
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(
+    ("loop", "running"),
+    [
+        # NOTE: "auto" named, as the suite's commands get servers.TEST_LOOP otherwise.
+        pytest.param(["--loop", "auto"], "uvloop.Loop" if HAS_UVLOOP else ASYNCIO_LOOP, id="auto"),
+        pytest.param(["--loop", "asyncio"], ASYNCIO_LOOP, id="asyncio"),
+        pytest.param(
+            ["--loop", "uvloop"],
+            "uvloop.Loop",
+            id="uvloop",
+            marks=pytest.mark.skipif(not HAS_UVLOOP, reason="uvloop is not installed"),
+        ),
+    ],
+)
+def test_the_running_loop_is_the_one_asked_for(
+    tmp_path: Path, loop: list[str], running: str
+) -> None:
+    with serving_eager(tmp_path, *loop) as url:
+        answer = httpx.get(f"{url}/loop", timeout=5)
+    assert answer.status_code == 200
+    assert answer.text.startswith(running)
+
+
+@pytest.mark.servers
+@pytest.mark.skipif(
+    not hasattr(asyncio, "eager_task_factory"), reason="no eager task factory before 3.12"
+)
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one", "workers"])
+def test_a_loop_factory_runs_the_app(tmp_path: Path, workers: list[str]) -> None:
+    # NOTE: each worker imports the factory by its name, as Uvicorn's own does.
+    with serving_eager(tmp_path, "--loop", "eager_app:factory", *workers) as url:
+        answer = exchange(url, b"GET /syn%63 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.endswith(b"\r\n\r\n/sync eager=True")
+
+
+@pytest.mark.parametrize(
+    ("command", "added"),
+    [
+        (["python", "-m", "microweb", "serve", "app:app"], True),
+        (["python", "-m", "microweb", "serve", "app:app", "--server", "uvicorn"], True),
+        (["/venv/bin/microweb", "serve", "app:app", "--workers", "2"], True),
+        (["python", "-m", "microweb", "serve", "app:app", "--server", "waitress"], False),
+        (["python", "-m", "microweb", "serve", "app:app", "--loop", "uvloop"], False),
+        (["python", "-m", "microweb", "serve", "app:app", "--loop=auto"], False),
+        (["python", "-m", "microweb", "serve", "--help"], False),
+        (["python", "-m", "microweb", "routes", "app:app"], False),
+        (["python", "-m", "uvicorn", "--factory", "app:app.as_asgi"], False),
+    ],
+)
+def test_the_suites_serve_commands_are_pinned_to_asyncio(command: list[str], added: bool) -> None:
+    # NOTE: the uvicorn command reads UVICORN_LOOP, which conftest.py sets.
+    assert pinned(command) == ([*command, "--loop", "asyncio"] if added else command)
+    assert os.environ["UVICORN_LOOP"] == "asyncio"
+
+
+@contextmanager
+def serving_eager(tmp_path: Path, *options: str) -> Iterator[str]:
+    """Run ``microweb serve eager_app`` with ``options``; yield its URL."""
+    port = free_port()
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "eager_app"),
+        *("--port", str(port), "--log-level", "warning", *options),
+    ]
+    process = start(command, port=port, log=tmp_path / "eager.log", ready_timeout=15)
+    try:
+        yield f"http://{HOST}:{port}"
+    finally:
+        stop(process, timeout=10)
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ from servers import (
     SERVE_MODES,
     environment,
     free_port,
+    pinned,
     read_log,
     refuses_connections,
     start,
@@ -204,7 +205,7 @@ def _start_as_group(
     foreground job is, so that a signal can go to the group as Ctrl+C or Ctrl+\\ sends it."""
     with log.open("wb") as output:
         return subprocess.Popen(
-            command,
+            pinned(command),
             cwd=REPO_ROOT,
             env=variables,
             stdin=subprocess.DEVNULL,
@@ -380,7 +381,7 @@ def test_sigquit_as_the_options_are_parsed_ends_the_command_by_sigterm(tmp_path:
     script.write_text(QUIT_AS_PARSED)
     command = [sys.executable, str(script), *_command(free_port())[3:]]
     done = subprocess.run(
-        command,
+        pinned(command),
         cwd=REPO_ROOT,
         env=environment(),
         capture_output=True,
@@ -430,7 +431,8 @@ def take_interrupts():
 
 
 _workers.take_interrupts = _supervisor.take_interrupts = take_interrupts
-config = Config("microweb._serving:asgi_from_environment", factory=True)
+# NOTE: asyncio's loop, as every Uvicorn of the suite's (tests/servers.py TEST_LOOP).
+config = Config("microweb._serving:asgi_from_environment", factory=True, loop="asyncio")
 if sys.argv[1] == "workers":
     _, child = Pipe()
     _workers._run_worker(config, [], child, [0, 0, 0, 0], 5.0, os.getppid())
@@ -681,7 +683,7 @@ def test_reload_serves_on_once_no_one_reads_the_output(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "microweb", "serve", "reloaded_app:app", "--reload"]
     with log.open("wb") as errors:
         process = subprocess.Popen(
-            [*command, "--port", str(port), "--log-level", "warning"],
+            pinned([*command, "--port", str(port), "--log-level", "warning"]),
             cwd=tmp_path,
             env=environment(),
             stdin=subprocess.DEVNULL,
@@ -743,7 +745,7 @@ def test_a_signal_while_a_child_imports_the_app_ends_it_before_its_hooks(
     command = _command(free_port(), *SERVE_MODES[mode])
     with log.open("wb") as output:
         process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=variables, stdout=output, stderr=subprocess.STDOUT
+            pinned(command), cwd=REPO_ROOT, env=variables, stdout=output, stderr=subprocess.STDOUT
         )
     try:
         # NOTE: the main process imports the app first, then each child.
@@ -764,7 +766,7 @@ def test_an_access_log_no_one_reads_any_more_logs_no_error(tmp_path: Path, mode:
     port, log = free_port(), tmp_path / "serve.log"
     with log.open("wb") as errors:
         process = subprocess.Popen(
-            _command(port, *SERVE_MODES[mode]),
+            pinned(_command(port, *SERVE_MODES[mode])),
             cwd=REPO_ROOT,
             env=environment(),
             stdin=subprocess.DEVNULL,
@@ -1157,7 +1159,7 @@ def test_a_target_that_closes_stderr_and_fails_to_load_ends_with_status_2(
         *("--port", str(free_port()), *SERVE_MODES[mode]),
     ]
     result = subprocess.run(
-        command, cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=60
+        pinned(command), cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2, result.stderr
 
@@ -1234,7 +1236,7 @@ def test_an_access_log_no_one_reads_through_an_apps_own_stdout_answers_every_req
     ]
     with log.open("wb") as errors:
         process = subprocess.Popen(
-            command,
+            pinned(command),
             cwd=tmp_path,
             env=environment(),
             stdin=subprocess.DEVNULL,

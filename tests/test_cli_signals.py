@@ -21,11 +21,13 @@ from typing import Any
 import httpx
 import pytest
 from servers import (
+    HAS_UVLOOP,
     HOST,
     REPO_ROOT,
     Process,
     environment,
     free_port,
+    pinned,
     read_log,
     refuses_connections,
     start,
@@ -45,6 +47,11 @@ pytestmark = [
 ]
 
 SERVERS = ["waitress", "uvicorn"]
+# NOTE: Uvicorn on uvloop too, for a few of the tests (every other one runs on asyncio's loop:
+# servers.TEST_LOOP).
+ON_UVLOOP = pytest.param(
+    "uvicorn-uvloop", marks=pytest.mark.skipif(not HAS_UVLOOP, reason="uvloop is not installed")
+)
 SIGNALS = [signal.SIGTERM, signal.SIGINT]
 SLOW_BODY_SIZE = 300_000
 
@@ -55,6 +62,8 @@ class Served:
     def __init__(
         self, tmp_path: Path, server: str, *options: str, env: dict[str, str] | None = None
     ) -> None:
+        if server == "uvicorn-uvloop":
+            server, options = "uvicorn", (*options, "--loop", "uvloop")
         self.port = free_port()
         self.events = tmp_path / "events.txt"
         self.log = tmp_path / "serve.log"
@@ -108,7 +117,7 @@ def _get_in_background(url: str) -> tuple[threading.Thread, dict[str, object]]:
 
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
-@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("server", [*SERVERS, ON_UVLOOP])
 def test_signal_lets_the_request_in_flight_finish_then_runs_the_hooks(
     tmp_path: Path, server: str, sig: signal.Signals
 ) -> None:
@@ -234,8 +243,11 @@ def test_a_shutdown_hooks_sys_exit_ends_the_process_with_it(tmp_path: Path, serv
     assert "appears unsupported" not in log, log
 
 
-def test_sigterm_closes_open_websockets_with_1012_before_the_hooks(tmp_path: Path) -> None:
-    served = Served(tmp_path, "uvicorn", "--graceful-timeout", "5", env={"SERVING_WEBSOCKET": "1"})
+@pytest.mark.parametrize("server", ["uvicorn", ON_UVLOOP])
+def test_sigterm_closes_open_websockets_with_1012_before_the_hooks(
+    tmp_path: Path, server: str
+) -> None:
+    served = Served(tmp_path, server, "--graceful-timeout", "5", env={"SERVING_WEBSOCKET": "1"})
     url = f"ws://{HOST}:{served.port}/ws"
     with connect(url, proxy=None, open_timeout=5) as first, connect(url, proxy=None) as second:
         for ws in (first, second):
@@ -375,7 +387,7 @@ def test_a_signal_ends_a_startup_hook_that_hangs(
     variables = environment(SERVING_EVENTS=str(events), SERVING_HANG_STARTUP=colour)
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [*command, "--port", str(free_port())],
+            pinned([*command, "--port", str(free_port())]),
             cwd=REPO_ROOT,
             env=variables,
             stdin=subprocess.DEVNULL,
@@ -424,7 +436,7 @@ def test_sigint_before_serving_ends_the_process_by_sigint(
     command = [sys.executable, "-m", "microweb", "serve", "slow_target", "--server", server]
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [*command, "--port", str(free_port())],
+            pinned([*command, "--port", str(free_port())]),
             cwd=tmp_path,
             env=environment(),
             stdin=subprocess.DEVNULL,

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from servers import HOST, REPO_ROOT, environment, free_port
+from servers import HOST, REPO_ROOT, environment, free_port, pinned
 
 from microweb import App
 from microweb._waitress import serve_waitress
@@ -42,7 +42,7 @@ def _serve(
     ]
     variables = environment(SERVING_EVENTS=str(events), **env)
     return subprocess.run(
-        command, cwd=REPO_ROOT, env=variables, capture_output=True, text=True, timeout=20
+        pinned(command), cwd=REPO_ROOT, env=variables, capture_output=True, text=True, timeout=20
     )
 
 
@@ -125,7 +125,7 @@ def _routes(events: Path, **env: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "microweb", "routes", "serving_app"]
     variables = environment(SERVING_EVENTS=str(events), **env)
     return subprocess.run(
-        command, cwd=REPO_ROOT, env=variables, capture_output=True, text=True, timeout=20
+        pinned(command), cwd=REPO_ROOT, env=variables, capture_output=True, text=True, timeout=20
     )
 
 
@@ -234,7 +234,12 @@ def test_the_websocket_warning_under_waitress_is_one_log_line(tmp_path: Path) ->
             *("--server", "waitress", "--host", HOST, "--port", str(taken.getsockname()[1])),
         ]
         done = subprocess.run(
-            command, cwd=REPO_ROOT, env=environment(), capture_output=True, text=True, timeout=20
+            pinned(command),
+            cwd=REPO_ROOT,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=20,
         )
     log = done.stdout + done.stderr
     assert done.returncode == STARTUP_FAILURE, log

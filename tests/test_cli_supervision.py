@@ -34,9 +34,11 @@ from servers import (
     MODE_PROCESSES,
     REPO_ROOT,
     SERVE_MODES,
+    SERVER_LOOPS,
     environment,
     free_port,
     hangup_ends_it,
+    pinned,
     read_log,
     stop,
     wait_for,
@@ -70,7 +72,7 @@ def _serving(
     command = [sys.executable, "-m", "microweb", "serve", target, "--host", HOST]
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [*command, "--port", str(port), *options],
+            pinned([*command, "--port", str(port), *options]),
             cwd=REPO_ROOT,
             env=environment(**env),
             stdin=subprocess.DEVNULL,
@@ -245,6 +247,8 @@ def _serving_workers(
         _kill_all(pids)
 
 
+# NOTE: under uvloop too, which calls the loop's callbacks from C (review368).
+@pytest.mark.parametrize("loop", SERVER_LOOPS)
 @pytest.mark.parametrize(
     ("path", "where"),
     [
@@ -254,13 +258,13 @@ def _serving_workers(
     ],
 )
 def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(
-    tmp_path: Path, path: str, where: str
+    tmp_path: Path, path: str, where: str, loop: str
 ) -> None:
     # NOTE: only a worker that ended was replaced: one whose loop an async def handler blocked
     # (a time.sleep(), a loop with no await) kept its slot, and half the requests, forever.
     target, events = _blocking_app(tmp_path)
     port, log = free_port(), tmp_path / "serve.log"
-    options = ("--workers", "2", "--timeout-worker-healthcheck", "1")
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "1", "--loop", loop)
     env = {"SERVING_EVENTS": str(events)}
     with _serving_workers(log, port, *options, target=target, **env) as (process, pids):
         assert len(pids) == 2 and process.poll() is None, read_log(log)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servers import environment, read_log, stop, wait_for
+from servers import environment, pinned, read_log, stop, wait_for
 
 import microweb._cli as cli
 from microweb._unix import SOCKET_MODE, bind_unix
@@ -34,7 +34,7 @@ def serving(
     command = [sys.executable, "-m", "microweb", "serve", "serving_app", "--uds", str(path)]
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [*command, *options],
+            pinned([*command, *options]),
             env=environment(),
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -148,7 +148,11 @@ def test_a_file_at_the_path_is_never_deleted(tmp_path: Path, server: str, given:
     command = [sys.executable, "-m", "microweb", "serve", "serving_app", "--server", server]
     uds = str(path) if given == "absolute" else path.name
     done = subprocess.run(
-        [*command, "--uds", uds], env=environment(), cwd=tmp_path, capture_output=True, timeout=30
+        pinned([*command, "--uds", uds]),
+        env=environment(),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=30,
     )
     # NOTE: an option that names the wrong file (status 2, said before the app's import),
     # where it was a failed start (status 3), as for a port that is taken.

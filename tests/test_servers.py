@@ -16,7 +16,15 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from servers import HOST, serving_module, serving_plainly, uvicorn_command, waitress_command
+from servers import (
+    HAS_UVLOOP,
+    HOST,
+    plain_command,
+    serving_module,
+    serving_plainly,
+    uvicorn_command,
+    waitress_command,
+)
 
 pytestmark = pytest.mark.servers
 
@@ -37,12 +45,32 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
 
-@pytest.fixture(scope="module", params=["waitress", "uvicorn"])
+def _uvloop_command(port: int) -> list[str]:
+    return [*plain_command("uvicorn", APP, port), "--loop", "uvloop"]
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "waitress",
+        "uvicorn",
+        # NOTE: Uvicorn on uvloop too (every other real server of the suite runs on asyncio's
+        # loop: servers.TEST_LOOP), for this set of requests.
+        pytest.param(
+            "uvicorn-uvloop",
+            marks=pytest.mark.skipif(not HAS_UVLOOP, reason="uvloop is not installed"),
+        ),
+    ],
+)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """Run the example app under one real server for the whole module."""
     name = str(request.param)
+    if name == "uvicorn-uvloop":
+        with serving_module(name, _uvloop_command, tmp_path_factory) as (port, _):
+            yield Server(name, "asgi", port)
+        return
     with serving_plainly(name, APP, tmp_path_factory) as (port, _):
         yield Server(name, "wsgi" if name == "waitress" else "asgi", port)
 

@@ -14,6 +14,7 @@ import hashlib
 import os
 import random
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,7 @@ import httpx
 import pytest
 from servers import (
     HOST,
+    SERVER_LOOPS,
     environment,
     free_port,
     plain_command,
@@ -226,6 +228,27 @@ def test_upload_temp_files_are_closed_after_the_request(server: Server, colour: 
     assert response.status_code == 200
     assert response.json()["in_memory"] is False
     assert _wait_for_no_temp_files(server) == []
+
+
+@pytest.mark.parametrize("loop", SERVER_LOOPS)
+def test_an_upload_under_microweb_serve_on_each_loop(tmp_path: Path, loop: str) -> None:
+    port, log = free_port(), tmp_path / "server.log"
+    (tmp_path / "tmp").mkdir()
+    env = environment(STREAMING_APP_DIR=str(tmp_path), TMPDIR=str(tmp_path / "tmp"))
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", APP, "--port", str(port)),
+        *("--log-level", "warning", "--loop", loop),
+    ]
+    data = random.Random(5).randbytes(3 * MiB)
+    with running(command, port=port, log=log, env=env) as process:
+        server = Server(f"serve-{loop}", port, process.pid, tmp_path, log)
+        with httpx.Client(base_url=server.base_url, timeout=15.0) as http:
+            for colour in ("sync", "async"):
+                response = http.post(f"/upload/{colour}", files={"file": ("a.bin", data)})
+                assert response.status_code == 200, response.text
+                assert response.json()["sha256"] == hashlib.sha256(data).hexdigest()
+                assert response.json()["in_memory"] is False
+        assert _wait_for_no_temp_files(server) == []
 
 
 def test_client_leaving_mid_upload_leaves_no_temp_file(server: Server, colour: str) -> None:

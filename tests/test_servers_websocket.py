@@ -19,6 +19,7 @@ import httpx
 import pytest
 from servers import (
     HOST,
+    SERVER_LOOPS,
     UVICORN_SENDS_DENIAL,
     Uvicorn,
     free_port,
@@ -216,6 +217,22 @@ def served_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     command = serve_command("uvicorn", "ws_app", server.port)
     with running(command, port=server.port, log=server.log):
         yield server
+
+
+@pytest.mark.parametrize("loop", SERVER_LOOPS)
+def test_messages_are_echoed_under_microweb_serve_on_each_loop(tmp_path: Path, loop: str) -> None:
+    server = Uvicorn(free_port(), tmp_path / "serve.log")
+    command = [*serve_command("uvicorn", "ws_app", server.port), "--loop", loop]
+    with running(command, port=server.port, log=server.log):
+        with _connect(server.ws_url + "/echo-bytes") as ws:
+            ws.send(b"\x00\xffdata")
+            assert ws.recv(timeout=TIMEOUT) == b"\x00\xffdata"
+        with _connect(server.ws_url + "/echo") as ws:
+            ws.send("x" * MAX_MESSAGE)
+            assert ws.recv(timeout=TIMEOUT) == "x" * MAX_MESSAGE
+            ws.send("x" * (MAX_MESSAGE + 1))
+            closed = _closed_by_server(ws)
+    assert _close_code(closed) == 1009
 
 
 def test_a_flow_refusal_reaches_the_client_under_microweb_serve(served_ws: Uvicorn) -> None:
