@@ -362,3 +362,16 @@ class OtherName(OtherSpelling):
     def __delete__(self, instance: object) -> None:
         if vars(instance).pop(self.name, self) is self:
             self._refuse(instance)
+
+
+def refuse_other_spellings(
+    cls: type, spellings: Mapping[str, str], kind: type[OtherSpelling] = OtherSpelling
+) -> None:
+    """Put on ``cls`` a ``kind`` of refusal for each other framework's name in ``spellings``,
+    whose message says what to write here (its value)."""
+    for name, spelling in spellings.items():
+        message = (
+            f"{cls.__name__!r} object has no attribute {name!r} (another framework's name): "
+            f"write {spelling}"
+        )
+        setattr(cls, name, kind(name, message))

@@ -9,7 +9,7 @@ nothing more; an instance may be given one, its own attribute (``app.config = {.
 
 from __future__ import annotations
 
-from ._errors import OtherName
+from ._errors import OtherName, refuse_other_spellings
 
 _FLOW = "a flow, @{0}.middleware (see Middleware)"
 
@@ -62,9 +62,5 @@ def add_other_names(cls: type, variable: str) -> None:
         variable: What its examples call an instance, ``"app"`` or ``"router"``.
     """
     names = {**_SHARED, **(_APP_ONLY if variable == "app" else _ROUTER_ONLY)}
-    for name, advice in names.items():
-        message = (
-            f"{cls.__name__!r} object has no attribute {name!r} (another framework's name): "
-            f"write {advice.format(variable)}"
-        )
-        setattr(cls, name, OtherName(name, message))
+    advice = {name: text.format(variable) for name, text in names.items()}
+    refuse_other_spellings(cls, advice, OtherName)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, quote_from_bytes
 
 from ._binding import check_binding
 from ._effects import AfterCalls, Colored
-from ._errors import KeptError, OtherSpelling, report_unhandled
+from ._errors import KeptError, refuse_other_spellings, report_unhandled
 from ._limits import Limits
 from ._percent import percent_decode_bytes
 from ._request_body import BodyMethods
@@ -479,14 +479,6 @@ def logged_bytes(path: bytes) -> str:
     return quote_from_bytes(path[:LOGGED_PATH], safe=PATH_SAFE) + _cut(len(path))
 
 
-if not TYPE_CHECKING:
-    # NOTE: hidden from type checkers, which flag such a name as a Request's mistake already.
-    for _name, _spelling in _OTHER_SPELLINGS.items():
-        # NOTE: "'ASGIRequest' object has no attribute 'body'" named a class the app never
-        # wrote, nor what to write.
-        _message = (
-            f"'Request' object has no attribute {_name!r} (another framework's name): "
-            f"write {_spelling}"
-        )
-        setattr(Request, _name, OtherSpelling(_name, _message))
-    del _name, _spelling, _message
+# NOTE: "'ASGIRequest' object has no attribute 'body'" named a class the app never wrote, nor
+# what to write.
+refuse_other_spellings(Request, _OTHER_SPELLINGS)

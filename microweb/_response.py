@@ -8,7 +8,7 @@ from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._datastructures import HeaderItems, Headers, trusted_headers
-from ._errors import OtherSpelling
+from ._errors import OtherSpelling, refuse_other_spellings
 from ._file_bodies import OPEN_FILES, SVG, FileBlocks, content_disposition, guess_type
 from ._files import FileInfo, stat_file
 from ._media import HTML, JSON, OCTETS, TEXT, encode_json, utf8
@@ -480,12 +480,4 @@ _OTHER_SPELLINGS = {
     "data": "response.body",
 }
 
-if not TYPE_CHECKING:
-    # NOTE: hidden from type checkers, which flag such a name as a Response's mistake already.
-    for _name, _spelling in _OTHER_SPELLINGS.items():
-        _message = (
-            f"'Response' object has no attribute {_name!r} (another framework's name): "
-            f"write {_spelling}"
-        )
-        setattr(Response, _name, OtherSpelling(_name, _message))
-    del _name, _spelling, _message
+refuse_other_spellings(Response, _OTHER_SPELLINGS)
