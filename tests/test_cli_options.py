@@ -529,6 +529,21 @@ def test_an_ipv6_host_in_brackets_says_to_leave_them_out(
     )
 
 
+def _refused(
+    options: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> str:
+    """Run ``microweb serve`` with ``options``, which must be refused (status 2) before any
+    server is started; return what it wrote to stderr."""
+
+    def served(*args: object, **settings: object) -> None:
+        raise AssertionError(f"{options} was served")
+
+    for serving in ("_serve_waitress", "_serve_uvicorn", "_serve_uvicorn_processes"):
+        monkeypatch.setattr(serving_module, serving, served)
+    assert cli.main(["serve", APP_FILE, *options]) == 2
+    return capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -563,13 +578,7 @@ def test_bad_process_options_say_what_is_wrong(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    def served(*args: object, **settings: object) -> None:
-        raise AssertionError(f"{options} was served")
-
-    for serving in ("_serve_waitress", "_serve_uvicorn", "_serve_uvicorn_processes"):
-        monkeypatch.setattr(serving_module, serving, served)
-    assert cli.main(["serve", APP_FILE, *options]) == 2
-    assert message in capsys.readouterr().err
+    assert message in _refused(options, monkeypatch, capsys)
 
 
 LOOP_CHOICES = "--loop must be auto, asyncio, uvloop or a loop factory as module:name"
@@ -609,13 +618,7 @@ def test_bad_loops_say_what_is_wrong(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    def served(*args: object, **settings: object) -> None:
-        raise AssertionError(f"{options} was served")
-
-    for serving in ("_serve_waitress", "_serve_uvicorn", "_serve_uvicorn_processes"):
-        monkeypatch.setattr(serving_module, serving, served)
-    assert cli.main(["serve", APP_FILE, *options]) == 2
-    assert message in capsys.readouterr().err
+    assert message in _refused(options, monkeypatch, capsys)
 
 
 def test_uvloop_not_installed_is_said(

@@ -100,6 +100,34 @@ def _get_in_thread(wsgi: Any, daemon: bool = False) -> tuple[threading.Thread, l
     return thread, answered
 
 
+def _ends_in_its_cleanup(app: App, ending: type[BaseException]) -> None:
+    """Register an async flow whose cleanup raises ``ending``, as a process's end."""
+
+    @app.middleware
+    async def ends(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(0)
+            raise ending("bye")
+
+
+def _get_raising_in_thread(wsgi: Any) -> tuple[threading.Thread, list[BaseException]]:
+    """Start a GET of "/" in a thread of its own; return it and the list what the GET raised
+    goes to."""
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            wsgi_get(wsgi, "/")
+        except BaseException as exc:  # collected and checked in the test thread
+            raised.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    return thread, raised
+
+
 @pytest.mark.parametrize("handler", ["def", "async"])
 @pytest.mark.parametrize("how", ["close", "cut"])
 def test_an_async_flow_cut_off_by_the_apps_close_is_closed_in_order(handler: str, how: str) -> None:
@@ -356,25 +384,9 @@ def test_a_cut_flows_cleanup_that_ends_the_process_goes_on_once_past_the_flows_o
         finally:
             events.append("outer closed")
 
-    @app.middleware
-    async def ends(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await asyncio.sleep(0)
-            raise ending("bye")
-
+    _ends_in_its_cleanup(app, ending)
     wsgi = app.as_wsgi()
-    raised: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            wsgi_get(wsgi, "/")
-        except BaseException as exc:  # collected and checked in the test thread
-            raised.append(exc)
-
-    thread = threading.Thread(target=call)
-    thread.start()
+    thread, raised = _get_raising_in_thread(wsgi)
     assert inside.wait(5)
     wsgi.close()
     thread.join(5)
@@ -793,25 +805,9 @@ def test_a_cut_flows_cleanup_that_ends_the_process_leaves_no_closing_for_the_app
     app = App()
     inside = _waiting_index(app)
 
-    @app.middleware
-    async def ends(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await asyncio.sleep(0)
-            raise SystemExit("bye")
-
+    _ends_in_its_cleanup(app, SystemExit)
     wsgi = app.as_wsgi()
-    raised: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            wsgi_get(wsgi, "/")
-        except BaseException as exc:  # collected and checked in the test thread
-            raised.append(exc)
-
-    thread = threading.Thread(target=call)
-    thread.start()
+    thread, raised = _get_raising_in_thread(wsgi)
     assert inside.wait(5)
     wsgi.app_loop.cut_waiting()
     thread.join(5)
