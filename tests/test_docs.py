@@ -24,6 +24,7 @@ import pkgutil
 import re
 import subprocess
 import sys
+import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ import pytest
 
 import microweb
 from microweb import Limits
+from microweb.plugins import sessions
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = [
@@ -187,8 +189,23 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             del sys.modules[name]
 
 
+class TickingClock:
+    """``time`` for the sessions plugin, a second later at each reading.
+
+    A block that compares the two sides (``interface="both"``) over a cookie signed with the
+    time then fails every time, not only when a second turns between the sides."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def time(self) -> float:
+        self.readings += 1
+        return time.time() + self.readings
+
+
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=[block.id for block in PYTHON_BLOCKS])
 def test_python_block_runs(block: Block, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sessions, "time", TickingClock())
     for name in write_named_files(block.page, workdir):
         # NOTE: another test may have imported a module of the same name (``hello``, say).
         monkeypatch.delitem(sys.modules, name, raising=False)
