@@ -538,16 +538,9 @@ def _wait_until(check: Any) -> None:
         time.sleep(0.01)
 
 
-def test_a_flow_whose_step_ignores_its_cancellation_past_the_cleanup_wait_is_not_closed_running(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    # NOTE: its step still running on the stopped app loop, the flow's closing called its
-    # aclose(), and Python's "aclose(): asynchronous generator is already running" was logged
-    # as the flow's failure (review364).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
-    gc.collect()  # NOTE: the tasks earlier tests left pending are said now, not below.
-    caplog.clear()
-    app = App()
+def _stubborn_step(app: App) -> threading.Event:
+    """Register an async flow whose part after its ``yield`` ignores its first cancellation,
+    and a handler that answers at once; return the event set as that part begins."""
     inside = threading.Event()
 
     @app.middleware
@@ -563,6 +556,20 @@ def test_a_flow_whose_step_ignores_its_cancellation_past_the_cleanup_wait_is_not
     async def index(request: Request) -> str:
         return "hi"
 
+    return inside
+
+
+def test_a_flow_whose_step_ignores_its_cancellation_past_the_cleanup_wait_is_not_closed_running(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: its step still running on the stopped app loop, the flow's closing called its
+    # aclose(), and Python's "aclose(): asynchronous generator is already running" was logged
+    # as the flow's failure (review364).
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    gc.collect()  # NOTE: the tasks earlier tests left pending are said now, not below.
+    caplog.clear()
+    app = App()
+    inside = _stubborn_step(app)
     wsgi = app.as_wsgi()
     thread, answered = _get_in_thread(wsgi, daemon=True)
     assert inside.wait(5)
@@ -863,21 +870,7 @@ def test_a_flows_step_left_running_past_the_app_loops_stop_is_collected_quietly(
     # raised "no running event loop" as it ended: an "Exception ignored" (review364).
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
     app = App()
-    inside = threading.Event()
-
-    @app.middleware
-    async def stubborn(request: Request) -> AsyncIterator[None]:
-        yield
-        inside.set()
-        try:
-            await asyncio.sleep(5)
-        except asyncio.CancelledError:
-            await asyncio.sleep(1)  # NOTE: ignores its cancellation.
-
-    @app.get("/")
-    async def index(request: Request) -> str:
-        return "hi"
-
+    inside = _stubborn_step(app)
     wsgi = app.as_wsgi()
     unraisable: list[Any] = []
     hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
@@ -886,7 +879,7 @@ def test_a_flows_step_left_running_past_the_app_loops_stop_is_collected_quietly(
         assert inside.wait(5)
         wsgi.close()
         thread.join(5)
-        del wsgi, app, stubborn, index
+        del wsgi, app
         gc.collect()
     finally:
         sys.unraisablehook = hook
