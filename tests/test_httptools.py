@@ -10,7 +10,6 @@ this is, does with the same bytes.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import re
 import sys
 import time
@@ -23,6 +22,7 @@ import h11
 import httptools
 import pytest
 import uvicorn
+from context_app import context_app
 from servers import UVICORN_SENDS_DENIAL
 from uvicorn.server import ServerState
 from waitress.adjustments import Adjustments
@@ -1471,32 +1471,6 @@ def test_requests_queued_behind_a_slow_one_are_all_answered(eager: bool) -> None
     assert _statuses(transport) == [200] * 301
 
 
-_SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
-
-
-def _context_app() -> App:
-    """An app whose /set and /set-slowly set a ContextVar (the second answers after a pause),
-    and whose /get answers with its value."""
-    app = App()
-
-    @app.get("/set")
-    async def set_it(request: Request) -> str:
-        _SEEN.set("request one's")
-        return "set"
-
-    @app.get("/set-slowly")
-    async def set_slowly(request: Request) -> str:
-        _SEEN.set("request one's")
-        await asyncio.sleep(0.01)
-        return "set"
-
-    @app.get("/get")
-    async def get_it(request: Request) -> str:
-        return _SEEN.get()
-
-    return app
-
-
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
 @EAGER
 def test_a_context_variable_set_by_a_request_is_unset_in_the_one_pipelined_after_it(
@@ -1511,7 +1485,7 @@ def test_a_context_variable_set_by_a_request_is_unset_in_the_one_pipelined_after
     reads = [b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path for path in paths)]
     transport = _driven(
         protocol_class,
-        _context_app().as_asgi(),
+        context_app().as_asgi(),
         _Transport(),
         reads,
         lambda t: len(_statuses(t)) >= 4,
