@@ -112,6 +112,26 @@ def _ends_in_its_cleanup(app: App, ending: type[BaseException]) -> None:
             raise ending("bye")
 
 
+def _wait_until(check: Any) -> None:
+    until = time.monotonic() + 5
+    while not check():
+        assert time.monotonic() < until
+        time.sleep(0.01)
+
+
+def _cut_in_its_cleanup(
+    wsgi: Any, inside: threading.Event, events: list[str], daemon: bool = False
+) -> tuple[threading.Thread, list[Any]]:
+    """Start a GET of "/" in a thread of its own, cut the app loop's calls once the handler is
+    ``inside``, and wait until a flow's cleanup says "cleanup began" in ``events``; return the
+    thread and the list its answer goes to."""
+    thread, answered = _get_in_thread(wsgi, daemon=daemon)
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    _wait_until(lambda: "cleanup began" in events)
+    return thread, answered
+
+
 def _get_raising_in_thread(wsgi: Any) -> tuple[threading.Thread, list[BaseException]]:
     """Start a GET of "/" in a thread of its own; return it and the list what the GET raised
     goes to."""
@@ -492,10 +512,7 @@ def test_the_shutdown_hooks_start_once_a_cut_flows_cleanup_has_ended(hook: str) 
             events.append("shutdown")
 
     wsgi = app.as_wsgi()
-    thread, answered = _get_in_thread(wsgi)
-    assert inside.wait(5)
-    wsgi.app_loop.cut_waiting()
-    _wait_until(lambda: "cleanup began" in events)
+    thread, answered = _cut_in_its_cleanup(wsgi, inside, events)
     wsgi.close()
     thread.join(5)
     assert events == ["cleanup began", "cleanup ended", "shutdown"]
@@ -520,22 +537,12 @@ def test_the_shutdown_hooks_wait_for_a_cut_flows_cleanup_no_longer_than_its_clea
 
     app.on_shutdown(lambda: events.append("shutdown"))
     wsgi = app.as_wsgi()
-    thread, _ = _get_in_thread(wsgi, daemon=True)
-    assert inside.wait(5)
-    wsgi.app_loop.cut_waiting()
-    _wait_until(lambda: "cleanup began" in events)
+    thread, _ = _cut_in_its_cleanup(wsgi, inside, events, daemon=True)
     began = time.monotonic()
     wsgi.close()
     assert 0.2 < time.monotonic() - began < 2.0
     thread.join(5)
     assert events == ["cleanup began", "shutdown"]
-
-
-def _wait_until(check: Any) -> None:
-    until = time.monotonic() + 5
-    while not check():
-        assert time.monotonic() < until
-        time.sleep(0.01)
 
 
 def _stubborn_step(app: App) -> threading.Event:
@@ -613,10 +620,7 @@ def test_a_cut_flows_cleanup_that_ignores_its_cancellation_on_the_app_loop_is_na
                 await asyncio.sleep(5)  # NOTE: ignores its cancellation.
 
     wsgi = app.as_wsgi()
-    thread, answered = _get_in_thread(wsgi, daemon=True)
-    assert inside.wait(5)
-    wsgi.app_loop.cut_waiting()
-    _wait_until(lambda: "cleanup began" in events)
+    thread, answered = _cut_in_its_cleanup(wsgi, inside, events, daemon=True)
     wsgi.close()
     thread.join(5)
     gc.collect()
@@ -755,10 +759,7 @@ def test_the_shutdown_hooks_start_as_a_cut_flows_cleanup_ends_not_at_its_cleanup
 
     app.on_shutdown(lambda: events.append("shutdown"))
     wsgi = app.as_wsgi()
-    thread, _ = _get_in_thread(wsgi)
-    assert inside.wait(5)
-    wsgi.app_loop.cut_waiting()
-    _wait_until(lambda: "cleanup began" in events)
+    thread, _ = _cut_in_its_cleanup(wsgi, inside, events)
     began = time.monotonic()
     wsgi.close()
     assert time.monotonic() - began < 1.5
