@@ -81,6 +81,9 @@ class CookieMethods:
             ),
         )
 
+    # NOTE: set_cookie's attribute parameters are spelt out again, not taken as **attributes
+    # (a TypedDict): the reference and mypy then show each with its type and its default
+    # (review382).
     def delete_cookie(
         self,
         key: str,

@@ -1,28 +1,42 @@
-"""An app whose handlers set a ContextVar and read it, for test_servers_context.py."""
+"""An app whose handlers set a ContextVar and read it: served by test_servers_context.py,
+fed read by read to Uvicorn's protocols by test_httptools.py."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 
 from microweb import App, Request
 
 SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
 
-app = App()
+
+def context_app() -> App:
+    """``/set``, ``/set-in-def`` (a ``def`` handler) and ``/set-slowly`` (which answers after
+    a pause) set ``SEEN``; ``/get`` answers with its value."""
+    app = App()
+
+    @app.get("/set")
+    async def set_it(request: Request) -> str:
+        SEEN.set("an earlier request's")
+        return "set"
+
+    @app.get("/set-in-def")
+    def set_in_def(request: Request) -> str:
+        SEEN.set("an earlier request's")
+        return "set"
+
+    @app.get("/set-slowly")
+    async def set_slowly(request: Request) -> str:
+        SEEN.set("an earlier request's")
+        await asyncio.sleep(0.01)
+        return "set"
+
+    @app.get("/get")
+    async def get_it(request: Request) -> str:
+        return SEEN.get()
+
+    return app
 
 
-@app.get("/set")
-async def set_it(request: Request) -> str:
-    SEEN.set("an earlier request's")
-    return "set"
-
-
-@app.get("/set-in-def")
-def set_in_def(request: Request) -> str:
-    SEEN.set("an earlier request's")
-    return "set"
-
-
-@app.get("/get")
-async def get_it(request: Request) -> str:
-    return SEEN.get()
+app = context_app()

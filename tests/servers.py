@@ -604,3 +604,23 @@ def run_uvicorn(factory: str, log_dir: Path, options: Sequence[str] = ()) -> Ite
     command = [*uvicorn_command(factory, server.port), *options]
     with running(command, port=server.port, log=server.log):
         yield server
+
+
+@contextmanager
+def run_served(way: str, app: str, log_dir: Path, options: Sequence[str] = ()) -> Iterator[Uvicorn]:
+    """Serve ``app`` (``module:app``) one of ``SERVE_WAYS`` (see ``serve_command``), or by
+    ``microweb serve --server uvicorn`` for ``"uvicorn"``, until the block ends.
+
+    Args:
+        way: How it is served (``"waitress"``, ``"uvicorn"``, ``"uvicorn-h11"``...).
+        app: What it serves (``module:app``).
+        log_dir: Where the server's output goes (``serve.log``).
+        options: More options for the command line (``["--loop", "asyncio"]``).
+
+    Yields:
+        A ``Uvicorn``, whichever the server, for its URLs and its log.
+    """
+    server = Uvicorn(free_port(), log_dir / "serve.log")
+    command = [*serve_command(way, app, server.port), *options]
+    with running(command, port=server.port, log=server.log):
+        yield server

@@ -619,6 +619,15 @@ def _stalls(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
+def _check_stalls(caplog: pytest.LogCaptureFixture, count: int, request_line: str) -> list[str]:
+    """Check that ``count`` stalls were told, each starting with ``request_line`` (the
+    request's method and path); return them."""
+    stalls = _stalls(caplog)
+    assert len(stalls) == count, stalls
+    assert all(stall.startswith(request_line) for stall in stalls), stalls
+    return stalls
+
+
 def _read_by_a_def_handler(body: AsyncIterator[bytes], caplog: pytest.LogCaptureFixture) -> int:
     """Send ``body`` to a ``def`` handler that reads it whole, under ASGI, with the warnings
     of the "microweb" logger captured; return how many bytes it read (answered 200)."""
@@ -769,9 +778,7 @@ def test_a_sync_flow_that_joins_a_reading_thread_is_told_in_a_warning(
             thread.join(5)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"joined": interface == "wsgi"}
-    stalls = _stalls(caplog)
-    assert len(stalls) == (interface == "asgi"), stalls
-    assert all(stall.startswith("PUT /flow: ") for stall in stalls)
+    _check_stalls(caplog, interface == "asgi", "PUT /flow: ")
 
 
 def test_a_reading_thread_held_up_briefly_by_other_work_on_the_loop_is_not_warned_of(
@@ -823,9 +830,7 @@ def test_an_async_handler_that_joins_a_reading_thread_is_told_in_a_warning(
             thread.join(5)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"joined": interface == "wsgi"}
-    stalls = _stalls(caplog)
-    assert len(stalls) == (interface == "asgi"), stalls
-    assert all(stall.startswith("POST /joins: ") for stall in stalls)
+    stalls = _check_stalls(caplog, interface == "asgi", "POST /joins: ")
     assert all("async def" in stall and "join" in stall for stall in stalls)
 
 
@@ -854,9 +859,7 @@ def test_a_read_held_up_by_other_code_on_the_loop_names_its_own_request(
         answer = client.post("/reads", content=b"x" * 100)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"read": [100]}
-    stalls = _stalls(caplog)
-    assert len(stalls) == 1, stalls
-    assert stalls[0].startswith("POST /reads: ")
+    stalls = _check_stalls(caplog, 1, "POST /reads: ")
     assert "this request's inline code" not in stalls[0]
     assert "has run nothing else" in stalls[0]
 
@@ -895,9 +898,7 @@ def test_a_request_whose_reads_wait_for_a_held_loop_again_and_again_is_told_once
     assert answer.status_code == 200, answer.text
     assert answer.json()["read"] == 40
     assert answer.json()["chunks"] > 1
-    stalls = _stalls(caplog)
-    assert len(stalls) == 1, stalls
-    assert stalls[0].startswith("POST /held: ")
+    _check_stalls(caplog, 1, "POST /held: ")
 
 
 def test_a_read_that_began_before_inline_code_joined_its_thread_is_told_too(
@@ -936,9 +937,7 @@ def test_a_read_that_began_before_inline_code_joined_its_thread_is_told_too(
         threads[0].join(5)  # NOTE: ClientDisconnect once the request ended, caught.
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"joined": False}
-    stalls = _stalls(caplog)
-    assert len(stalls) == 1, stalls
-    assert stalls[0].startswith("POST /late: ")
+    _check_stalls(caplog, 1, "POST /late: ")
 
 
 def test_a_def_handler_reading_a_slow_body_is_not_warned_of(
@@ -1005,9 +1004,7 @@ def test_two_threads_whose_reads_wait_for_a_held_loop_at_once_are_told_once(
         answer = client.post("/both", content=b"x" * 100)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"read": 100, "gone": False}
-    stalls = _stalls(caplog)
-    assert len(stalls) == (interface == "asgi"), stalls
-    assert all(stall.startswith("POST /both: ") for stall in stalls)
+    _check_stalls(caplog, interface == "asgi", "POST /both: ")
     if interface == "asgi":
         assert met == {"waits-r", "waits-d"}
 
@@ -1075,6 +1072,4 @@ def test_inline_code_that_joins_a_thread_whose_read_waits_for_a_tasks_read_is_to
             thread.join(5)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"joined": interface == "wsgi"}
-    stalls = _stalls(caplog)
-    assert len(stalls) == (interface == "asgi"), stalls
-    assert all(stall.startswith("PUT /shared: ") for stall in stalls)
+    _check_stalls(caplog, interface == "asgi", "PUT /shared: ")

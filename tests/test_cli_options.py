@@ -816,14 +816,19 @@ def test_a_non_ascii_root_path_is_served_under_both(tmp_path: Path, server: str)
     assert seen == {"/caf%C3%A9/where": where, "/where": where}
 
 
-def test_waitress_joins_cookie_lines_with_semicolons() -> None:
+def _parsed(head: bytes) -> microweb._waitress.OrderlyParser:
+    """Return a new ``OrderlyParser`` (Waitress's defaults) that has received ``head``."""
     parser = microweb._waitress.OrderlyParser(Adjustments())
-    head = b'GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1\r\ncookie:  b="x, y" \r\nX: 1, 2\r\n\r\n'
     parser.received(head)
+    return parser
+
+
+def test_waitress_joins_cookie_lines_with_semicolons() -> None:
+    head = b'GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1\r\ncookie:  b="x, y" \r\nX: 1, 2\r\n\r\n'
+    parser = _parsed(head)
     assert parser.headers["COOKIE"] == 'a=1; b="x, y"'
     assert parser.headers["X"] == "1, 2"  # NOTE: other lines are joined as Waitress joins them.
-    single = microweb._waitress.OrderlyParser(Adjustments())
-    single.received(b"GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1, 2\r\n\r\n")
+    single = _parsed(b"GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1, 2\r\n\r\n")
     assert single.headers["COOKIE"] == "a=1, 2"
 
 
@@ -915,13 +920,11 @@ def test_waitress_decodes_a_target_as_waitress_does_in_c(target: bytes) -> None:
     ],
 )
 def test_waitress_refuses_an_ambiguous_transfer_encoding(head: str, reason: str) -> None:
-    parser = microweb._waitress.OrderlyParser(Adjustments())
-    parser.received(f"POST / {head}\r\nHost: x\r\n\r\n".encode())
+    parser = _parsed(f"POST / {head}\r\nHost: x\r\n\r\n".encode())
     assert parser.completed
     assert parser.error is not None and parser.error.code == 400
     assert reason in parser.error.body
-    one = microweb._waitress.OrderlyParser(Adjustments())
-    one.received(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked , \r\n\r\n")
+    one = _parsed(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked , \r\n\r\n")
     assert one.error is None and one.chunked  # NOTE: an empty element is no coding.
 
 
@@ -949,13 +952,11 @@ def test_waitress_refuses_an_ambiguous_transfer_encoding(head: str, reason: str)
 def test_waitress_refuses_a_folded_framing_header(head: bytes) -> None:
     # NOTE: Waitress joined the lines and framed the body by them (h11 does too); httptools
     # answers 400, and a proxy that knows no folding read no framing there.
-    parser = microweb._waitress.OrderlyParser(Adjustments())
-    parser.received(b"POST / HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n\r\n")
+    parser = _parsed(b"POST / HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n\r\n")
     assert parser.completed
     assert parser.error is not None and parser.error.code == 400
     assert "folded" in parser.error.body
-    other = microweb._waitress.OrderlyParser(Adjustments())
-    other.received(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\nContent-Length: 0\r\n\r\n")
+    other = _parsed(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\nContent-Length: 0\r\n\r\n")
     assert other.error is None and other.headers["X_A"] == "1 2"  # NOTE: joined, as before.
 
 
@@ -972,8 +973,7 @@ def test_waitress_answers_400_to_a_target_urlsplit_refuses(target: bytes) -> Non
     # closed alone in an absolute-form target: it left Waitress's parser, which logged it as
     # an uncaptured exception, with its stack, and closed the connection unanswered
     # (hostile6). httptools answers 400.
-    parser = microweb._waitress.OrderlyParser(Adjustments())
-    parser.received(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    parser = _parsed(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
     assert parser.completed
     assert parser.error is not None and parser.error.code == 400
     assert "Bad URI" in parser.error.body
@@ -1020,8 +1020,7 @@ def test_waitress_reads_a_short_transfer_encoding_as_h11_does(
 ) -> None:
     # NOTE: Waitress answered 501 to a member of spaces between commas (", , chunked"), which
     # h11 (check_codings()) ignores, as RFC 9110 5.6.1 asks.
-    parser = microweb._waitress.OrderlyParser(Adjustments())
-    parser.received(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + codings + b"\r\n\r\n")
+    parser = _parsed(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + codings + b"\r\n\r\n")
     if status is None:
         assert parser.error is None and parser.chunked
     else:
@@ -1066,8 +1065,7 @@ def test_waitress_reads_the_headers_of_a_head_of_many_spaces_as_waitress_does() 
         b"Connection: keep-alive",
     ]
     head = b"GET /p?q HTTP/1.1\r\n" + b"\r\n".join(lines) + b"\r\n\r\n"
-    ours = microweb._waitress.OrderlyParser(Adjustments())
-    ours.received(head)
+    ours = _parsed(head)
     theirs = waitress_parser.HTTPRequestParser(Adjustments())
     theirs.received(head)
     assert ours.completed and ours.error is None
@@ -1087,8 +1085,7 @@ def test_waitress_is_handed_the_lines_of_one_name_as_one(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(waitress_parser.HTTPRequestParser, "parse_header", spy)
     lines = b"".join(b"X-A: %d\r\n" % i for i in range(1_500)) + b"X_B: 1\r\nCookie: a=1\r\n"
-    parser = microweb._waitress.OrderlyParser(Adjustments())
-    parser.received(b"GET / HTTP/1.1\r\nHost: x\r\n" + lines + b"cookie: b=2\r\n\r\n")
+    parser = _parsed(b"GET / HTTP/1.1\r\nHost: x\r\n" + lines + b"cookie: b=2\r\n\r\n")
     assert parser.completed and parser.error is None
     assert parser.headers["X_A"] == ", ".join(str(i) for i in range(1_500))
     assert parser.headers["COOKIE"] == "a=1; b=2"
@@ -1100,9 +1097,9 @@ def test_waitress_is_handed_the_lines_of_one_name_as_one(monkeypatch: pytest.Mon
 def test_waitress_takes_transfer_encoding_out_of_a_head_of_many_lines() -> None:
     # NOTE: as from any head: the body is handed on read, with a Content-Length.
     many = b"X-B: 1\r\n" * 200
-    parser = microweb._waitress.OrderlyParser(Adjustments())
-    head = b"POST / HTTP/1.1\r\nHost: x\r\n" + many + b"Transfer-Encoding: chunked\r\n\r\n"
-    parser.received(head)
+    parser = _parsed(
+        b"POST / HTTP/1.1\r\nHost: x\r\n" + many + b"Transfer-Encoding: chunked\r\n\r\n"
+    )
     assert parser.error is None and parser.chunked
     assert "TRANSFER_ENCODING" not in parser.headers
     assert parser.headers["X_B"] == ", ".join(["1"] * 200)
@@ -1111,8 +1108,7 @@ def test_waitress_takes_transfer_encoding_out_of_a_head_of_many_lines() -> None:
 @pytest.mark.parametrize("line", [b"X-A : 1", b"X-A:\x01", b"X A: 1", b": 1"])
 def test_waitress_refuses_a_bad_line_in_a_head_of_many_lines(line: bytes) -> None:
     many = b"X-B: 1\r\n" * 200
-    parser = microweb._waitress.OrderlyParser(Adjustments())
-    parser.received(b"GET / HTTP/1.1\r\nHost: x\r\n" + many + line + b"\r\n\r\n")
+    parser = _parsed(b"GET / HTTP/1.1\r\nHost: x\r\n" + many + line + b"\r\n\r\n")
     assert parser.completed
     assert parser.error is not None and parser.error.code == 400
 
@@ -1175,9 +1171,8 @@ def test_waitress_parses_a_head_in_time_in_step_with_its_length(head: bytes) -> 
     ],
 )
 def test_waitress_reads_the_same_headers_from_the_plain_head(head: bytes) -> None:
-    ours = microweb._waitress.OrderlyParser(Adjustments())
+    ours = _parsed(head + b"\r\n")
     waitress = waitress_parser.HTTPRequestParser(Adjustments())
-    ours.received(head + b"\r\n")
     waitress.received(head + b"\r\n")
     assert ours.error is None and waitress.error is None
     assert ours.headers == waitress.headers
@@ -1195,8 +1190,7 @@ def test_waitress_reads_the_same_headers_from_the_plain_head(head: bytes) -> Non
 def test_waitress_refuses_a_control_byte_in_the_target(target: bytes) -> None:
     # NOTE: Waitress passed them on, "/x\x00" as the path "/x\x00", where Uvicorn's parsers
     # refuse them (400): the same request had another answer under the other server.
-    parser = microweb._waitress.OrderlyParser(Adjustments())
-    parser.received(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    parser = _parsed(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert parser.completed
     assert parser.error is not None and parser.error.body == "Start line is invalid"
 
@@ -1205,8 +1199,7 @@ def test_waitress_refuses_a_control_byte_in_the_target(target: bytes) -> None:
 def test_waitress_refuses_a_target_it_would_read_a_path_from_that_is_none(target: bytes) -> None:
     # NOTE: urlsplit() gave "http:/x" the path "/x", which the app served, where Uvicorn
     # answers 400: neither origin-form nor absolute-form (RFC 9112 3.2).
-    parser = microweb._waitress.OrderlyParser(Adjustments())
-    parser.received(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    parser = _parsed(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert parser.completed
     assert parser.error is not None and parser.error.body == "request target is not a path"
 
@@ -1229,8 +1222,7 @@ def test_a_target_uvicorn_refuses_is_400_under_both_servers(tmp_path: Path, serv
     "target", [b"/x", b"http://h/x", b"http:///x", b"//h/x", b"*", b"@e/x", b"http://h?q=1"]
 )
 def test_waitress_passes_paths_and_absolute_form_on(target: bytes) -> None:
-    parser = microweb._waitress.OrderlyParser(Adjustments())
-    parser.received(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    parser = _parsed(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert parser.completed and parser.error is None
 
 
@@ -1308,8 +1300,7 @@ def test_waitress_answers_others_while_it_parses_a_head_of_long_whitespace(
 def test_waitress_refuses_a_head_of_too_many_lines_unparsed(lines: int, refused: bool) -> None:
     # NOTE: Waitress parses each line in Python in its one I/O thread: 60,000 lines of "a:"
     # (240 KB, under its 256 KiB cap) took 226 ms of CPU (hostile140).
-    parser = microweb._waitress.OrderlyParser(Adjustments())
-    parser.received(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"a:\r\n" * (lines - 1) + b"\r\n")
+    parser = _parsed(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"a:\r\n" * (lines - 1) + b"\r\n")
     assert parser.completed
     if refused:
         assert isinstance(parser.error, RequestHeaderFieldsTooLarge)

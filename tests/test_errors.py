@@ -1308,6 +1308,19 @@ def _cancelling_app(started: asyncio.Event) -> App:
     return app
 
 
+def _app_saying_sorry() -> tuple[App, list[BaseException]]:
+    """Return an app whose 500 handler answers "sorry", and the list it puts each error in."""
+    app = App()
+    seen: list[BaseException] = []
+
+    @app.error_handler(500)
+    def failed(request: Request, exc: Exception) -> Response:
+        seen.append(exc)
+        return Response("sorry", status=500)
+
+    return app, seen
+
+
 @pytest.mark.parametrize("where", ["handler", "flow", "after"])
 def test_a_cancelled_error_of_app_code_is_an_error_of_its_request(
     make_client: MakeClient, interface: str, where: str, caplog: pytest.LogCaptureFixture
@@ -1319,14 +1332,8 @@ def test_a_cancelled_error_of_app_code_is_an_error_of_its_request(
     if interface == "asgi" and sys.version_info < (3, 11):
         pytest.skip("Python 3.10 counts no task's cancellations: taken for a cut (serving.md)")
     caplog.set_level(logging.WARNING, logger="microweb")
-    app = App()
-    seen: list[BaseException] = []
+    app, seen = _app_saying_sorry()
     closed: list[str] = []
-
-    @app.error_handler(500)
-    def failed(request: Request, exc: Exception) -> Response:
-        seen.append(exc)
-        return Response("sorry", status=500)
 
     if where == "flow":
 
@@ -1370,13 +1377,7 @@ def test_a_cancelled_error_raised_by_sync_code_is_an_error_of_its_request(
     if interface == "asgi" and sys.version_info < (3, 11):
         pytest.skip("Python 3.10 counts no task's cancellations: taken for a cut (serving.md)")
     caplog.set_level(logging.WARNING, logger="microweb")
-    app = App()
-    seen: list[BaseException] = []
-
-    @app.error_handler(500)
-    def failed(request: Request, exc: Exception) -> Response:
-        seen.append(exc)
-        return Response("sorry", status=500)
+    app, seen = _app_saying_sorry()
 
     if where == "flow":
 

@@ -10,7 +10,6 @@ this is, does with the same bytes.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import re
 import sys
 import time
@@ -23,6 +22,7 @@ import h11
 import httptools
 import pytest
 import uvicorn
+from context_app import context_app
 from servers import UVICORN_SENDS_DENIAL
 from uvicorn.server import ServerState
 from waitress.adjustments import Adjustments
@@ -538,19 +538,26 @@ def test_a_slow_answer_is_no_stalled_request(
     assert b"slow" in transport.written
 
 
-def test_a_bad_chunk_under_an_answer_on_its_way_cuts_it_with_no_400_inside() -> None:
-    # NOTE: Uvicorn wrote its 400 into the body being streamed: the client read a status line
-    # as a chunk of the answer, or as bytes of a body with a Content-Length.
+def _posted_ticks(count: int, pause: float) -> App:
+    """An app whose ``POST /ticks`` streams ``count`` chunks, ``pause`` seconds apart."""
     app = App()
 
     @app.post("/ticks")
     async def ticks(request: Request) -> Response:
         async def chunks() -> AsyncIterator[str]:
-            for tick in range(3):
+            for tick in range(count):
                 yield f"tick{tick}"
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(pause)
 
         return Response.stream(chunks())
+
+    return app
+
+
+def test_a_bad_chunk_under_an_answer_on_its_way_cuts_it_with_no_400_inside() -> None:
+    # NOTE: Uvicorn wrote its 400 into the body being streamed: the client read a status line
+    # as a chunk of the answer, or as bytes of a body with a Content-Length.
+    app = _posted_ticks(3, 0.05)
 
     async def connection() -> _Closing:
         protocol, transport = _connect(BoundedHttpTools, app.as_asgi())
@@ -581,16 +588,7 @@ def test_an_answer_sent_before_a_100_continue_is_not_cut_as_a_stalled_body(
     # NOTE: h11 makes a request pipelined behind another once that is answered, with no read:
     # its 100-continue went unnoticed, and its stream was cut (fix49).
     monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
-    app = App()
-
-    @app.post("/ticks")
-    async def ticks(request: Request) -> Response:
-        async def chunks() -> AsyncIterator[str]:
-            for tick in range(6):
-                yield f"tick{tick}"
-                await asyncio.sleep(0.1)  # NOTE: 0.6 s in all, three times the timeout.
-
-        return Response.stream(chunks())
+    app = _posted_ticks(6, 0.1)  # NOTE: 0.6 s in all, three times the timeout.
 
     async def connection() -> _Closing:
         protocol, transport = _connect(protocol_class, app.as_asgi(), eager=eager)
@@ -1471,32 +1469,6 @@ def test_requests_queued_behind_a_slow_one_are_all_answered(eager: bool) -> None
     assert _statuses(transport) == [200] * 301
 
 
-_SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
-
-
-def _context_app() -> App:
-    """An app whose /set and /set-slowly set a ContextVar (the second answers after a pause),
-    and whose /get answers with its value."""
-    app = App()
-
-    @app.get("/set")
-    async def set_it(request: Request) -> str:
-        _SEEN.set("request one's")
-        return "set"
-
-    @app.get("/set-slowly")
-    async def set_slowly(request: Request) -> str:
-        _SEEN.set("request one's")
-        await asyncio.sleep(0.01)
-        return "set"
-
-    @app.get("/get")
-    async def get_it(request: Request) -> str:
-        return _SEEN.get()
-
-    return app
-
-
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
 @EAGER
 def test_a_context_variable_set_by_a_request_is_unset_in_the_one_pipelined_after_it(
@@ -1511,7 +1483,7 @@ def test_a_context_variable_set_by_a_request_is_unset_in_the_one_pipelined_after
     reads = [b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path for path in paths)]
     transport = _driven(
         protocol_class,
-        _context_app().as_asgi(),
+        context_app().as_asgi(),
         _Transport(),
         reads,
         lambda t: len(_statuses(t)) >= 4,

@@ -22,10 +22,8 @@ from servers import (
     SERVER_LOOPS,
     UVICORN_SENDS_DENIAL,
     Uvicorn,
-    free_port,
+    run_served,
     run_uvicorn,
-    running,
-    serve_command,
 )
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Response
@@ -156,10 +154,15 @@ def test_subprotocol_negotiation(
         assert ws.recv(timeout=TIMEOUT) == "ping"
 
 
-def test_binary_echo(ws_server: Uvicorn) -> None:
-    with _connect(ws_server.ws_url + "/echo-bytes") as ws:
+def _check_binary_echo(server: Uvicorn) -> None:
+    """Send bytes to ``/echo-bytes``; check that they come back as they went."""
+    with _connect(server.ws_url + "/echo-bytes") as ws:
         ws.send(b"\x00\xffdata")
         assert ws.recv(timeout=TIMEOUT) == b"\x00\xffdata"
+
+
+def test_binary_echo(ws_server: Uvicorn) -> None:
+    _check_binary_echo(ws_server)
 
 
 @pytest.mark.parametrize("code", [1000, 4000, 4999])
@@ -201,37 +204,32 @@ def test_a_close_code_that_cannot_be_sent_fails_the_handler_with_1011(
     assert f"close code {code} cannot be sent" in ws_server.log_text()
 
 
-def test_message_at_the_limit_passes_over_it_closes_1009(ws_server: Uvicorn) -> None:
-    with _connect(ws_server.ws_url + "/echo") as ws:
+def _closed_past_the_limit(server: Uvicorn) -> ConnectionClosed:
+    """Send ``/echo`` a message at the limit, check that it comes back, then send one past
+    it; return how the server closed."""
+    with _connect(server.ws_url + "/echo") as ws:
         ws.send("x" * MAX_MESSAGE)
         assert ws.recv(timeout=TIMEOUT) == "x" * MAX_MESSAGE
         ws.send("x" * (MAX_MESSAGE + 1))
-        closed = _closed_by_server(ws)
-    assert _close_code(closed) == 1009
+        return _closed_by_server(ws)
+
+
+def test_message_at_the_limit_passes_over_it_closes_1009(ws_server: Uvicorn) -> None:
+    assert _close_code(_closed_past_the_limit(ws_server)) == 1009
 
 
 @pytest.fixture(scope="module")
 def served_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     """``microweb serve ws_app --server uvicorn``, which sets Uvicorn's message cap itself."""
-    server = Uvicorn(free_port(), tmp_path_factory.mktemp("served") / "serve.log")
-    command = serve_command("uvicorn", "ws_app", server.port)
-    with running(command, port=server.port, log=server.log):
+    with run_served("uvicorn", "ws_app", tmp_path_factory.mktemp("served")) as server:
         yield server
 
 
 @pytest.mark.parametrize("loop", SERVER_LOOPS)
 def test_messages_are_echoed_under_microweb_serve_on_each_loop(tmp_path: Path, loop: str) -> None:
-    server = Uvicorn(free_port(), tmp_path / "serve.log")
-    command = [*serve_command("uvicorn", "ws_app", server.port), "--loop", loop]
-    with running(command, port=server.port, log=server.log):
-        with _connect(server.ws_url + "/echo-bytes") as ws:
-            ws.send(b"\x00\xffdata")
-            assert ws.recv(timeout=TIMEOUT) == b"\x00\xffdata"
-        with _connect(server.ws_url + "/echo") as ws:
-            ws.send("x" * MAX_MESSAGE)
-            assert ws.recv(timeout=TIMEOUT) == "x" * MAX_MESSAGE
-            ws.send("x" * (MAX_MESSAGE + 1))
-            closed = _closed_by_server(ws)
+    with run_served("uvicorn", "ws_app", tmp_path, ["--loop", loop]) as server:
+        _check_binary_echo(server)
+        closed = _closed_past_the_limit(server)
     assert _close_code(closed) == 1009
 
 
@@ -316,14 +314,14 @@ def served_ws_ways(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Uvicorn]:
     """``ws_app`` under microweb's two Uvicorn protocols: httptools (``microweb serve``) and h11."""
-    server = Uvicorn(free_port(), tmp_path_factory.mktemp(request.param) / "serve.log")
-    command = serve_command(request.param, "ws_app:app", server.port)
+    options: list[str] = []
     if request.param == "uvicorn-h11":
         # NOTE: with the WebSocket protocol `microweb serve` runs beside h11 (where httptools
         # is missing), as beside httptools: Uvicorn's own pick fails on some frames sent
         # with a handshake (see test_bad_frames_sent_with_the_handshake_log_no_traceback).
-        command = [*command, "--ws", UVICORN_WS]
-    with running(command, port=server.port, log=server.log):
+        options = ["--ws", UVICORN_WS]
+    log_dir = tmp_path_factory.mktemp(request.param)
+    with run_served(request.param, "ws_app:app", log_dir, options) as server:
         yield server
 
 
@@ -441,9 +439,7 @@ def test_frames_sent_with_the_handshake_are_dropped_for_uvicorns_own_protocol(
     # NOTE: Uvicorn's own WebSocket protocol (beside microweb's h11 protocol, which no
     # `microweb serve` pairs it with) parses what it is given at once: a close frame handed
     # over with the handshake made it raise. It is given the handshake alone, as by Uvicorn.
-    server = Uvicorn(free_port(), tmp_path / "serve.log")
-    command = serve_command("uvicorn-h11", "ws_app:app", server.port)
-    with running(command, port=server.port, log=server.log):
+    with run_served("uvicorn-h11", "ws_app:app", tmp_path) as server:
         with socket.create_connection((HOST, server.port), timeout=TIMEOUT) as sock:
             sock.sendall(_handshake("/echo") + _CLOSE_FRAME)
             assert _read_until(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 101 ")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from servers import Uvicorn, free_port, running, serve_command
+from servers import Uvicorn, run_served
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -22,9 +22,7 @@ TIMEOUT = 5.0
 @pytest.fixture(scope="module")
 def waitress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     """``microweb serve ws_seq_app --server waitress`` (a ``Uvicorn`` only for its URLs)."""
-    server = Uvicorn(free_port(), tmp_path_factory.mktemp("waitress") / "serve.log")
-    command = serve_command("waitress", "ws_seq_app", server.port)
-    with running(command, port=server.port, log=server.log):
+    with run_served("waitress", "ws_seq_app", tmp_path_factory.mktemp("waitress")) as server:
         yield server
 
 

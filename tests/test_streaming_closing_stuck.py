@@ -422,9 +422,7 @@ def test_a_wsgi_async_close_in_time_sets_its_context_in_the_servers_thread(
             seen.set("closed")
 
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 5.0)
-    app = App()
-    app.get("/")(lambda request: Response.stream(_Setting([]), "text/plain"))
-    wsgi = app.as_wsgi()
+    wsgi = _streaming_wsgi(_Setting([]))
     try:
 
         def run() -> str:
@@ -436,6 +434,23 @@ def test_a_wsgi_async_close_in_time_sets_its_context_in_the_servers_thread(
         assert contextvars.copy_context().run(run) == "closed"
     finally:
         wsgi.close()
+
+
+def _streaming_wsgi(stream: Any) -> Any:
+    """Return the WSGI callable of an app that answers ``GET /`` with ``stream``."""
+    app = App()
+    app.get("/")(lambda request: Response.stream(stream, "text/plain"))
+    return app.as_wsgi()
+
+
+def _closed_after_a_piece(wsgi: Any) -> tuple[float, float]:
+    """GET / from ``wsgi``, take the first piece of the body (``b"ne"``), then close the body
+    as a server whose client left; return when the close began and how long it took."""
+    body = _get(wsgi)
+    assert next(iter(body)) == b"ne"
+    started = time.monotonic()
+    body.close()
+    return started, time.monotonic() - started
 
 
 class _EndlessSlowAclose:
@@ -464,16 +479,10 @@ def test_a_wsgi_stream_cut_short_whose_aclose_does_not_return_frees_the_thread(
     # for, unbounded, as the server closed the body (its client gone).
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", CLOSE_WAIT)
     events: list[str] = []
-    app = App()
-    app.get("/")(lambda request: Response.stream(_EndlessSlowAclose(events), "text/plain"))
-    wsgi = app.as_wsgi()
+    wsgi = _streaming_wsgi(_EndlessSlowAclose(events))
     try:
         with caplog.at_level(logging.WARNING, logger="microweb"):
-            body = _get(wsgi)
-            assert next(iter(body)) == b"ne"
-            started = time.monotonic()
-            body.close()  # type: ignore[attr-defined]
-            took = time.monotonic() - started
+            started, took = _closed_after_a_piece(wsgi)
             deadline = started + 5
             while "closed" not in events and time.monotonic() < deadline:
                 time.sleep(0.02)
@@ -516,16 +525,10 @@ def test_a_wsgi_close_that_another_follows_is_waited_for_in_order(
     # where ASGI runs it after: the server's thread waits for both, watched.
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", CLOSE_WAIT)
     events: list[str] = []
-    app = App()
-    app.get("/")(lambda request: Response.stream(_GeneratorThenAclose(events), "text/plain"))
-    wsgi = app.as_wsgi()
+    wsgi = _streaming_wsgi(_GeneratorThenAclose(events))
     try:
         with caplog.at_level(logging.WARNING, logger="microweb"):
-            body = _get(wsgi)
-            assert next(iter(body)) == b"ne"
-            started = time.monotonic()
-            body.close()  # type: ignore[attr-defined]
-            took = time.monotonic() - started
+            _, took = _closed_after_a_piece(wsgi)
         assert took >= SLOW_CLOSE
         assert events == ["generator closed", "stream closed"]
         (late,) = _late(caplog, "has not returned in time")

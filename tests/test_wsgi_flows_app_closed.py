@@ -112,6 +112,26 @@ def _ends_in_its_cleanup(app: App, ending: type[BaseException]) -> None:
             raise ending("bye")
 
 
+def _wait_until(check: Any) -> None:
+    until = time.monotonic() + 5
+    while not check():
+        assert time.monotonic() < until
+        time.sleep(0.01)
+
+
+def _cut_in_its_cleanup(
+    wsgi: Any, inside: threading.Event, events: list[str], daemon: bool = False
+) -> tuple[threading.Thread, list[Any]]:
+    """Start a GET of "/" in a thread of its own, cut the app loop's calls once the handler is
+    ``inside``, and wait until a flow's cleanup says "cleanup began" in ``events``; return the
+    thread and the list its answer goes to."""
+    thread, answered = _get_in_thread(wsgi, daemon=daemon)
+    assert inside.wait(5)
+    wsgi.app_loop.cut_waiting()
+    _wait_until(lambda: "cleanup began" in events)
+    return thread, answered
+
+
 def _get_raising_in_thread(wsgi: Any) -> tuple[threading.Thread, list[BaseException]]:
     """Start a GET of "/" in a thread of its own; return it and the list what the GET raised
     goes to."""
@@ -492,10 +512,7 @@ def test_the_shutdown_hooks_start_once_a_cut_flows_cleanup_has_ended(hook: str) 
             events.append("shutdown")
 
     wsgi = app.as_wsgi()
-    thread, answered = _get_in_thread(wsgi)
-    assert inside.wait(5)
-    wsgi.app_loop.cut_waiting()
-    _wait_until(lambda: "cleanup began" in events)
+    thread, answered = _cut_in_its_cleanup(wsgi, inside, events)
     wsgi.close()
     thread.join(5)
     assert events == ["cleanup began", "cleanup ended", "shutdown"]
@@ -520,10 +537,7 @@ def test_the_shutdown_hooks_wait_for_a_cut_flows_cleanup_no_longer_than_its_clea
 
     app.on_shutdown(lambda: events.append("shutdown"))
     wsgi = app.as_wsgi()
-    thread, _ = _get_in_thread(wsgi, daemon=True)
-    assert inside.wait(5)
-    wsgi.app_loop.cut_waiting()
-    _wait_until(lambda: "cleanup began" in events)
+    thread, _ = _cut_in_its_cleanup(wsgi, inside, events, daemon=True)
     began = time.monotonic()
     wsgi.close()
     assert 0.2 < time.monotonic() - began < 2.0
@@ -531,23 +545,9 @@ def test_the_shutdown_hooks_wait_for_a_cut_flows_cleanup_no_longer_than_its_clea
     assert events == ["cleanup began", "shutdown"]
 
 
-def _wait_until(check: Any) -> None:
-    until = time.monotonic() + 5
-    while not check():
-        assert time.monotonic() < until
-        time.sleep(0.01)
-
-
-def test_a_flow_whose_step_ignores_its_cancellation_past_the_cleanup_wait_is_not_closed_running(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    # NOTE: its step still running on the stopped app loop, the flow's closing called its
-    # aclose(), and Python's "aclose(): asynchronous generator is already running" was logged
-    # as the flow's failure (review364).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
-    gc.collect()  # NOTE: the tasks earlier tests left pending are said now, not below.
-    caplog.clear()
-    app = App()
+def _stubborn_step(app: App) -> threading.Event:
+    """Register an async flow whose part after its ``yield`` ignores its first cancellation,
+    and a handler that answers at once; return the event set as that part begins."""
     inside = threading.Event()
 
     @app.middleware
@@ -563,6 +563,20 @@ def test_a_flow_whose_step_ignores_its_cancellation_past_the_cleanup_wait_is_not
     async def index(request: Request) -> str:
         return "hi"
 
+    return inside
+
+
+def test_a_flow_whose_step_ignores_its_cancellation_past_the_cleanup_wait_is_not_closed_running(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: its step still running on the stopped app loop, the flow's closing called its
+    # aclose(), and Python's "aclose(): asynchronous generator is already running" was logged
+    # as the flow's failure (review364).
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    gc.collect()  # NOTE: the tasks earlier tests left pending are said now, not below.
+    caplog.clear()
+    app = App()
+    inside = _stubborn_step(app)
     wsgi = app.as_wsgi()
     thread, answered = _get_in_thread(wsgi, daemon=True)
     assert inside.wait(5)
@@ -606,10 +620,7 @@ def test_a_cut_flows_cleanup_that_ignores_its_cancellation_on_the_app_loop_is_na
                 await asyncio.sleep(5)  # NOTE: ignores its cancellation.
 
     wsgi = app.as_wsgi()
-    thread, answered = _get_in_thread(wsgi, daemon=True)
-    assert inside.wait(5)
-    wsgi.app_loop.cut_waiting()
-    _wait_until(lambda: "cleanup began" in events)
+    thread, answered = _cut_in_its_cleanup(wsgi, inside, events, daemon=True)
     wsgi.close()
     thread.join(5)
     gc.collect()
@@ -748,10 +759,7 @@ def test_the_shutdown_hooks_start_as_a_cut_flows_cleanup_ends_not_at_its_cleanup
 
     app.on_shutdown(lambda: events.append("shutdown"))
     wsgi = app.as_wsgi()
-    thread, _ = _get_in_thread(wsgi)
-    assert inside.wait(5)
-    wsgi.app_loop.cut_waiting()
-    _wait_until(lambda: "cleanup began" in events)
+    thread, _ = _cut_in_its_cleanup(wsgi, inside, events)
     began = time.monotonic()
     wsgi.close()
     assert time.monotonic() - began < 1.5
@@ -863,21 +871,7 @@ def test_a_flows_step_left_running_past_the_app_loops_stop_is_collected_quietly(
     # raised "no running event loop" as it ended: an "Exception ignored" (review364).
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
     app = App()
-    inside = threading.Event()
-
-    @app.middleware
-    async def stubborn(request: Request) -> AsyncIterator[None]:
-        yield
-        inside.set()
-        try:
-            await asyncio.sleep(5)
-        except asyncio.CancelledError:
-            await asyncio.sleep(1)  # NOTE: ignores its cancellation.
-
-    @app.get("/")
-    async def index(request: Request) -> str:
-        return "hi"
-
+    inside = _stubborn_step(app)
     wsgi = app.as_wsgi()
     unraisable: list[Any] = []
     hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
@@ -886,7 +880,7 @@ def test_a_flows_step_left_running_past_the_app_loops_stop_is_collected_quietly(
         assert inside.wait(5)
         wsgi.close()
         thread.join(5)
-        del wsgi, app, stubborn, index
+        del wsgi, app
         gc.collect()
     finally:
         sys.unraisablehook = hook
