@@ -35,6 +35,9 @@ CUT_TASKS: weakref.WeakSet[asyncio.Task[None]] = weakref.WeakSet()
 Stalled = Callable[[float], bool]
 # NOTE: the default of a context variable's get(): set by no one.
 _UNSET: Any = object()
+# NOTE: the loops that have stopped and run only the cleanup of the tasks left on them
+# (run_until_stopped()): a call handed over now is refused (Hop.start()).
+_CLEANING: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
 # NOTE: how often a thread waiting for the loop checks that the loop still runs (seconds).
@@ -101,6 +104,15 @@ class Hop:
         # made; the task copies it again, so the awaitable sees the caller's values. The task
         # is kept here: the loop holds its tasks weakly.
         loop = asyncio.get_running_loop()
+        if loop in _CLEANING:
+            # NOTE: handed over by a thread that took the loop before its stop: its task, made
+            # after the tasks left were cancelled, ran on uncancelled and was destroyed
+            # pending as the loop closed ("Task was destroyed but it is pending!", review380).
+            # Refused as a call after the app's close; it never runs.
+            close_unrun(self.awaitable)
+            self.error = AppClosed("the app loop was stopped: this WSGI app was closed")
+            self.done.release()
+            return
         if self.run_in is None:
             self.task = loop.create_task(_run_hop(self))
         elif sys.version_info >= (3, 11):
@@ -304,6 +316,8 @@ def _cancel(hop: Hop) -> None:
     # NOTE: on the loop, after hop.start (both came through call_soon_threadsafe, in order).
     task = hop.task
     if task is None:
+        if hop.error is not None:
+            return  # NOTE: refused by a loop that was cleaning up (Hop.start()): let go.
         # NOTE: its start was never queued (Ctrl+C within call_soon_threadsafe): nothing ran,
         # and the waiting thread is let go.
         _close_unstarted(hop)
@@ -554,6 +568,7 @@ def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
 
 
 async def _clean_up(loop: asyncio.AbstractEventLoop) -> None:
+    _CLEANING.add(loop)
     tasks = asyncio.all_tasks(loop) - {asyncio.current_task()}
     for task in tasks:
         task.cancel()

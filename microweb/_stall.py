@@ -160,8 +160,12 @@ class StallTimer(asyncio.BaseProtocol):
         async def receive_after_continue() -> Any:
             if cycle.waiting_for_100_continue and self.waiting_cycle() is cycle:
                 # NOTE: Uvicorn's receive() sends the 100 Continue now: the client owes the
-                # body from here, even once the answer has started.
+                # body from here, even once the answer has started; counted from the 100, not
+                # from the timer's last look at a client that waited (review380).
+                waited = self.continue_expected
                 self.continue_expected = False
+                if waited and self.request_due() and not self.transport.is_closing():
+                    self.request_moved()
             return await receive()
 
         extensions = cycle.scope.setdefault("extensions", {})
@@ -220,9 +224,12 @@ class StallTimer(asyncio.BaseProtocol):
         # NOTE: a client that waits for its 100 Continue, which goes once the app reads the
         # body; or one answered before any 100 Continue, which need not send the body at all
         # (RFC 9110 10.1.1; curl stops): its answer may stream on, and says the connection
-        # closes after it. One told 100 Continue owes the body.
-        answered_first = self.continue_expected and cycle.response_started
-        return cycle.waiting_for_100_continue or answered_first
+        # closes after it. One told 100 Continue owes the body; so does one that began it
+        # unasked (continue_expected cleared), though no 100 Continue has gone: it was taken
+        # for one waiting, and never cut while the app had not read (review380).
+        if not self.continue_expected:
+            return False
+        return cycle.waiting_for_100_continue or cycle.response_started
 
     def request_moved(self) -> None:
         """Note that a request is due and may have moved; arm the timer if it is not armed."""

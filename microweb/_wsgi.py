@@ -167,7 +167,7 @@ class WSGIDriver:
         if isinstance(exc, ClientDisconnect):
             return client_left(request, exc)
         if isinstance(exc, LoopStopped):
-            return _cut_off(request, isinstance(exc, AppClosed))
+            return _cut_off(request, isinstance(exc, AppClosed), exc)
         # NOTE: no server cancels a WSGI request: sync code raised it (a def handler, a sync
         # flow; the core took it for a cut and closed the flows). An error of the request, as
         # under ASGI; let out, it left Waitress's connection open, unanswered.
@@ -178,7 +178,7 @@ class WSGIDriver:
         except ClientDisconnect as left:
             return client_left(request, left)
         except LoopStopped as stopped:
-            return _cut_off(request, isinstance(stopped, AppClosed))
+            return _cut_off(request, isinstance(stopped, AppClosed), stopped)
         except asyncio.CancelledError as again:
             # NOTE: a sync error handler raised it (once more, called again for it): let out,
             # it left Waitress's connection open, unanswered.
@@ -666,16 +666,39 @@ def _end_request(request: Request, app_loop: AppLoop) -> None:
         after_sent(partial(_after_response, request, app_loop))
 
 
-def _cut_off(request: Request, app_closed: bool) -> Response:
+def _cut_off(request: Request, app_closed: bool, stopped: LoopStopped | None = None) -> Response:
     """Answer a request cut off by the app's close: a 500, where it can still go out.
 
-    ``app_closed``: the app was closed before the call began (``AppClosed``).
+    ``app_closed``: the app was closed before the call began (``AppClosed``); ``stopped``:
+    the loop's stop that cut the call off, if it did.
     """
     # NOTE: as Uvicorn's cancellation gives, with no traceback and no error handler: a
     # server's stop after its grace period, which logged it, or a call on a closed app.
     if app_closed:
         _log_closed(request, "answered 500")
+    elif stopped is not None:
+        _left_running(request, stopped)
     return default_error(request, 500, None, {})
+
+
+def _left_running(request: Request, stopped: LoopStopped) -> None:
+    """Name ``request`` in one warning if its call on the app loop ignored its cancellation
+    past the loop's stop (``stopped.pending``), and let asyncio say nothing of its task.
+
+    NOTE: asyncio's "Task was destroyed but it is pending!" named the task of the app loop's
+    (``_run_hop()``), not the request, whenever the task was collected, maybe much later; a
+    flow's step is named by its flow (``_cut_closing.named_by_its_flow``) (review380).
+    """
+    task, stopped.pending = stopped.pending, None
+    if task is None or task.done():
+        return
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    logger.warning(
+        "%s %s was left to its collection as the app loop stopped: its async code ignored "
+        "its cancellation and still runs; its finally blocks run when it is collected",
+        logged_method(request),
+        logged_path(request),
+    )
 
 
 def _log_closed(request: Request, outcome: str) -> None:

@@ -482,6 +482,43 @@ def test_stop_cancels_a_pending_task_and_runs_its_cleanup(
         assert _destroyed_pending(caplog) == []
 
 
+def test_a_call_handed_over_while_the_stopped_loop_cleans_up_never_starts(
+    app_loop: AppLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a thread that took the loop before stop() hands its call over while the tasks
+    # left on it get their CLEANUP_WAIT: its task was made after they were cancelled, ran on
+    # uncancelled, and was destroyed pending as the loop closed ("Task was destroyed but it
+    # is pending! ... _run_hop()", review380). It is refused as a call after the app's close.
+    cleaning, ran = threading.Event(), []
+
+    async def slow_cleanup() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cleaning.set()
+            await asyncio.sleep(0.3)
+
+    async def spawn() -> None:
+        asyncio.get_running_loop().create_task(slow_cleanup())
+        await asyncio.sleep(0)
+
+    async def late() -> None:
+        ran.append(True)
+        await asyncio.sleep(3600)
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        app_loop.run(spawn())
+        loop = app_loop.loop
+        stopping = threading.Thread(target=app_loop.stop)
+        stopping.start()
+        assert cleaning.wait(5)
+        with pytest.raises(_app_loop.AppClosed):
+            run_on_loop(loop, late())
+        stopping.join(5)
+        assert ran == []
+        assert _destroyed_pending(caplog) == []
+
+
 def test_stop_closes_an_async_generator_left_suspended(app_loop: AppLoop) -> None:
     events: list[str] = []
 
