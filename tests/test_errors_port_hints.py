@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from conftest import MakeClient, in_colour
 
-from microweb import App, Request
-from microweb._error_logs import port_hint
+import microweb
+from microweb import App, HTTPError, Request, Response
+from microweb._port_hints import port_hint
 from microweb.testing import TestClient
 
 
@@ -55,7 +56,67 @@ def _other_method(request: Request) -> Any:
     return thing.form["name"]  # type: ignore[index]
 
 
+def _status_code(request: Request) -> Any:
+    return Response(b"made", status_code=201)  # type: ignore[call-arg]
+
+
+def _json_status_code(request: Request) -> Any:
+    return microweb.Response.json({"made": True}, status_code=201)  # type: ignore[call-arg]
+
+
+def _error_status_code(request: Request) -> Any:
+    raise HTTPError(status_code=404)  # type: ignore[call-arg]
+
+
+def _content(request: Request) -> Any:
+    return Response(content=b"made")  # type: ignore[call-arg]
+
+
+def _mimetype(request: Request) -> Any:
+    return Response.text("made", mimetype="text/csv")  # type: ignore[call-arg]
+
+
+def _background(request: Request) -> Any:
+    return Response.json({}, background=None)  # type: ignore[call-arg]
+
+
+def _own_response(request: Request) -> Any:
+    class Response:  # NOTE: the app's own class of that name: no hint of microweb's.
+        def __init__(self) -> None:
+            """Takes nothing."""
+
+    return Response(status_code=201)  # type: ignore[call-arg]
+
+
 _CASES: list[tuple[Callable[[Request], Any], str | None]] = [
+    (
+        _status_code,
+        "microweb's Response.__init__() takes status=, not status_code= (another framework's name)",
+    ),
+    (
+        _json_status_code,
+        "microweb's Response.json() takes status=, not status_code= (another framework's name)",
+    ),
+    (
+        _error_status_code,
+        "microweb's HTTPError.__init__() takes status=, not status_code= (another framework's "
+        "name)",
+    ),
+    (
+        _content,
+        "microweb's Response.__init__() takes body=, not content= (another framework's name)",
+    ),
+    (
+        _mimetype,
+        "microweb's Response.text() takes headers={'content-type': ...}, not mimetype= "
+        "(another framework's name)",
+    ),
+    (
+        _background,
+        "microweb's Response.json() takes no background=: call "
+        "request.after_response(fn, *args, **kwargs) in the handler",
+    ),
+    (_own_response, None),
     (
         _form_subscripted,
         "request.form is a method: call it, request.form() "
@@ -80,6 +141,13 @@ _CASES: list[tuple[Callable[[Request], Any], str | None]] = [
     (_other_method, None),
 ]
 _IDS = [
+    "status-code",
+    "json-status-code",
+    "error-status-code",
+    "content",
+    "mimetype",
+    "background",
+    "own-response",
     "form-subscripted",
     "json-get",
     "ajson-get",
