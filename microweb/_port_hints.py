@@ -13,6 +13,7 @@ import linecache
 import re
 from types import FrameType, ModuleType, TracebackType
 
+from ._errors import HTTPError, only_of
 from ._request import Request
 
 
@@ -25,7 +26,12 @@ def port_hint(exc: Exception) -> str:
     Only on the error path: the names stay plain methods, with nothing in front of them.
     """
     try:
-        return _foreign_http_error(exc) or _misused_attribute(exc) or _foreign_keyword(exc)
+        return (
+            _foreign_http_error(exc)
+            or _misused_attribute(exc)
+            or _foreign_keyword(exc)
+            or _grouped_http_error(exc)
+        )
     except Exception:
         # NOTE: the app's error is what counts: its str() or its obj (a property of a
         # subclass's) raised out of the log line, which was lost, and the error in the error
@@ -174,3 +180,18 @@ def _microweb_class(tb: TracebackType, name: str) -> type | None:
                 if cls.__name__ == name and str(cls.__module__).startswith("microweb"):
                     return cls
     return None
+
+
+def _grouped_http_error(exc: Exception) -> str:
+    """Say how to raise the ``HTTPError`` that ``exc``, an exception group of such errors
+    only, holds: an ``asyncio.TaskGroup``'s (or anyio's) whose task raised it."""
+    # NOTE: no HTTPError, so a 500, as in Starlette, which answers a group by its own class
+    # too; answering the first of a group would be a guess of which one the app meant.
+    error = only_of(exc, HTTPError)
+    if error is None:
+        return ""
+    return (
+        f"{type(exc).__name__} of HTTPError({error.status}), a task group's: only an "
+        "HTTPError raised on its own is answered, a group is a 500 (as in Starlette); raise "
+        "it alone, with except* HTTPError as group: raise group.exceptions[0]"
+    )

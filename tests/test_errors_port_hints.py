@@ -4,6 +4,7 @@ debug page say what to write, where Python's message named only a ``'method'`` o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Callable
@@ -291,3 +292,80 @@ def test_an_error_that_takes_no_note_is_raised_as_it_is(interface: str, colour: 
         pytest.raises(_FrozenTypeError),
     ):
         client.post("/")
+
+
+def _group_type() -> Any:
+    # NOTE: on Python 3.10, anyio's task groups raise the exceptiongroup backport's.
+    if sys.version_info >= (3, 11):
+        return ExceptionGroup  # noqa: F821 (3.11+)
+    return pytest.importorskip("exceptiongroup").ExceptionGroup
+
+
+_GROUP_HINT = (
+    "ExceptionGroup of HTTPError(404), a task group's: only an HTTPError raised on its own "
+    "is answered, a group is a 500 (as in Starlette); raise it alone, with "
+    "except* HTTPError as group: raise group.exceptions[0]"
+)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_an_exception_group_of_an_http_error_says_how_to_raise_it(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture, nested: bool
+) -> None:
+    # NOTE: asyncio.TaskGroup (and anyio's) raise a child's HTTPError in a group, which is no
+    # HTTPError: a 500, as Starlette's, whose log line said nothing of the 404 inside.
+    group = _group_type()
+    inner = [HTTPError(404, "no such note")]
+
+    def grouped(request: Request) -> Any:
+        raise group("unhandled errors in a TaskGroup", [group("inner", inner)] if nested else inner)
+
+    caplog.set_level(logging.ERROR, logger="microweb")
+    response = make_client(_app(colour, grouped)).post("/")
+    assert response.status_code == 500
+    [message] = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert message == f"unhandled error in POST /: {_GROUP_HINT}"
+
+
+def test_an_exception_group_of_other_errors_gets_no_group_hint(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    group = _group_type()
+
+    def grouped(request: Request) -> Any:
+        raise group("tasks", [HTTPError(404), KeyError("x")])
+
+    caplog.set_level(logging.ERROR, logger="microweb")
+    assert make_client(_app(colour, grouped)).post("/").status_code == 500
+    [message] = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert message == "unhandled error in POST /"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is Python 3.11's")
+def test_the_hint_of_a_task_group_works_as_it_says(make_client: MakeClient) -> None:
+    app = App()
+
+    async def refuse() -> None:
+        raise HTTPError(404, "no such note")
+
+    @app.get("/grouped")
+    async def grouped(request: Request) -> None:
+        async with asyncio.TaskGroup() as tasks:  # type: ignore[attr-defined,unused-ignore]
+            tasks.create_task(refuse())
+
+    @app.get("/alone")
+    async def alone(request: Request) -> None:
+        exec(
+            "async def run(TaskGroup, refuse, HTTPError):\n"
+            "    try:\n"
+            "        async with TaskGroup() as tasks:\n"
+            "            tasks.create_task(refuse())\n"
+            "    except* HTTPError as group:\n"
+            "        raise group.exceptions[0]\n",
+            namespace := {},
+        )
+        await namespace["run"](asyncio.TaskGroup, refuse, HTTPError)
+
+    client = make_client(app)
+    assert client.get("/grouped").status_code == 500
+    assert (client.get("/alone").status_code, client.get("/alone").text) == (404, "no such note")
