@@ -169,17 +169,27 @@ def _microweb_class(tb: TracebackType, name: str) -> type | None:
     while tb.tb_next is not None:
         tb = tb.tb_next
     frame = tb.tb_frame
-    for value in [*frame.f_locals.values(), *frame.f_globals.values()]:
+    namespaces = (frame.f_locals, frame.f_globals)
+    # NOTE: the name as the frame binds it first: the app's own class of that name, beside
+    # microweb's imported under another, is no microweb's.
+    bound = next((space[name] for space in namespaces if name in space), None)
+    values = [bound] if isinstance(bound, type) else [v for n in namespaces for v in n.values()]
+    for value in values:
         # NOTE: a module's own dict, never getattr(): a global may be a proxy or a lazy
         # module, whose lookup runs code on the error path.
         held = vars(value).get(name) if isinstance(value, ModuleType) else None
         for candidate in (value, type(value), held):
-            if not isinstance(candidate, type):
-                continue
-            for cls in candidate.__mro__:
-                if cls.__name__ == name and str(cls.__module__).startswith("microweb"):
-                    return cls
+            if isinstance(candidate, type) and _microweb_named(candidate, name):
+                return candidate
     return None
+
+
+def _microweb_named(candidate: type, name: str) -> bool:
+    """Whether ``candidate`` is microweb's class ``name`` or a subclass of it."""
+    for cls in candidate.__mro__:
+        if cls.__name__ == name and str(cls.__module__).partition(".")[0] == "microweb":
+            return True
+    return False
 
 
 def _grouped_http_error(exc: Exception) -> str:

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -369,3 +370,34 @@ def test_the_hint_of_a_task_group_works_as_it_says(make_client: MakeClient) -> N
     client = make_client(app)
     assert client.get("/grouped").status_code == 500
     assert (client.get("/alone").status_code, client.get("/alone").text) == (404, "no such note")
+
+
+def test_a_templates_render_with_status_code_says_status(tmp_path: Path) -> None:
+    templating = pytest.importorskip("microweb.templating")
+    templates = templating.Templates(tmp_path)
+    try:
+        templates.render(None, "page.html", {}, status_code=404)
+    except TypeError as exc:
+        hint = port_hint(exc)
+    assert hint == (
+        "microweb's Templates.render() takes status=, not status_code= (another framework's name)"
+    )
+
+
+def test_a_class_of_the_same_name_from_elsewhere_gets_no_keyword_hint() -> None:
+    # NOTE: a module that holds microweb's classes and its own Response: the name as the
+    # calling frame binds it is what was called.
+    namespace: dict[str, Any] = {}
+    exec(
+        "import microweb\n"
+        "from microweb import HTTPError, Response as Answer\n"
+        "class Response:\n"
+        "    def __init__(self):\n"
+        "        pass\n"
+        "try:\n"
+        "    Response(status_code=201)\n"
+        "except TypeError as exc:\n"
+        "    error = exc\n",
+        namespace,
+    )
+    assert port_hint(namespace["error"]) == ""
