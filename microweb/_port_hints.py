@@ -139,12 +139,17 @@ def _foreign_keyword(exc: Exception) -> str:
     ``Response(..., status_code=201)`` kept from Starlette: Python's message named the
     keyword that was wrong, never the one to write.
     """
+    if not isinstance(exc, TypeError) or exc.__traceback__ is None:
+        return ""
     found = _UNEXPECTED_KEYWORD.match(str(exc))
-    if not isinstance(exc, TypeError) or found is None or exc.__traceback__ is None:
+    if found is None:
         return ""
     owner, function, keyword = found.groups()
+    if owner not in _KEYWORD_CLASSES or not (keyword in _KEYWORDS or keyword == "background"):
+        return ""
     cls = _microweb_class(exc.__traceback__, owner)
-    if cls is None or not (keyword in _KEYWORDS or keyword == "background"):
+    called_function = getattr(cls, function, None)
+    if cls is None or not callable(called_function):
         return ""
     called = f"microweb's {owner}.{function}()"
     if keyword == "background":
@@ -152,7 +157,7 @@ def _foreign_keyword(exc: Exception) -> str:
             f"{called} takes no background=: call request.after_response(fn, *args, "
             "**kwargs) in the handler"
         )
-    taken = inspect.signature(getattr(cls, function)).parameters
+    taken = inspect.signature(called_function).parameters
     ours = [name for name in _KEYWORDS[keyword] if name in taken]
     if ours:
         written = f"{ours[0]}="
@@ -179,17 +184,18 @@ def _microweb_class(tb: TracebackType, name: str) -> type | None:
         # module, whose lookup runs code on the error path.
         held = vars(value).get(name) if isinstance(value, ModuleType) else None
         for candidate in (value, type(value), held):
-            if isinstance(candidate, type) and _microweb_named(candidate, name):
-                return candidate
+            found = _microweb_named(candidate, name) if isinstance(candidate, type) else None
+            if found is not None:
+                return found
     return None
 
 
-def _microweb_named(candidate: type, name: str) -> bool:
-    """Whether ``candidate`` is microweb's class ``name`` or a subclass of it."""
+def _microweb_named(candidate: type, name: str) -> type | None:
+    """Return microweb's class ``name`` when ``candidate`` is it or a subclass of it."""
     for cls in candidate.__mro__:
         if cls.__name__ == name and str(cls.__module__).partition(".")[0] == "microweb":
-            return True
-    return False
+            return cls
+    return None
 
 
 def _grouped_http_error(exc: Exception) -> str:

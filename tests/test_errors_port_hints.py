@@ -401,3 +401,22 @@ def test_a_class_of_the_same_name_from_elsewhere_gets_no_keyword_hint() -> None:
         namespace,
     )
     assert port_hint(namespace["error"]) == ""
+
+
+def test_a_subclass_and_falcons_description_get_the_keyword_hint() -> None:
+    class Gone(Response):
+        def __init__(self, body: bytes) -> None:
+            super().__init__(body, status_code=410)  # type: ignore[call-arg]
+
+    try:
+        Gone(b"gone")
+    except TypeError as exc:
+        hint = port_hint(exc)
+    assert hint.startswith("microweb's Response.__init__() takes status=, not status_code=")
+    try:
+        HTTPError(404, description="no such link")  # type: ignore[call-arg]
+    except TypeError as exc:
+        hint = port_hint(exc)
+    assert hint == (
+        "microweb's HTTPError.__init__() takes detail=, not description= (another framework's name)"
+    )
