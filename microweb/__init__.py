@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from ._app import App
 from ._datastructures import Headers, MultiDict
@@ -48,20 +47,12 @@ for _name in __all__:
 del _name
 
 if not TYPE_CHECKING:
-    # NOTE: hidden from type checkers, which would read every unknown name of the module
-    # as this function's return type: `from microweb import jsonify` is still an error there.
+    # NOTE: PEP 562, for another framework's name (`from microweb import jsonify`); hidden
+    # from type checkers, which would read every unknown name of the module as what it
+    # returns: there, such an import is still an error.
+    from . import _other_names
 
-    def __getattr__(name: str) -> NoReturn:
-        """Refuse ``name``, saying what to write when it is another framework's (PEP 562)."""
-        from dis import opmap
+    __getattr__ = _other_names.module_getattr
 
-        from ._other_names import refuse_module_name
-
-        # NOTE: `from microweb import name` asks with the IMPORT_FROM instruction and turns
-        # an AttributeError into its own "cannot import name", whose message names no
-        # advice on any Python from 3.10 to 3.13: an ImportError, raised here, goes through.
-        # An AttributeError for every other reader: hasattr() and getattr(..., default).
-        caller = sys._getframe(1)
-        importing = caller.f_code.co_code[caller.f_lasti] == opmap["IMPORT_FROM"]
-        del caller
-        refuse_module_name(sys.modules[__name__], name, importing)
+# NOTE: dir(microweb) as it was.
+del TYPE_CHECKING

@@ -10,6 +10,8 @@ nothing more; an instance may be given one, its own attribute (``app.config = {.
 from __future__ import annotations
 
 import re
+import sys
+from dis import opmap
 from types import ModuleType
 from typing import NoReturn
 
@@ -175,3 +177,23 @@ def refuse_module_name(module: ModuleType, name: str, importing: bool) -> NoRetu
     raise AttributeError(
         f"module {module.__name__!r} has no attribute {name!r} {advice}", name=name, obj=module
     )
+
+
+_IMPORT_FROM = opmap["IMPORT_FROM"]
+
+
+def module_getattr(name: str) -> NoReturn:
+    """Refuse ``name`` on the ``microweb`` module, as its ``__getattr__`` (PEP 562), saying
+    what to write when it is another framework's.
+
+    Args:
+        name: The name looked up and not found.
+    """
+    # NOTE: `from microweb import name` asks with the IMPORT_FROM instruction and turns an
+    # AttributeError into its own "cannot import name", whose message names no advice on
+    # any Python from 3.10 to 3.13: an ImportError, raised for it, goes through. Every other
+    # reader gets an AttributeError: hasattr() and getattr(..., default) work as before.
+    caller = sys._getframe(1)
+    importing = caller.f_code.co_code[caller.f_lasti] == _IMPORT_FROM
+    del caller
+    refuse_module_name(sys.modules["microweb"], name, importing)

@@ -80,6 +80,7 @@ def test_other_names_leave_the_module_as_it_was() -> None:
     with pytest.raises(ImportError, match=r"^cannot import name 'nope' from 'microweb'"):
         exec("from microweb import nope", {})
     assert not [name for name in MODULE_NAMES if name in dir(microweb)]
+    assert not {"TYPE_CHECKING", "module_getattr"} & set(dir(microweb))
     star: dict[str, object] = {}
     exec("from microweb import *", star)
     assert sorted(name for name in star if name != "__builtins__") == sorted(microweb.__all__)
