@@ -5,6 +5,11 @@ each such name, read on an ``App`` or a ``Router`` that was given no attribute o
 raises ``AttributeError`` saying what to write here, where Python's own message named only the
 missing name. They are descriptors on the classes (``OtherName``), so a name that is found costs
 nothing more; an instance may be given one, its own attribute (``app.config = {...}``).
+
+And what they call what a port imports from ``microweb`` (Flask's ``abort``, Starlette's
+``JSONResponse``, Falcon's ``HTTPNotFound``): ``module_getattr``, the package's
+``__getattr__``, runs only for a name the package does not have, so the names it has cost
+nothing more either.
 """
 
 from __future__ import annotations
