@@ -115,6 +115,10 @@ MODULE_NAMES: dict[str, tuple[str, str]] = {
     "stream_with_context": (_FLASK, "return Response.stream(generator)"),
     "HTTPException": ("Starlette's and Flask's", "raise HTTPError(status, detail)"),
     "Starlette": (_STARLETTE, "App()"),
+    "status": (
+        _STARLETTE,
+        "the status as an int (status=404), or an http.HTTPStatus member (HTTPStatus.NOT_FOUND)",
+    ),
     "JSONResponse": (_STARLETTE, "Response.json(value, status=...), or return the dict or list"),
     "PlainTextResponse": (_STARLETTE, "Response.text(text, status=...), or return the str"),
     "HTMLResponse": (_STARLETTE, "Response.html(html, status=...)"),

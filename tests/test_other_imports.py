@@ -5,6 +5,7 @@ Python's said only "cannot import name"; read as ``microweb.name``, the ``Attrib
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ _CASES = [
     ("StreamingResponse", "Starlette's", "Response.stream(iterable"),
     ("BackgroundTasks", "Starlette's", "request.after_response(fn, *args, **kwargs)"),
     ("Starlette", "Starlette's", "App()"),
+    ("status", "Starlette's", "status=404"),
     ("HTTPNotFound", "Falcon's", "raise HTTPError(404)"),
     ("HTTPUnprocessableEntity", "Falcon's", "raise HTTPError(422)"),
     ("HTTPSeeOther", "Falcon's", "return Response.redirect(url, status=303)"),
@@ -105,6 +107,7 @@ def test_each_starlette_and_falcon_name_is_theirs() -> None:
         for module in ("applications", "background", "exceptions", "responses", "routing")
         if pytest.importorskip("starlette")
     ]
+    starlette.append(importlib.import_module("starlette.status") and sys.modules["starlette"])
     for name, (origin, _) in MODULE_NAMES.items():
         if "Falcon" in origin:
             assert hasattr(falcon, name), name
