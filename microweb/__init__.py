@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._app import App
 from ._datastructures import Headers, MultiDict
 from ._errors import ClientDisconnect, HTTPError, InterfaceWarning
@@ -43,3 +45,14 @@ __version__ = "0.1.0"
 for _name in __all__:
     globals()[_name].__module__ = "microweb"
 del _name
+
+if not TYPE_CHECKING:
+    # NOTE: PEP 562, for another framework's name (`from microweb import jsonify`); hidden
+    # from type checkers, which would read every unknown name of the module as what it
+    # returns: there, such an import is still an error.
+    from . import _other_names
+
+    __getattr__ = _other_names.module_getattr
+
+# NOTE: dir(microweb) as it was.
+del TYPE_CHECKING

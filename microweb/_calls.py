@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._buffer import is_too_large
 from ._effects import Colored, Effects, Ending, Offload, closing_here
 from ._emission import ACCEPT_VARIES, NOSNIFF, Header, negotiate_file, outgoing
-from ._error_logs import log_answered, log_failed, log_unhandled, port_hint
+from ._error_logs import log_answered, log_failed, log_unhandled
 from ._errors import (
     ClientDisconnect,
     HTTPError,
@@ -29,6 +29,7 @@ from ._errors import (
 )
 from ._media import JSON, TEXT, encode_json
 from ._parsing import header_value, prefers_json
+from ._port_hints import port_hint
 from ._request import logged_method, logged_path
 from ._response import Response, StreamBody
 from ._results import copied, to_response

@@ -7,14 +7,11 @@ what was logged here (``ReportedTracebacks``).
 
 from __future__ import annotations
 
-import inspect
-import linecache
 import logging
-import re
-from types import FrameType, TracebackType
 from typing import TYPE_CHECKING
 
 from ._errors import HTTPError, is_asyncio_cancellation, report_unhandled
+from ._port_hints import port_hint
 from ._request import Request, logged_method, logged_path
 
 if TYPE_CHECKING:
@@ -40,98 +37,6 @@ def log_unhandled(request: Request, exc: Exception) -> None:
 def _hinted(exc: Exception) -> str:
     hint = port_hint(exc)
     return f": {hint}" if hint else ""
-
-
-def port_hint(exc: Exception) -> str:
-    """Say what a port writes instead of what raised ``exc``, an unhandled error; else ``""``.
-
-    Another framework's HTTP exception, a ``Request`` method used as Flask's attribute of the
-    same name (``request.form["x"]``, ``request.json.get("x")``) or Starlette's
-    ``request.url.path``: Python's own message named no ``Request`` and said nothing of why.
-    Only on the error path: the names stay plain methods, with nothing in front of them.
-    """
-    try:
-        return _foreign_http_error(exc) or _misused_attribute(exc)
-    except Exception:
-        # NOTE: the app's error is what counts: its str() or its obj (a property of a
-        # subclass's) raised out of the log line, which was lost, and the error in the error
-        # path went on to the server in place of the 500.
-        return ""
-
-
-# NOTE: what Python says of a method subscripted, iterated or asked for an attribute; an
-# attribute of a bound method is looked up on its function.
-_METHOD_MISUSE = re.compile(r"'(method|function)' object (is not|has no|does not)|type 'method'")
-
-
-def _misused_attribute(exc: Exception) -> str:
-    """Say how to use the ``Request`` attribute that ``exc`` met in the line that raised it."""
-    if not isinstance(exc, (TypeError, AttributeError)) or exc.__traceback__ is None:
-        return ""
-    tb: TracebackType = exc.__traceback__
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    line = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno)
-    for name, attribute in _request_attributes(tb.tb_frame, line):
-        if attribute == "url" and isinstance(getattr(exc, "obj", None), str):
-            return (
-                f"{name}.url is a str, the whole URL: its parts are {name}.path, "
-                f"{name}.query, {name}.scheme and {name}.host"
-            )
-        if inspect.isfunction(inspect.getattr_static(Request, attribute, None)) and (
-            _METHOD_MISUSE.search(str(exc))
-        ):
-            return f"{name}.{attribute} is a method: call it, {_called(name, attribute)}"
-    return ""
-
-
-def _called(name: str, method: str) -> str:
-    """Spell the call of ``name.method``, with its async twin's where it has one."""
-    if hasattr(Request, f"a{method}"):
-        return f"{name}.{method}() (await {name}.a{method}() in an async def handler)"
-    if method.startswith("a") and hasattr(Request, method[1:]):
-        return f"await {name}.{method}()"
-    return f"{name}.{method}()"
-
-
-def _request_attributes(frame: FrameType, line: str) -> list[tuple[str, str]]:
-    """Return each ``(name, attribute)`` of ``name.attribute`` in ``line`` that is not called,
-    where ``name`` is a local of ``frame`` holding a ``Request``."""
-    found: list[tuple[str, str]] = []
-    for name, value in list(frame.f_locals.items()):
-        # NOTE: type(), not isinstance(): a local's __class__ may be anything (a proxy's).
-        if not issubclass(type(value), Request) or f"{name}." not in line:
-            continue
-        pattern = rf"(?<![\w.]){re.escape(name)}\s*\.\s*(\w+)\b(?!\s*\()"
-        found.extend((name, attribute) for attribute in re.findall(pattern, line))
-    return found
-
-
-# NOTE: the frameworks a port comes from, whose HTTP exceptions carry their status in
-# status_code (Starlette, FastAPI, Falcon, Bottle) or code (Werkzeug, so Flask's abort()).
-_FOREIGN_HTTP_ERRORS = frozenset({"werkzeug", "flask", "starlette", "fastapi", "falcon", "bottle"})
-
-
-def _foreign_http_error(exc: Exception) -> str:
-    """Say what to raise instead of ``exc``, another framework's HTTP exception; else ``""``.
-
-    Raised in a port (``abort(404)`` kept from Flask, Starlette's ``HTTPException``), it is no
-    ``HTTPError`` here, so a 500; its log line said nothing of why.
-    """
-    cls = type(exc)
-    # NOTE: str(): a class's __module__ may be anything (None, set by a code generator), and
-    # its partition() raised out of this log line, the app's error out to the server.
-    if str(cls.__module__).partition(".")[0] not in _FOREIGN_HTTP_ERRORS:
-        return ""
-    for name in ("status_code", "code"):
-        status = getattr(exc, name, None)
-        # NOTE: an HTTPStatus member (Starlette's docs pass them) counts, as its plain int.
-        if isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599:
-            return (
-                f"{cls.__module__}.{cls.__qualname__} is not microweb's; "
-                f"raise microweb.HTTPError({int(status)}) instead"
-            )
-    return ""
 
 
 def log_answered(

@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ._datastructures import check_header
 
@@ -132,15 +132,6 @@ class HTTPError(Exception):
 
     def __repr__(self) -> str:
         return f"HTTPError({self.status}, {self.detail!r})"
-
-    @property
-    def status_code(self) -> NoReturn:
-        """Not one here: reading it raises ``AttributeError``, which names ``status``."""
-        # NOTE: Starlette's name, read by a ported exception handler: Python's bare "has no
-        # attribute 'status_code'" named no way to write it.
-        raise AttributeError(
-            "an HTTPError has no 'status_code' (Starlette's name): read exc.status"
-        )
 
 
 def refused(status: int, headers: dict[str, str] | None = None) -> HTTPError:
@@ -375,3 +366,13 @@ def refuse_other_spellings(
             f"write {spelling}"
         )
         setattr(cls, name, kind(name, message))
+
+
+if not TYPE_CHECKING:
+    # NOTE: Starlette's name, read by a ported exception handler: Python's bare "has no
+    # attribute 'status_code'" named no way to write it. Put on the class here, out of its
+    # body: a property there was read as NoReturn by type checkers (exc.status_code passed
+    # mypy --strict), and shown in the API reference as one of HTTPError's attributes.
+    HTTPError.status_code = OtherSpelling(
+        "status_code", "an HTTPError has no 'status_code' (Starlette's name): read exc.status"
+    )

@@ -5,9 +5,20 @@ each such name, read on an ``App`` or a ``Router`` that was given no attribute o
 raises ``AttributeError`` saying what to write here, where Python's own message named only the
 missing name. They are descriptors on the classes (``OtherName``), so a name that is found costs
 nothing more; an instance may be given one, its own attribute (``app.config = {...}``).
+
+And what they call what a port imports from ``microweb`` (Flask's ``abort``, Starlette's
+``JSONResponse``, Falcon's ``HTTPNotFound``): ``module_getattr``, the package's
+``__getattr__``, runs only for a name the package does not have, so the names it has cost
+nothing more either.
 """
 
 from __future__ import annotations
+
+import re
+import sys
+from dis import opmap
+from types import ModuleType
+from typing import NoReturn
 
 from ._errors import OtherName, refuse_other_spellings
 
@@ -64,3 +75,134 @@ def add_other_names(cls: type, variable: str) -> None:
     names = {**_SHARED, **(_APP_ONLY if variable == "app" else _ROUTER_ONLY)}
     advice = {name: text.format(variable) for name, text in names.items()}
     refuse_other_spellings(cls, advice, OtherName)
+
+
+_FLASK, _STARLETTE, _FALCON = "Flask's", "Starlette's", "Falcon's"
+_TEMPLATES = (
+    "templates.render(request, name, context), with templates = Templates(folder) from "
+    "microweb.templating"
+)
+_ROUTER = "Router(prefix=...), its routes added with app.include(router)"
+_SESSIONS = "with the Sessions plugin (microweb.plugins)"
+
+# NOTE: what `from microweb import name` or `microweb.name` means in a port: each value is
+# (whose name it is, what to write here). Names microweb has itself (App, Request, Response,
+# HTTPError, Router, Route, WebSocket, UploadFile) are found before any of these is looked at.
+MODULE_NAMES: dict[str, tuple[str, str]] = {
+    "Flask": (_FLASK, "App()"),
+    "abort": (_FLASK, "raise HTTPError(status, detail)"),
+    "jsonify": (_FLASK, "return the dict or list, or Response.json(value)"),
+    "make_response": (_FLASK, "Response(body, status=..., headers=...), or Response.json(...)"),
+    "redirect": (_FLASK, "return Response.redirect(url, status=302) (307 when no status is given)"),
+    "url_for": (_FLASK, "request.url_for(name, **params), or app.url_for outside a request"),
+    "render_template": (_FLASK, _TEMPLATES),
+    "Blueprint": (_FLASK, _ROUTER),
+    "g": (_FLASK, "request.state, a namespace of its own for each request"),
+    "current_app": (_FLASK, "request.app"),
+    "request": (
+        _FLASK,
+        "the request argument of each handler, flow and error handler: there is no global one",
+    ),
+    "session": (_FLASK, f"request.session, {_SESSIONS}"),
+    "flash": (_FLASK, f"flash(request, message, category) from microweb.plugins, {_SESSIONS}"),
+    "get_flashed_messages": (_FLASK, "get_flashed_messages(request) from microweb.plugins"),
+    "send_file": (_FLASK, "return Response.file(path, filename=...)"),
+    "send_from_directory": (
+        _FLASK,
+        "return Response.file(target), target = safe_join(folder, name) from "
+        "microweb.plugins.static",
+    ),
+    "stream_with_context": (_FLASK, "return Response.stream(generator)"),
+    "HTTPException": ("Starlette's and Flask's", "raise HTTPError(status, detail)"),
+    "Starlette": (_STARLETTE, "App()"),
+    "status": (
+        _STARLETTE,
+        "the status as an int (status=404), or an http.HTTPStatus member (HTTPStatus.NOT_FOUND)",
+    ),
+    "JSONResponse": (_STARLETTE, "Response.json(value, status=...), or return the dict or list"),
+    "PlainTextResponse": (_STARLETTE, "Response.text(text, status=...), or return the str"),
+    "HTMLResponse": (_STARLETTE, "Response.html(html, status=...)"),
+    "RedirectResponse": (_STARLETTE, "Response.redirect(url, status=...)"),
+    "StreamingResponse": (_STARLETTE, "Response.stream(iterable, media_type=...)"),
+    "FileResponse": (_STARLETTE, "Response.file(path, filename=...)"),
+    "Mount": (_STARLETTE, _ROUTER),
+    "WebSocketRoute": (_STARLETTE, "@app.websocket(path) on an async def handler(ws)"),
+    "BackgroundTask": (_STARLETTE, "request.after_response(fn, *args, **kwargs)"),
+    "BackgroundTasks": (_STARLETTE, "request.after_response(fn, *args, **kwargs)"),
+    "API": (_FALCON, "App()"),
+    "HTTPBadRequest": (_FALCON, "raise HTTPError(400)"),
+    "HTTPUnauthorized": (_FALCON, "raise HTTPError(401)"),
+    "HTTPForbidden": (_FALCON, "raise HTTPError(403)"),
+    "HTTPNotFound": (_FALCON, "raise HTTPError(404)"),
+    "HTTPMethodNotAllowed": (_FALCON, "raise HTTPError(405, headers={'allow': ...})"),
+    "HTTPNotAcceptable": (_FALCON, "raise HTTPError(406)"),
+    "HTTPConflict": (_FALCON, "raise HTTPError(409)"),
+    "HTTPGone": (_FALCON, "raise HTTPError(410)"),
+    "HTTPPayloadTooLarge": (_FALCON, "raise HTTPError(413)"),
+    "HTTPContentTooLarge": (_FALCON, "raise HTTPError(413)"),
+    "HTTPUnsupportedMediaType": (_FALCON, "raise HTTPError(415)"),
+    "HTTPUnprocessableEntity": (_FALCON, "raise HTTPError(422)"),
+    "HTTPTooManyRequests": (_FALCON, "raise HTTPError(429)"),
+    "HTTPInternalServerError": (_FALCON, "raise HTTPError(500)"),
+    "HTTPServiceUnavailable": (_FALCON, "raise HTTPError(503)"),
+    "HTTPMovedPermanently": (_FALCON, "return Response.redirect(url, status=301)"),
+    "HTTPFound": (_FALCON, "return Response.redirect(url, status=302)"),
+    "HTTPSeeOther": (_FALCON, "return Response.redirect(url, status=303)"),
+    "HTTPTemporaryRedirect": (_FALCON, "return Response.redirect(url, status=307)"),
+    "HTTPPermanentRedirect": (_FALCON, "return Response.redirect(url, status=308)"),
+}
+
+# NOTE: Falcon's status strings, falcon.HTTP_201 ("201 Created"), one name a status.
+_FALCON_STATUS = re.compile(r"HTTP_([1-5][0-9][0-9])")
+
+
+def refuse_module_name(module: ModuleType, name: str, importing: bool) -> NoReturn:
+    """Raise what reading ``name`` on ``module`` (``microweb``) raises: for another
+    framework's name, an error that says what to write; else Python's own ``AttributeError``.
+
+    Args:
+        module: The ``microweb`` module.
+        name: The name looked up on it and not found.
+        importing: Whether ``from microweb import name`` looked it up: ``ImportError`` then,
+            as Python's ``import`` statement drops an ``AttributeError``'s message.
+    """
+    other = MODULE_NAMES.get(name)
+    status = _FALCON_STATUS.fullmatch(name)
+    if status is not None:
+        other = (_FALCON, f"the int {status[1]}: status={status[1]}")
+    if other is None:
+        # NOTE: Python's own words; an import turns it into its own ImportError (with, on
+        # 3.12 and later, its "Did you mean" of a near name).
+        raise AttributeError(
+            f"module {module.__name__!r} has no attribute {name!r}", name=name, obj=module
+        )
+    advice = f"({other[0]} name): write {other[1]}"
+    if importing:
+        raise ImportError(
+            f"cannot import name {name!r} from {module.__name__!r} {advice}",
+            name=module.__name__,
+            path=module.__file__,
+        )
+    raise AttributeError(
+        f"module {module.__name__!r} has no attribute {name!r} {advice}", name=name, obj=module
+    )
+
+
+_IMPORT_FROM = opmap["IMPORT_FROM"]
+
+
+def module_getattr(name: str) -> NoReturn:
+    """Refuse ``name`` on the ``microweb`` module, as its ``__getattr__`` (PEP 562), saying
+    what to write when it is another framework's.
+
+    Args:
+        name: The name looked up and not found.
+    """
+    # NOTE: `from microweb import name` asks with the IMPORT_FROM instruction and turns an
+    # AttributeError into its own "cannot import name", whose message names no advice on
+    # any Python from 3.10 to 3.13: an ImportError, raised for it, goes through. Every other
+    # reader gets an AttributeError: hasattr() and getattr(..., default) work as before.
+    caller = sys._getframe(1)
+    importing = caller.f_code.co_code[caller.f_lasti] == _IMPORT_FROM
+    del caller
+    refuse_module_name(sys.modules["microweb"], name, importing)

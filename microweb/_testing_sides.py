@@ -20,8 +20,8 @@ import httpx
 import idna  # NOTE: httpx's own dependency, which reads its hosts.
 from httpx._client import BaseClient
 
-from ._error_logs import port_hint
 from ._errors import unhandled_errors
+from ._port_hints import port_hint
 from ._testing_cookie_order import in_browsers_order
 
 # NOTE: in a request's extensions: whether its redirects are followed.

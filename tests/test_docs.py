@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import pkgutil
 import re
 import subprocess
@@ -33,6 +34,7 @@ import pytest
 
 import microweb
 from microweb import Limits
+from microweb._errors import OtherSpelling
 from microweb.plugins import sessions
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -418,6 +420,32 @@ def test_a_members_list_names_every_documented_member_once(name: str) -> None:
     assert len(members) == len(set(members))
     assert not [member for member in members if not hasattr(cls, member)]
     assert not _documented_members(cls) - set(members), f"add them to {name}'s members list"
+
+
+def _refused(cls: type, name: str) -> bool:
+    """Whether ``name`` is another framework's spelling that ``cls`` refuses."""
+    return isinstance(inspect.getattr_static(cls, name, None), OtherSpelling) or (
+        isinstance(inspect.getattr_static(cls, name, None), property)
+        and "Not one here" in str(inspect.getattr_static(cls, name).__doc__)
+    )
+
+
+def test_the_reference_shows_no_other_frameworks_spelling() -> None:
+    # NOTE: Response.status_code and HTTPError.status_code, refusals with a docstring,
+    # were shown in the API reference as if they were microweb's own attributes.
+    griffe = pytest.importorskip("griffe")
+    package = griffe.load("microweb", search_paths=[str(DOCS.parent)])
+    shown = []
+    for name in documented_names():
+        module, _, attribute = name.rpartition(".")
+        cls = getattr(importlib.import_module(module), attribute, None)
+        if not isinstance(cls, type):
+            continue  # NOTE: a module's page, microweb.templating's, or a function's.
+        members = listed_members().get(name) or list(
+            package[name.removeprefix("microweb.")].all_members
+        )
+        shown.extend(f"{name}.{member}" for member in members if _refused(cls, member))
+    assert not shown
 
 
 def test_every_page_is_in_the_site_nav() -> None:

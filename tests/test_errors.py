@@ -146,7 +146,7 @@ def test_an_error_handler_reading_status_code_is_told_to_read_status(
     app = _raising_app(colour, HTTPError(418))
 
     def handler(request: Request, exc: HTTPError) -> Response:
-        return Response.json({"error": exc.detail}, status=exc.status_code)
+        return Response.json({"error": exc.detail}, status=exc.status_code)  # type: ignore[attr-defined]
 
     app.error_handler(HTTPError)(in_colour(colour, handler))
     with (

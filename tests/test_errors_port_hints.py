@@ -4,16 +4,19 @@ debug page say what to write, where Python's message named only a ``'method'`` o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour
 
-from microweb import App, Request
-from microweb._error_logs import port_hint
+import microweb
+from microweb import App, HTTPError, Request, Response
+from microweb._port_hints import port_hint
 from microweb.testing import TestClient
 
 
@@ -55,7 +58,67 @@ def _other_method(request: Request) -> Any:
     return thing.form["name"]  # type: ignore[index]
 
 
+def _status_code(request: Request) -> Any:
+    return Response(b"made", status_code=201)  # type: ignore[call-arg]
+
+
+def _json_status_code(request: Request) -> Any:
+    return microweb.Response.json({"made": True}, status_code=201)  # type: ignore[call-arg]
+
+
+def _error_status_code(request: Request) -> Any:
+    raise HTTPError(status_code=404)  # type: ignore[call-arg]
+
+
+def _content(request: Request) -> Any:
+    return Response(content=b"made")  # type: ignore[call-arg]
+
+
+def _mimetype(request: Request) -> Any:
+    return Response.text("made", mimetype="text/csv")  # type: ignore[call-arg]
+
+
+def _background(request: Request) -> Any:
+    return Response.json({}, background=None)  # type: ignore[call-arg]
+
+
+def _own_response(request: Request) -> Any:
+    class Response:  # NOTE: the app's own class of that name: no hint of microweb's.
+        def __init__(self) -> None:
+            """Takes nothing."""
+
+    return Response(status_code=201)  # type: ignore[call-arg]
+
+
 _CASES: list[tuple[Callable[[Request], Any], str | None]] = [
+    (
+        _status_code,
+        "microweb's Response.__init__() takes status=, not status_code= (another framework's name)",
+    ),
+    (
+        _json_status_code,
+        "microweb's Response.json() takes status=, not status_code= (another framework's name)",
+    ),
+    (
+        _error_status_code,
+        "microweb's HTTPError.__init__() takes status=, not status_code= (another framework's "
+        "name)",
+    ),
+    (
+        _content,
+        "microweb's Response.__init__() takes body=, not content= (another framework's name)",
+    ),
+    (
+        _mimetype,
+        "microweb's Response.text() takes headers={'content-type': ...}, not mimetype= "
+        "(another framework's name)",
+    ),
+    (
+        _background,
+        "microweb's Response.json() takes no background=: call "
+        "request.after_response(fn, *args, **kwargs) in the handler",
+    ),
+    (_own_response, None),
     (
         _form_subscripted,
         "request.form is a method: call it, request.form() "
@@ -80,6 +143,13 @@ _CASES: list[tuple[Callable[[Request], Any], str | None]] = [
     (_other_method, None),
 ]
 _IDS = [
+    "status-code",
+    "json-status-code",
+    "error-status-code",
+    "content",
+    "mimetype",
+    "background",
+    "own-response",
     "form-subscripted",
     "json-get",
     "ajson-get",
@@ -112,7 +182,14 @@ def test_the_log_line_says_what_to_write(
     assert message == "unhandled error in POST /" + ("" if hint is None else f": {hint}")
 
 
-@pytest.mark.parametrize(("handler", "hint"), _CASES[:2], ids=_IDS[:2])
+_ON_THE_DEBUG_PAGE = ["status-code", "error-status-code", "form-subscripted", "json-get"]
+
+
+@pytest.mark.parametrize(
+    ("handler", "hint"),
+    [_CASES[_IDS.index(name)] for name in _ON_THE_DEBUG_PAGE],
+    ids=_ON_THE_DEBUG_PAGE,
+)
 def test_the_debug_page_says_what_to_write(
     make_client: MakeClient, colour: str, handler: Callable[[Request], Any], hint: str
 ) -> None:
@@ -223,3 +300,130 @@ def test_an_error_that_takes_no_note_is_raised_as_it_is(interface: str, colour: 
         pytest.raises(_FrozenTypeError),
     ):
         client.post("/")
+
+
+def _group_type() -> Any:
+    # NOTE: on Python 3.10, anyio's task groups raise the exceptiongroup backport's.
+    if sys.version_info >= (3, 11):
+        return ExceptionGroup  # noqa: F821 (3.11+)
+    return pytest.importorskip("exceptiongroup").ExceptionGroup
+
+
+_GROUP_HINT = (
+    "ExceptionGroup of HTTPError(404), a task group's: only an HTTPError raised on its own "
+    "is answered, a group is a 500 (as in Starlette); raise it alone, with "
+    "except* HTTPError as group: raise group.exceptions[0]"
+)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_an_exception_group_of_an_http_error_says_how_to_raise_it(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture, nested: bool
+) -> None:
+    # NOTE: asyncio.TaskGroup (and anyio's) raise a child's HTTPError in a group, which is no
+    # HTTPError: a 500, as Starlette's, whose log line said nothing of the 404 inside.
+    group = _group_type()
+    inner = [HTTPError(404, "no such note")]
+
+    def grouped(request: Request) -> Any:
+        raise group("unhandled errors in a TaskGroup", [group("inner", inner)] if nested else inner)
+
+    caplog.set_level(logging.ERROR, logger="microweb")
+    response = make_client(_app(colour, grouped)).post("/")
+    assert response.status_code == 500
+    [message] = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert message == f"unhandled error in POST /: {_GROUP_HINT}"
+
+
+def test_an_exception_group_of_other_errors_gets_no_group_hint(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    group = _group_type()
+
+    def grouped(request: Request) -> Any:
+        raise group("tasks", [HTTPError(404), KeyError("x")])
+
+    caplog.set_level(logging.ERROR, logger="microweb")
+    assert make_client(_app(colour, grouped)).post("/").status_code == 500
+    [message] = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert message == "unhandled error in POST /"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is Python 3.11's")
+def test_the_hint_of_a_task_group_works_as_it_says(make_client: MakeClient) -> None:
+    app = App()
+
+    async def refuse() -> None:
+        raise HTTPError(404, "no such note")
+
+    @app.get("/grouped")
+    async def grouped(request: Request) -> None:
+        async with asyncio.TaskGroup() as tasks:  # type: ignore[attr-defined,unused-ignore]
+            tasks.create_task(refuse())
+
+    @app.get("/alone")
+    async def alone(request: Request) -> None:
+        exec(
+            "async def run(TaskGroup, refuse, HTTPError):\n"
+            "    try:\n"
+            "        async with TaskGroup() as tasks:\n"
+            "            tasks.create_task(refuse())\n"
+            "    except* HTTPError as group:\n"
+            "        raise group.exceptions[0]\n",
+            namespace := {},
+        )
+        await namespace["run"](asyncio.TaskGroup, refuse, HTTPError)
+
+    client = make_client(app)
+    assert client.get("/grouped").status_code == 500
+    assert (client.get("/alone").status_code, client.get("/alone").text) == (404, "no such note")
+
+
+def test_a_templates_render_with_status_code_says_status(tmp_path: Path) -> None:
+    templating = pytest.importorskip("microweb.templating")
+    templates = templating.Templates(tmp_path)
+    try:
+        templates.render(None, "page.html", {}, status_code=404)
+    except TypeError as exc:
+        hint = port_hint(exc)
+    assert hint == (
+        "microweb's Templates.render() takes status=, not status_code= (another framework's name)"
+    )
+
+
+def test_a_class_of_the_same_name_from_elsewhere_gets_no_keyword_hint() -> None:
+    # NOTE: a module that holds microweb's classes and its own Response: the name as the
+    # calling frame binds it is what was called.
+    namespace: dict[str, Any] = {}
+    exec(
+        "import microweb\n"
+        "from microweb import HTTPError, Response as Answer\n"
+        "class Response:\n"
+        "    def __init__(self):\n"
+        "        pass\n"
+        "try:\n"
+        "    Response(status_code=201)\n"
+        "except TypeError as exc:\n"
+        "    error = exc\n",
+        namespace,
+    )
+    assert port_hint(namespace["error"]) == ""
+
+
+def test_a_subclass_and_falcons_description_get_the_keyword_hint() -> None:
+    class Gone(Response):
+        def __init__(self, body: bytes) -> None:
+            super().__init__(body, status_code=410)  # type: ignore[call-arg]
+
+    try:
+        Gone(b"gone")
+    except TypeError as exc:
+        hint = port_hint(exc)
+    assert hint.startswith("microweb's Response.__init__() takes status=, not status_code=")
+    try:
+        HTTPError(404, description="no such link")  # type: ignore[call-arg]
+    except TypeError as exc:
+        hint = port_hint(exc)
+    assert hint == (
+        "microweb's HTTPError.__init__() takes detail=, not description= (another framework's name)"
+    )

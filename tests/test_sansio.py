@@ -206,7 +206,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "core": (
         "_parts", "_streamed_parts", "_uploads", "_forms", "_request_head", "_request_body",
         "_request", "_response_cookies",
-        "_response", "_results", "_emission", "_plugins", "_plan", "_error_logs", "_calls",
+        "_response", "_results", "_emission", "_plugins", "_plan", "_port_hints", "_error_logs",
+        "_calls",
         "_pipeline",
     ),
     "bridges": (

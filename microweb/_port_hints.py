@@ -1,0 +1,213 @@
+"""What a port writes instead of what raised an unhandled error, said in its log line, on the
+debug page and in a note on the error a test client raises (``port_hint``): another
+framework's HTTP exception, a ``Request`` method read as Flask's attribute of the same name,
+Starlette's ``request.url.path``, another framework's keyword given to a ``Response``.
+
+Only on the error path: nothing is put in front of the names and calls that work.
+"""
+
+from __future__ import annotations
+
+import inspect
+import linecache
+import re
+from types import FrameType, ModuleType, TracebackType
+
+from ._errors import HTTPError, only_of
+from ._request import Request
+
+
+def port_hint(exc: Exception) -> str:
+    """Say what a port writes instead of what raised ``exc``, an unhandled error; else ``""``.
+
+    Another framework's HTTP exception, a ``Request`` method used as Flask's attribute of the
+    same name (``request.form["x"]``, ``request.json.get("x")``) or Starlette's
+    ``request.url.path``: Python's own message named no ``Request`` and said nothing of why.
+    Only on the error path: the names stay plain methods, with nothing in front of them.
+    """
+    try:
+        return (
+            _foreign_http_error(exc)
+            or _misused_attribute(exc)
+            or _foreign_keyword(exc)
+            or _grouped_http_error(exc)
+        )
+    except Exception:
+        # NOTE: the app's error is what counts: its str() or its obj (a property of a
+        # subclass's) raised out of the log line, which was lost, and the error in the error
+        # path went on to the server in place of the 500.
+        return ""
+
+
+# NOTE: what Python says of a method subscripted, iterated or asked for an attribute; an
+# attribute of a bound method is looked up on its function.
+_METHOD_MISUSE = re.compile(r"'(method|function)' object (is not|has no|does not)|type 'method'")
+
+
+def _misused_attribute(exc: Exception) -> str:
+    """Say how to use the ``Request`` attribute that ``exc`` met in the line that raised it."""
+    if not isinstance(exc, (TypeError, AttributeError)) or exc.__traceback__ is None:
+        return ""
+    tb: TracebackType = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    line = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+    for name, attribute in _request_attributes(tb.tb_frame, line):
+        if attribute == "url" and isinstance(getattr(exc, "obj", None), str):
+            return (
+                f"{name}.url is a str, the whole URL: its parts are {name}.path, "
+                f"{name}.query, {name}.scheme and {name}.host"
+            )
+        if inspect.isfunction(inspect.getattr_static(Request, attribute, None)) and (
+            _METHOD_MISUSE.search(str(exc))
+        ):
+            return f"{name}.{attribute} is a method: call it, {_called(name, attribute)}"
+    return ""
+
+
+def _called(name: str, method: str) -> str:
+    """Spell the call of ``name.method``, with its async twin's where it has one."""
+    if hasattr(Request, f"a{method}"):
+        return f"{name}.{method}() (await {name}.a{method}() in an async def handler)"
+    if method.startswith("a") and hasattr(Request, method[1:]):
+        return f"await {name}.{method}()"
+    return f"{name}.{method}()"
+
+
+def _request_attributes(frame: FrameType, line: str) -> list[tuple[str, str]]:
+    """Return each ``(name, attribute)`` of ``name.attribute`` in ``line`` that is not called,
+    where ``name`` is a local of ``frame`` holding a ``Request``."""
+    found: list[tuple[str, str]] = []
+    for name, value in list(frame.f_locals.items()):
+        # NOTE: type(), not isinstance(): a local's __class__ may be anything (a proxy's).
+        if not issubclass(type(value), Request) or f"{name}." not in line:
+            continue
+        pattern = rf"(?<![\w.]){re.escape(name)}\s*\.\s*(\w+)\b(?!\s*\()"
+        found.extend((name, attribute) for attribute in re.findall(pattern, line))
+    return found
+
+
+# NOTE: the frameworks a port comes from, whose HTTP exceptions carry their status in
+# status_code (Starlette, FastAPI, Falcon, Bottle) or code (Werkzeug, so Flask's abort()).
+_FOREIGN_HTTP_ERRORS = frozenset({"werkzeug", "flask", "starlette", "fastapi", "falcon", "bottle"})
+
+
+def _foreign_http_error(exc: Exception) -> str:
+    """Say what to raise instead of ``exc``, another framework's HTTP exception; else ``""``.
+
+    Raised in a port (``abort(404)`` kept from Flask, Starlette's ``HTTPException``), it is no
+    ``HTTPError`` here, so a 500; its log line said nothing of why.
+    """
+    cls = type(exc)
+    # NOTE: str(): a class's __module__ may be anything (None, set by a code generator), and
+    # its partition() raised out of this log line, the app's error out to the server.
+    if str(cls.__module__).partition(".")[0] not in _FOREIGN_HTTP_ERRORS:
+        return ""
+    for name in ("status_code", "code"):
+        status = getattr(exc, name, None)
+        # NOTE: an HTTPStatus member (Starlette's docs pass them) counts, as its plain int.
+        if isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599:
+            return (
+                f"{cls.__module__}.{cls.__qualname__} is not microweb's; "
+                f"raise microweb.HTTPError({int(status)}) instead"
+            )
+    return ""
+
+
+# NOTE: Python's words for a keyword that a function does not take (3.13 may add "Did you
+# mean"), naming the function by its __qualname__.
+_UNEXPECTED_KEYWORD = re.compile(r"(\w+)\.(\w+)\(\) got an unexpected keyword argument '(\w+)'")
+
+# NOTE: microweb's classes whose calls a port gives another framework's keywords:
+# Starlette's and FastAPI's status_code=, content= and background=, Flask's (Werkzeug's)
+# response=, mimetype= and content_type=, Falcon's HTTPError title= and description=.
+_KEYWORD_CLASSES = frozenset({"Response", "HTTPError", "Templates"})
+_KEYWORDS = {
+    "status_code": ("status",),
+    "content": ("body", "value", "text", "html"),
+    "response": ("body",),
+    "mimetype": ("media_type",),
+    "content_type": ("media_type",),
+    "title": ("detail",),
+    "description": ("detail",),
+}
+
+
+def _foreign_keyword(exc: Exception) -> str:
+    """Say which keyword to pass instead of another framework's, which ``exc`` refused.
+
+    ``Response(..., status_code=201)`` kept from Starlette: Python's message named the
+    keyword that was wrong, never the one to write.
+    """
+    if not isinstance(exc, TypeError) or exc.__traceback__ is None:
+        return ""
+    found = _UNEXPECTED_KEYWORD.match(str(exc))
+    if found is None:
+        return ""
+    owner, function, keyword = found.groups()
+    if owner not in _KEYWORD_CLASSES or not (keyword in _KEYWORDS or keyword == "background"):
+        return ""
+    cls = _microweb_class(exc.__traceback__, owner)
+    called_function = getattr(cls, function, None)
+    if cls is None or not callable(called_function):
+        return ""
+    called = f"microweb's {owner}.{function}()"
+    if keyword == "background":
+        return (
+            f"{called} takes no background=: call request.after_response(fn, *args, "
+            "**kwargs) in the handler"
+        )
+    taken = inspect.signature(called_function).parameters
+    ours = [name for name in _KEYWORDS[keyword] if name in taken]
+    if ours:
+        written = f"{ours[0]}="
+    elif keyword in ("mimetype", "content_type") and "headers" in taken:
+        written = "headers={'content-type': ...}"
+    else:
+        return ""
+    return f"{called} takes {written}, not {keyword}= (another framework's name)"
+
+
+def _microweb_class(tb: TracebackType, name: str) -> type | None:
+    """Return microweb's class ``name`` where the frame that made the call refused, the last
+    of ``tb``, can reach it (a class, an instance, or a module holding one), else ``None``."""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = tb.tb_frame
+    namespaces = (frame.f_locals, frame.f_globals)
+    # NOTE: the name as the frame binds it first: the app's own class of that name, beside
+    # microweb's imported under another, is no microweb's.
+    bound = next((space[name] for space in namespaces if name in space), None)
+    values = [bound] if isinstance(bound, type) else [v for n in namespaces for v in n.values()]
+    for value in values:
+        # NOTE: a module's own dict, never getattr(): a global may be a proxy or a lazy
+        # module, whose lookup runs code on the error path.
+        held = vars(value).get(name) if isinstance(value, ModuleType) else None
+        for candidate in (value, type(value), held):
+            found = _microweb_named(candidate, name) if isinstance(candidate, type) else None
+            if found is not None:
+                return found
+    return None
+
+
+def _microweb_named(candidate: type, name: str) -> type | None:
+    """Return microweb's class ``name`` when ``candidate`` is it or a subclass of it."""
+    for cls in candidate.__mro__:
+        if cls.__name__ == name and str(cls.__module__).partition(".")[0] == "microweb":
+            return cls
+    return None
+
+
+def _grouped_http_error(exc: Exception) -> str:
+    """Say how to raise the ``HTTPError`` that ``exc``, an exception group of such errors
+    only, holds: an ``asyncio.TaskGroup``'s (or anyio's) whose task raised it."""
+    # NOTE: no HTTPError, so a 500, as in Starlette, which answers a group by its own class
+    # too; answering the first of a group would be a guess of which one the app meant.
+    error = only_of(exc, HTTPError)
+    if error is None:
+        return ""
+    return (
+        f"{type(exc).__name__} of HTTPError({error.status}), a task group's: only an "
+        "HTTPError raised on its own is answered, a group is a 500 (as in Starlette); raise "
+        "it alone, with except* HTTPError as group: raise group.exceptions[0]"
+    )

@@ -1,0 +1,133 @@
+"""Another framework's name imported from microweb (Flask's ``abort``, Starlette's
+``JSONResponse``, Falcon's ``HTTPNotFound``): the ``ImportError`` says what to write, where
+Python's said only "cannot import name"; read as ``microweb.name``, the ``AttributeError`` does."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+import microweb
+from microweb._other_names import MODULE_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_CASES = [
+    ("abort", "Flask's", "raise HTTPError(status, detail)"),
+    ("jsonify", "Flask's", "Response.json(value)"),
+    ("redirect", "Flask's", "Response.redirect(url, status=302)"),
+    ("render_template", "Flask's", "templates.render(request, name, context)"),
+    ("Blueprint", "Flask's", "Router(prefix=...)"),
+    ("g", "Flask's", "request.state"),
+    ("current_app", "Flask's", "request.app"),
+    ("request", "Flask's", "the request argument"),
+    ("Flask", "Flask's", "App()"),
+    ("HTTPException", "Starlette's and Flask's", "raise HTTPError(status, detail)"),
+    ("JSONResponse", "Starlette's", "Response.json(value, status=...)"),
+    ("StreamingResponse", "Starlette's", "Response.stream(iterable"),
+    ("BackgroundTasks", "Starlette's", "request.after_response(fn, *args, **kwargs)"),
+    ("Starlette", "Starlette's", "App()"),
+    ("status", "Starlette's", "status=404"),
+    ("HTTPNotFound", "Falcon's", "raise HTTPError(404)"),
+    ("HTTPUnprocessableEntity", "Falcon's", "raise HTTPError(422)"),
+    ("HTTPSeeOther", "Falcon's", "return Response.redirect(url, status=303)"),
+    ("HTTP_201", "Falcon's", "the int 201"),
+]
+
+
+@pytest.mark.parametrize(("name", "origin", "advice"), _CASES)
+def test_an_import_of_another_frameworks_name_says_what_to_write(
+    name: str, origin: str, advice: str
+) -> None:
+    with pytest.raises(ImportError) as raised:
+        exec(f"from microweb import {name}", {})
+    message = str(raised.value)
+    assert message.startswith(f"cannot import name {name!r} from 'microweb' ({origin} name): ")
+    assert advice in message
+    assert (raised.value.name, raised.value.path) == ("microweb", microweb.__file__)
+    assert not isinstance(raised.value, AttributeError)
+
+
+@pytest.mark.parametrize(("name", "origin", "advice"), _CASES[:3])
+def test_an_import_among_others_and_in_a_function_says_it_too(
+    name: str, origin: str, advice: str
+) -> None:
+    def imported() -> None:
+        exec(f"from microweb import App, {name} as alias, Response", {})
+
+    with pytest.raises(ImportError, match=rf"\({origin} name\): .*{advice[:10]}"):
+        imported()
+
+
+@pytest.mark.parametrize(("name", "origin", "advice"), _CASES)
+def test_an_attribute_of_another_frameworks_name_says_what_to_write(
+    name: str, origin: str, advice: str
+) -> None:
+    with pytest.raises(AttributeError) as raised:
+        getattr(microweb, name)
+    message = str(raised.value)
+    assert message.startswith(f"module 'microweb' has no attribute {name!r} ({origin} name): ")
+    assert advice in message
+    assert (raised.value.name, raised.value.obj) == (name, microweb)
+    assert not hasattr(microweb, name)
+
+
+def test_other_names_leave_the_module_as_it_was() -> None:
+    assert not hasattr(microweb, "nothing_of_the_kind")
+    with pytest.raises(AttributeError, match=r"^module 'microweb' has no attribute 'nope'$"):
+        microweb.nope  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(ImportError, match=r"^cannot import name 'nope' from 'microweb'"):
+        exec("from microweb import nope", {})
+    assert not [name for name in MODULE_NAMES if name in dir(microweb)]
+    assert not {"TYPE_CHECKING", "module_getattr"} & set(dir(microweb))
+    star: dict[str, object] = {}
+    exec("from microweb import *", star)
+    assert sorted(name for name in star if name != "__builtins__") == sorted(microweb.__all__)
+    # NOTE: microweb's own names are found as before; a submodule imports as before.
+    assert importlib.import_module("microweb.testing").TestClient
+    assert getattr(microweb, "HTTPError", None) is microweb.HTTPError
+
+
+def test_an_optional_import_of_another_name_still_falls_back() -> None:
+    namespace: dict[str, object] = {}
+    exec(
+        "try:\n    from microweb import jsonify\nexcept ImportError:\n    jsonify = None\n",
+        namespace,
+    )
+    assert namespace["jsonify"] is None
+
+
+def test_each_starlette_and_falcon_name_is_theirs() -> None:
+    falcon = pytest.importorskip("falcon")
+    starlette = [
+        importlib.import_module(f"starlette.{module}")
+        for module in ("applications", "background", "exceptions", "responses", "routing")
+        if pytest.importorskip("starlette")
+    ]
+    starlette.append(importlib.import_module("starlette.status") and sys.modules["starlette"])
+    for name, (origin, _) in MODULE_NAMES.items():
+        if "Falcon" in origin:
+            assert hasattr(falcon, name), name
+        elif "Starlette" in origin:
+            assert [module for module in starlette if hasattr(module, name)], name
+    assert [name for name in dir(falcon) if name.startswith("HTTP_")]
+
+
+def test_mypy_still_flags_another_frameworks_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = pytest.importorskip("mypy.api")
+    # NOTE: the microweb under test, not the one mypy would find from the current folder.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MYPYPATH", str(ROOT))
+    user = tmp_path / "ported.py"
+    user.write_text("from microweb import App, jsonify\nimport microweb\nmicroweb.abort(404)\n")
+    out, _, status = api.run(["--strict", "--no-incremental", "--follow-imports=silent", str(user)])
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert len(errors) == 2, out
+    assert 'ported.py:1: error: Module "microweb" has no attribute "jsonify"' in errors[0]
+    assert 'ported.py:3: error: Module has no attribute "abort"' in errors[1]
+    assert status == 1
