@@ -64,6 +64,11 @@ class Cleanup(Protocol):
         """Close it."""
 
 
+# PERF: a class more in Request's chain, no call or attribute look-up more: valgrind
+# instructions per request (bench/icount.sh, PYTHONHASHSEED 0 to 3, 2026-12-07), ASGI hello
+# 28,169 -> 28,220, echo 315,595 -> 316,392; by function (cachegrind, 2,000 less 200 requests),
+# the eval loop's count is unchanged, subtype_dealloc (+10) and PyType_IsSubtype (+5) walk
+# the class more, and the rest is the allocator's (malloc and free, moved by its layout).
 class BodyCache(HeadProperties):
     """The cache under ``Request``'s body methods: the claim of the body, and what reads keep."""
 
