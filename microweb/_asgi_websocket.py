@@ -14,10 +14,11 @@ from ._asgi_request import sends_refusal
 from ._concurrency import drive_async, error_of_request
 from ._emission import close_replaced
 from ._errors import ClientDisconnect, HTTPError, only_of, report_unhandled, status_of
-from ._pipeline import dispatch_handshake, fail, refuse_handshake
+from ._pipeline import fail
 from ._request import Request, logged_path, logged_request
 from ._types import Message, Receive, Scope, Send
 from ._websocket import CLOSED, CONNECTING, WebSocket, WebSocketDisconnect
+from ._ws_handshake import dispatch_handshake, refuse_handshake
 from ._ws_refusal import (
     refuse,
     refused_status,

@@ -150,7 +150,7 @@ def _close_as_cut(
 def named_by_its_flow(stopped: LoopStopped) -> None:
     """Let the task of a flow's step or closing that ignored its cancellation past the app
     loop's stop (``stopped.pending``) go unsaid by asyncio once collected: the flow, still
-    running, is named in one warning as it is left to its collection (``_pipeline``).
+    running, is named in one warning as it is left to its collection (``_flow_closing``).
 
     NOTE: asyncio's "Task was destroyed but it is pending!" named a task of the app loop's
     (``_run_hop()``), after microweb's warning had named the flow (review371).

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._datastructures import Headers
 from ._media import encode_json
-from ._pipeline import HANDSHAKE_HEADERS
 from ._strict_json import RefusedJSON, loads_json
 from ._types import Message, Receive, Send
+from ._ws_handshake import HANDSHAKE_HEADERS
 
 if TYPE_CHECKING:
     from ._request import Request

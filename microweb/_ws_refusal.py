@@ -8,11 +8,11 @@ import contextlib
 
 from ._asgi_request import sends_refusal
 from ._emission import encoded_headers, outgoing
-from ._pipeline import HANDSHAKE_HEADERS
 from ._request import Request
 from ._response import Response
 from ._results import copied
 from ._types import Message, Send
+from ._ws_handshake import HANDSHAKE_HEADERS
 
 
 def with_flows_headers(request: Request, response: Response) -> Response:
