@@ -26,6 +26,7 @@ from microweb.plugins import GZip
 
 FOLDER = Path(tempfile.gettempdir()) / "microweb-answer-fuzz"
 SIZES = (0, 1, 37, 300, 70_000)
+FILE_TIME = 1_700_000_000  # NOTE: one time, so that ETag and Last-Modified agree everywhere.
 # NOTE: every kind of answer build() makes, for the tests that draw specs of them.
 KINDS = ("str", "dict", "bytes", "none", "tuple", "redirect", "stream", "astream", "file", "sse")
 KINDS += ("text", "html", "json")
@@ -33,11 +34,25 @@ TEXT = "fuzzy café text; "
 
 
 def _make_files() -> None:
+    # NOTE: every process that imports this module makes them (each pytest-xdist worker, each
+    # server under test, another run on the same machine), in one folder, while others serve
+    # them: rewritten in place, a file was empty, short or of the current time for a moment,
+    # and an answer read then was cut off or had another ETag (review386). A file already
+    # right is left alone; one that is not is written aside and put in place whole.
     FOLDER.mkdir(parents=True, exist_ok=True)
     for size in SIZES:
         path = FOLDER / f"{size}.txt"
-        path.write_bytes((TEXT.encode() * (size // len(TEXT) + 1))[:size])
-        os.utime(path, (1_700_000_000, 1_700_000_000))
+        data = (TEXT.encode() * (size // len(TEXT) + 1))[:size]
+        try:
+            found = path.stat()
+            if found.st_mtime == FILE_TIME and path.read_bytes() == data:
+                continue
+        except FileNotFoundError:
+            pass
+        aside = FOLDER / f"{size}.txt.{os.getpid()}"
+        aside.write_bytes(data)
+        os.utime(aside, (FILE_TIME, FILE_TIME))
+        os.replace(aside, path)
 
 
 _make_files()

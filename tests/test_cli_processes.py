@@ -1341,7 +1341,8 @@ def test_a_second_signal_cuts_uvicorns_wait_short_and_cancels_it(
     left_running: list[asyncio.Task[Any]] = []
     with pytest.raises(asyncio.TimeoutError):
         _wait_with(monkeypatch, endless, cut_after=0.1, left_running=left_running)
-    assert time.monotonic() - started < 1
+    # NOTE: a margin for a busy machine; a wait not cut short would take 30 s (review386).
+    assert time.monotonic() - started < 5
     assert left_running == []
 
 

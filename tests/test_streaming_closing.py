@@ -285,7 +285,9 @@ def test_an_asgi_head_of_a_sync_stream_ends_while_the_pool_is_busy(kind: str) ->
         return time.monotonic() - started, sent
 
     took, sent = asyncio.run(head_while_held())
-    assert took < 0.5
+    # NOTE: a margin for a busy machine: a HEAD that waited for the thread would have run into
+    # wait_for's 2 s, the held stream letting go of it only after 3 (review386).
+    assert took < 1.5
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[-1].get("body", b"") == b""
 

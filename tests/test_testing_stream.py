@@ -122,15 +122,19 @@ def test_a_client_closed_by_another_thread_while_a_read_waits_says_so(
     interface: str, colour: str
 ) -> None:
     # NOTE: under ASGI the waiting read raised CancelledError.
-    app = App()
+    # NOTE: the stream waits for the closing thread to have begun before its 0.5 s: a busy
+    # machine started that thread late, and the read had ended by then (review386).
+    app, closing = App(), threading.Event()
 
     def sync_chunks() -> Iterator[str]:
         yield "first\n"
+        closing.wait(10)
         time.sleep(0.5)
         yield "second\n"
 
     async def async_chunks() -> AsyncIterator[str]:
         yield "first\n"
+        await asyncio.to_thread(closing.wait, 10)
         await asyncio.sleep(0.5)
         yield "second\n"
 
@@ -142,7 +146,12 @@ def test_a_client_closed_by_another_thread_while_a_read_waits_says_so(
     with client.stream("GET", "/slow") as response:
         lines = response.iter_lines()
         assert next(lines) == "first"
-        closer = threading.Thread(target=client.close)
+
+        def close() -> None:
+            closing.set()
+            client.close()
+
+        closer = threading.Thread(target=close)
         closer.start()
         with pytest.raises(RuntimeError, match="TestClient was closed while this response"):
             list(lines)

@@ -678,7 +678,7 @@ def test_cut_closings_begun_while_the_close_waits_do_not_hold_it_past_its_cleanu
             done.wait(5)
 
     def feeder() -> None:
-        until = time.monotonic() + 2
+        until = time.monotonic() + 5
         while not done.is_set() and time.monotonic() < until:
             threading.Thread(target=one_closing, daemon=True).start()
             time.sleep(0.05)
@@ -691,7 +691,9 @@ def test_cut_closings_begun_while_the_close_waits_do_not_hold_it_past_its_cleanu
         took = time.monotonic() - began
     finally:
         done.set()
-    assert 0.2 < took < 0.6, took
+    # NOTE: a wide margin past CLEANUP_WAIT for a busy machine (a thread started every 50 ms
+    # competes with the close); closings that held it would have held it 5 s (review386).
+    assert 0.2 < took < 2.0, took
 
 
 @pytest.mark.parametrize("where", ["handler", "flow"])
