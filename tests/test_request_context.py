@@ -149,6 +149,24 @@ def test_what_a_request_sets_its_later_steps_still_see(make_client: MakeClient, 
     assert expected == "unset"
 
 
+@pytest.mark.parametrize("path", ["/stream", "/async-stream", "/handler-stream"])
+def test_a_stream_read_as_it_comes_keeps_its_values_to_itself(
+    make_client: MakeClient, path: str
+) -> None:
+    # NOTE: TestClient.stream() takes the WSGI side's chunks in the test's thread, between
+    # which the test runs: it sees none of the request's values, before or after its close.
+    seen: list[str] = []
+    client = make_client(_setting_app(seen))
+    with client.stream("GET", path) as response:
+        chunks = response.iter_bytes()
+        first = next(chunks)
+        assert SEEN.get() == "unset"
+        assert first + b"".join(chunks) == b"set"
+    assert SEEN.get() == "unset"
+    assert client.get("/get").text == "unset"
+    assert [step.split(":")[0] for step in seen][:2] == ["stream", "closed"]
+
+
 def test_a_client_that_calls_both_interfaces_keeps_no_value_for_the_next_request() -> None:
     # NOTE: interface="both" sends each request through the WSGI side, then the ASGI side,
     # whose task copies the test's thread: that thread kept the WSGI side's value, and both
