@@ -288,3 +288,47 @@ def test_a_request_sees_what_the_servers_thread_set_before_calling_it() -> None:
     finally:
         SEEN.reset(token)
         wsgi.close()
+
+
+class _Tagging:
+    """A plugin whose ``apply()`` wraps each handler to set ``SEEN``, and whose flow reads it
+    on the way out into a header."""
+
+    name = "tagging"
+
+    def setup(self, app: App) -> None:
+        app.middleware(self.flow)
+
+    @staticmethod
+    def flow(request: Request) -> Generator[None, Response, Response]:
+        response = yield
+        response.headers["x-seen"] = SEEN.get()
+        return response
+
+    @staticmethod
+    def apply(handler: Callable[..., Any], route: Any) -> Callable[..., Any]:
+        def tagged(request: Request, **params: Any) -> Any:
+            SEEN.set("a plugin's")
+            return handler(request, **params)
+
+        return tagged
+
+
+def test_a_plugin_sees_what_it_set_in_its_request_and_the_next_request_does_not(
+    make_client: MakeClient,
+) -> None:
+    app = App()
+    app.install(_Tagging())
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return SEEN.get()
+
+    @app.get("/get", skip=["tagging"])
+    def get(request: Request) -> str:
+        return SEEN.get()
+
+    client = make_client(app)
+    response = client.get("/")
+    assert (response.text, response.headers["x-seen"]) == ("a plugin's", "a plugin's")
+    assert client.get("/get").text == "unset"
