@@ -1070,7 +1070,6 @@ def test_what_a_failing_callback_sets_of_the_context_the_next_one_sees(
 ) -> None:
     # NOTE: what a callback sets is set for the next one also where it raises, whatever its
     # colour: the task of an async def one (review319) carried it back only where it returned.
-    # NOTE: a variable of its own: under WSGI what a request sets stays set in this thread.
     tag: contextvars.ContextVar[str] = contextvars.ContextVar("tag", default="unset")
     seen: list[str] = []
     app = App()

@@ -96,7 +96,6 @@ def test_what_a_handler_sets_is_seen_after_it_in_either_colour(
     assert (response.text, response.headers["x-seen"]) == (
         f"by the {colour} handler, request 1",
     ) * 2
-    # NOTE: a number of its own: under WSGI the first request's value stays set in the thread.
     assert client.get("/?n=2&fail=1").text == f"by the {colour} handler, request 2"
 
 

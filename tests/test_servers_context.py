@@ -4,8 +4,9 @@
 Uvicorn starts a queued request's app inside the send() that ends the answer before it, and
 its task copied that request's context (CPython issue 140947).
 
-Under Waitress, a pool thread keeps what a request set for the next request it serves: marked
-as expected to fail until microweb's WSGI driver runs each request in a context of its own.
+Under Waitress, a pool thread kept what a request set for the next request it served, another
+client's: microweb's WSGI driver now runs each request in a context of its own (review379;
+``test_request_context.py`` calls the WSGI callable in-process).
 """
 
 from __future__ import annotations
@@ -63,16 +64,12 @@ def _body(port: int, path: bytes) -> bytes:
         return read_until_closed(sock).partition(b"\r\n\r\n")[2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="under WSGI what a request sets stays set in the server's thread (not fixed yet)",
-)
 @pytest.mark.parametrize("path", [b"/set", b"/set-in-def"])
 def test_a_context_variable_set_by_a_request_is_unset_in_the_next_one_waitress_serves(
     waitress_port: int, path: bytes
 ) -> None:
-    # NOTE: microweb's WSGI driver sets in the calling thread what the handler set (so that
-    # flows and a stream see it, as under ASGI); a pool thread keeps it for its next request,
+    # NOTE: microweb's WSGI driver set in the server's thread what the handler set (so that
+    # flows and a stream see it, as under ASGI); a pool thread kept it for its next request,
     # another client's.
     assert _body(waitress_port, path) == b"set"
     assert _body(waitress_port, b"/get") == b"unset"

@@ -1427,10 +1427,10 @@ def test_a_stream_runs_ahead_of_a_sender_in_another_thread_by_a_bounded_count(
     expected = AHEAD + 1 if across else 1
     if interface == "wsgi":
         wsgi = app.as_wsgi()
-        body = iter(wsgi(wsgi_environ(), start_response))
-        assert next(body) == b"tick\n"
+        response = wsgi(wsgi_environ(), start_response)
+        assert next(iter(response)) == b"tick\n"
         assert _settled(produced, expected) == expected
-        body.close()  # type: ignore[attr-defined]
+        response.close()  # type: ignore[attr-defined]
         wsgi.close()
     else:
         taken = asyncio.run(_one_chunk_taken(app, lambda: _settled(produced, expected)))
