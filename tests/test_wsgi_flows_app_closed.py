@@ -892,3 +892,35 @@ def test_a_flows_step_left_running_past_the_app_loops_stop_is_collected_quietly(
         sys.unraisablehook = hook
     assert [str(u.exc_value) for u in unraisable] == []
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_the_close_waits_for_the_latest_ending_cut_closing_under_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: two stuck closings begun 0.3 s apart: the close waits until the later one's wait
+    # is over, not only the earlier one's (mutation review384: max swapped for min).
+    from microweb import _cut_closing
+
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.6)
+    wsgi = App().as_wsgi()
+    done = threading.Event()
+    entered = [threading.Event(), threading.Event()]
+
+    def one_closing(index: int) -> None:
+        with _cut_closing._under_way(wsgi.app_loop):
+            entered[index].set()
+            done.wait(5)
+
+    threading.Thread(target=one_closing, args=(0,), daemon=True).start()
+    assert entered[0].wait(5)
+    time.sleep(0.3)
+    threading.Thread(target=one_closing, args=(1,), daemon=True).start()
+    assert entered[1].wait(5)
+    began = time.monotonic()
+    try:
+        wsgi.close()
+        took = time.monotonic() - began
+    finally:
+        done.set()
+    # NOTE: the later one's wait ends some 0.6 s after it began; the earlier one's 0.3 s sooner.
+    assert 0.45 < took < 0.9, took
