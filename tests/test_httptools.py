@@ -1549,3 +1549,29 @@ def test_a_request_before_a_pipelined_handshake_keeps_its_own_scope(
         b"/first",
         b"a=1",
     )
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@EAGER
+def test_an_answer_before_a_body_expected_with_100_continue_says_close_once(
+    protocol_class: Protocols, eager: bool
+) -> None:
+    # NOTE: the request's cycle is set up once, as its task starts: set up again after it,
+    # its send was wrapped twice, and the answer said "connection: close" twice (mutation
+    # review384).
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 413, "headers": []})
+        await send({"type": "http.response.body", "body": b"too large"})
+
+    transport = _driven(
+        protocol_class,
+        app,
+        _Transport(),
+        [_expecting_continue(b"/upload")],
+        lambda t: b"too large" in t.written,
+        eager=eager,
+    )
+    head = transport.written.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 413 "), transport.written
+    assert head.count(b"\r\nconnection: close") == 1, transport.written
+    assert b"100 continue" not in transport.written.lower()
