@@ -1536,3 +1536,27 @@ def test_app_loop_lets_the_caller_go_once_its_task_has_left_run_in(
         assert app_loop.run(work(), steps) == "done"
     assert steps[SEEN] == "in steps"
     assert entered == [False, False, False], entered
+
+
+@pytest.mark.parametrize("closed", [False, True], ids=["stopping", "closed"])
+def test_a_call_the_loop_never_began_is_cut_off_or_after_the_close(closed: bool) -> None:
+    # NOTE: handed to the app loop as it stops (stopped, not yet closed), a call is cut off
+    # (LoopStopped); closed by the time its thread looks, it came after the app's close
+    # (AppClosed: "reached async code after the app was closed") (mutations review384: the
+    # call taken as begun, or the closed loop not asked).
+    class Loop(asyncio.SelectorEventLoop):
+        def call_soon_threadsafe(self, *args: Any, **kwargs: Any) -> Any:
+            handle = super().call_soon_threadsafe(*args, **kwargs)
+            if closed:
+                self.close()  # NOTE: after the hand-over, before the thread looks.
+            return handle
+
+    app_loop = AppLoop()
+    loop = Loop()  # NOTE: never run: as one that has stopped.
+    app_loop._loop = loop
+    try:
+        with pytest.raises(LoopStopped) as raised:
+            app_loop.run(asyncio.sleep(0))
+    finally:
+        loop.close()
+    assert (type(raised.value) is _app_loop.AppClosed) is closed, raised.value
