@@ -26,3 +26,11 @@ def set_in_def(request: Request) -> str:
 @app.get("/get")
 async def get_it(request: Request) -> str:
     return SEEN.get()
+
+
+@app.post("/set-and-read")
+async def set_and_read(request: Request) -> str:
+    # NOTE: set before the body is read: a read of a body past Uvicorn's high-water mark
+    # resumes the connection's reading from this request's task.
+    SEEN.set("an earlier request's")
+    return str(len(await request.aread()))
