@@ -1575,3 +1575,26 @@ def test_an_answer_before_a_body_expected_with_100_continue_says_close_once(
     assert head.startswith(b"http/1.1 413 "), transport.written
     assert head.count(b"\r\nconnection: close") == 1, transport.written
     assert b"100 continue" not in transport.written.lower()
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+def test_a_clients_end_after_a_second_request_keeps_the_connection_for_its_answer(
+    protocol_class: Protocols,
+) -> None:
+    # NOTE: the request read after one already answered is the one being answered: the
+    # client's end of sending while its app runs keeps the connection open for its answer
+    # (mutation review384: the request answered before it taken for the one being answered,
+    # none owed, and the connection closed at the end).
+    async def connection() -> tuple[bool | None, _Closing]:
+        protocol, transport = _connect(protocol_class, _app().as_asgi())
+        protocol.data_received(SMALL)
+        await _until(lambda: b"here" in transport.written)
+        protocol.data_received(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.sleep(0.01)  # NOTE: its app runs.
+        kept = protocol.eof_received()
+        await _until(lambda: b"slow" in transport.written)
+        return kept, transport
+
+    kept, transport = asyncio.run(connection())
+    assert kept is True
+    assert _statuses(transport) == [200, 200], transport.written
