@@ -55,6 +55,20 @@ def _other_method(request: Request) -> Any:
     return thing.form["name"]  # type: ignore[index]
 
 
+def _another_objects_request(request: Request) -> Any:
+    # NOTE: "box.request.form" holds "request.form", of no local named request (mutation
+    # review384: a name after a dot taken for the local).
+    class Other:
+        def form(self) -> None:
+            """A method of no Request's."""
+
+    class Box:
+        request = Other()
+
+    box = Box()
+    return box.request.form["name"]  # type: ignore[index]
+
+
 _CASES: list[tuple[Callable[[Request], Any], str | None]] = [
     (
         _form_subscripted,
@@ -78,6 +92,7 @@ _CASES: list[tuple[Callable[[Request], Any], str | None]] = [
     ),
     (_path_added, None),
     (_other_method, None),
+    (_another_objects_request, None),
 ]
 _IDS = [
     "form-subscripted",
@@ -87,6 +102,7 @@ _IDS = [
     "url-path",
     "path-added",
     "other-method",
+    "another-objects-request",
 ]
 
 
