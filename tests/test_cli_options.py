@@ -1051,6 +1051,16 @@ def test_waitress_reads_a_short_transfer_encoding_as_h11_does(
         assert parser.error is not None and parser.error.code == status
 
 
+@pytest.mark.parametrize("codings", [b"gzip, chunked", b"chunked", b"gzip"])
+def test_waitress_refuses_any_transfer_encoding_of_http_1_0_with_400(codings: bytes) -> None:
+    # NOTE: HTTP/1.0 has no Transfer-Encoding: its codings are not read as 1.1's are, where a
+    # coding before chunked is 501 (mutation review384: read as 1.1's, 501).
+    parser = microweb._waitress.OrderlyParser(Adjustments())
+    parser.received(b"GET / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: " + codings + b"\r\n\r\n")
+    assert parser.error is not None and parser.error.code == 400
+    assert parser.headers["TRANSFER_ENCODING"] == codings.decode()
+
+
 @pytest.mark.parametrize("gap", [b" ", b"\t", b" \t"], ids=["spaces", "tabs", "both"])
 def test_waitress_reads_a_value_of_many_words_in_memory_linear_in_it(gap: bytes) -> None:
     # NOTE: Waitress's expression for a header line keeps a backtracking point for each word
