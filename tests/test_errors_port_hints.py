@@ -69,6 +69,19 @@ def _another_objects_request(request: Request) -> Any:
     return box.request.form["name"]  # type: ignore[index]
 
 
+class _ModulelessTypeError(TypeError):
+    """An error class whose ``__module__`` is no str (set so by a code generator, say)."""
+
+
+_ModulelessTypeError.__module__ = None  # type: ignore[assignment]
+
+
+def _moduleless(request: Request) -> Any:
+    # NOTE: its class's __module__ read as no other framework's, the line is read still
+    # (mutation review384: None.partition() raised, and the hint was lost).
+    raise _ModulelessTypeError("'method' object is not subscriptable", request.form)
+
+
 _CASES: list[tuple[Callable[[Request], Any], str | None]] = [
     (
         _form_subscripted,
@@ -93,6 +106,11 @@ _CASES: list[tuple[Callable[[Request], Any], str | None]] = [
     (_path_added, None),
     (_other_method, None),
     (_another_objects_request, None),
+    (
+        _moduleless,
+        "request.form is a method: call it, request.form() "
+        "(await request.aform() in an async def handler)",
+    ),
 ]
 _IDS = [
     "form-subscripted",
@@ -103,6 +121,7 @@ _IDS = [
     "path-added",
     "other-method",
     "another-objects-request",
+    "moduleless",
 ]
 
 
