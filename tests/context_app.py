@@ -12,8 +12,9 @@ SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unse
 
 
 def context_app() -> App:
-    """``/set``, ``/set-in-def`` (a ``def`` handler) and ``/set-slowly`` (which answers after
-    a pause) set ``SEEN``; ``/get`` answers with its value."""
+    """``/set``, ``/set-in-def`` (a ``def`` handler), ``/set-slowly`` (which answers after a
+    pause) and ``POST /set-and-read`` (which then reads the body) set ``SEEN``; ``/get``
+    answers with its value."""
     app = App()
 
     @app.get("/set")
@@ -35,6 +36,13 @@ def context_app() -> App:
     @app.get("/get")
     async def get_it(request: Request) -> str:
         return SEEN.get()
+
+    @app.post("/set-and-read")
+    async def set_and_read(request: Request) -> str:
+        # NOTE: set before the body is read: a read of a body past Uvicorn's high-water mark
+        # resumes the connection's reading from this request's task.
+        SEEN.set("an earlier request's")
+        return str(len(await request.aread()))
 
     return app
 

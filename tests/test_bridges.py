@@ -1527,3 +1527,72 @@ def test_a_handler_the_server_cut_off_leaves_no_cycle_holding_the_request() -> N
         await asyncio.sleep(10)
 
     assert requests_left_in_cycles(app, "asgi", "GET", "/", cancel=True) == 0
+
+
+def test_app_loop_lets_the_caller_go_once_its_task_has_left_run_in(
+    app_loop: AppLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the caller enters run_in as soon as it is let go; let go while the task's step was
+    # still in run_in, it raised "cannot enter context: ... is already entered" now and then
+    # (mutation review384: the release made at once in _run_hop()).
+    entered: list[bool] = []
+
+    class CheckedDone:
+        def __init__(self, run_in: contextvars.Context | None) -> None:
+            self.lock, self.run_in = threading.Lock(), run_in
+            self.lock.acquire()
+
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+            return self.lock.acquire(blocking, timeout)
+
+        def release(self) -> None:
+            if self.run_in is not None:
+                try:
+                    self.run_in.run(lambda: None)
+                except RuntimeError:
+                    entered.append(True)  # NOTE: still entered by the task's step.
+                else:
+                    entered.append(False)
+            self.lock.release()
+
+    class CheckedHop(_app_loop.Hop):
+        def __init__(self, awaitable: Any, run_in: contextvars.Context | None = None) -> None:
+            super().__init__(awaitable, run_in)
+            self.done = CheckedDone(run_in)  # type: ignore[assignment]
+
+    monkeypatch.setattr(_app_loop, "Hop", CheckedHop)
+    steps = contextvars.copy_context()
+
+    async def work() -> str:
+        SEEN.set("in steps")
+        await asyncio.sleep(0)
+        return "done"
+
+    for _ in range(3):
+        assert app_loop.run(work(), steps) == "done"
+    assert steps[SEEN] == "in steps"
+    assert entered == [False, False, False], entered
+
+
+@pytest.mark.parametrize("closed", [False, True], ids=["stopping", "closed"])
+def test_a_call_the_loop_never_began_is_cut_off_or_after_the_close(closed: bool) -> None:
+    # NOTE: handed to the app loop as it stops (stopped, not yet closed), a call is cut off
+    # (LoopStopped); closed by the time its thread looks, it came after the app's close
+    # (AppClosed: "reached async code after the app was closed") (mutations review384: the
+    # call taken as begun, or the closed loop not asked).
+    class Loop(asyncio.SelectorEventLoop):
+        def call_soon_threadsafe(self, *args: Any, **kwargs: Any) -> Any:
+            handle = super().call_soon_threadsafe(*args, **kwargs)
+            if closed:
+                self.close()  # NOTE: after the hand-over, before the thread looks.
+            return handle
+
+    app_loop = AppLoop()
+    loop = Loop()  # NOTE: never run: as one that has stopped.
+    app_loop._loop = loop
+    try:
+        with pytest.raises(LoopStopped) as raised:
+            app_loop.run(asyncio.sleep(0))
+    finally:
+        loop.close()
+    assert (type(raised.value) is _app_loop.AppClosed) is closed, raised.value

@@ -636,6 +636,29 @@ def test_uvloop_not_installed_is_said(
     assert "--loop uvloop: uvloop is not installed; install it with: pip install uvloop" in err
 
 
+def test_a_loop_factory_is_found_in_the_working_directory_and_its_own_import_error_is_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: as a target is found there (mutations review384: the working directory not put on
+    # sys.path; a module the factory's module imports, missing, said to be the factory's).
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "here_loops.py").write_text(
+        "import asyncio\n\n\ndef factory() -> asyncio.AbstractEventLoop:\n"
+        "    return asyncio.new_event_loop()\n"
+    )
+    (tmp_path / "broken_loops.py").write_text("import no_such_module_of_the_loops\n")
+    try:
+        event_loop = microweb._serve_options.event_loop
+        assert event_loop("here_loops:factory", "uvicorn") == "here_loops:factory"
+        with pytest.raises(ModuleNotFoundError) as raised:
+            event_loop("broken_loops:factory", "uvicorn")
+        assert raised.value.name == "no_such_module_of_the_loops"
+    finally:
+        for name in ("here_loops", "broken_loops"):
+            sys.modules.pop(name, None)
+
+
 @pytest.mark.parametrize("loop", ["auto", "asyncio", "uvloop", "eager_app:factory"])
 def test_the_loop_reaches_uvicorn(fake_uvicorn: FakeUvicorn, loop: str) -> None:
     if loop == "uvloop":
@@ -1025,6 +1048,16 @@ def test_waitress_reads_a_short_transfer_encoding_as_h11_does(
         assert parser.error is None and parser.chunked
     else:
         assert parser.error is not None and parser.error.code == status
+
+
+@pytest.mark.parametrize("codings", [b"gzip, chunked", b"chunked", b"gzip"])
+def test_waitress_refuses_any_transfer_encoding_of_http_1_0_with_400(codings: bytes) -> None:
+    # NOTE: HTTP/1.0 has no Transfer-Encoding: its codings are not read as 1.1's are, where a
+    # coding before chunked is 501 (mutation review384: read as 1.1's, 501).
+    parser = microweb._waitress.OrderlyParser(Adjustments())
+    parser.received(b"GET / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: " + codings + b"\r\n\r\n")
+    assert parser.error is not None and parser.error.code == 400
+    assert parser.headers["TRANSFER_ENCODING"] == codings.decode()
 
 
 @pytest.mark.parametrize("gap", [b" ", b"\t", b" \t"], ids=["spaces", "tabs", "both"])

@@ -96,8 +96,21 @@ _NoModule.__module__ = None  # type: ignore[assignment]
         # NOTE: its __module__.partition() raised out of the log line: the app raised out to
         # the server (its 500, its traceback), with nothing logged by the app.
         (_NoModule("x"), None),
+        # NOTE: the bounds of an error status (mutation review384: 599 left out).
+        (_StarletteHTTPException(400), "raise microweb.HTTPError(400) instead"),
+        (_StarletteHTTPException(599), "raise microweb.HTTPError(599) instead"),
+        (_StarletteHTTPException(600), None),
     ],
-    ids=["werkzeug", "starlette", "starlette-http-status", "other", "no-module"],
+    ids=[
+        "werkzeug",
+        "starlette",
+        "starlette-http-status",
+        "other",
+        "no-module",
+        "starlette-400",
+        "starlette-599",
+        "starlette-600",
+    ],
 )
 def test_another_frameworks_http_error_is_logged_with_what_to_raise(
     make_client: MakeClient,

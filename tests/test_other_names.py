@@ -4,9 +4,11 @@ an ``AttributeError`` that says what to write, where Python's named only the mis
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
-from microweb import App, Router
+from microweb import App, Response, Router
 
 
 @pytest.mark.parametrize(
@@ -139,3 +141,29 @@ def test_another_handler_that_takes_too_much_gets_no_falcon_hint() -> None:
     app.get("/")(show)
     with pytest.raises(TypeError, match=r"must accept being called as \(request\)$"):
         app.as_wsgi()
+
+
+@pytest.mark.parametrize("cls", [App, Router])
+def test_the_names_read_on_the_class_are_its_refusals_and_name_what_was_missing(
+    cls: type[App] | type[Router],
+) -> None:
+    # NOTE: read on the class (help(), inspect.getmembers(), a docs tool), a name is its
+    # refusal, not an error; read on an instance, the AttributeError names the attribute and
+    # the object, as Python's own does (mutations review384).
+    names = ("add_route", "config") if cls is App else ("add_route", "register_blueprint")
+    members = dict(inspect.getmembers(cls))
+    assert all(name in members for name in names)
+    instance = cls()
+    for name in names:
+        with pytest.raises(AttributeError) as raised:
+            getattr(instance, name)
+        assert raised.value.name == name and raised.value.obj is instance
+
+
+def test_a_refused_name_set_names_what_was_refused() -> None:
+    # NOTE: Python fills in name and obj of an AttributeError raised as an attribute is read,
+    # not as it is set (mutation review384: the refusal made without them).
+    response = Response("x")
+    with pytest.raises(AttributeError) as raised:
+        response.status_code = 404  # type: ignore[attr-defined]
+    assert raised.value.name == "status_code" and raised.value.obj is response

@@ -696,7 +696,7 @@ def test_cut_closings_begun_while_the_close_waits_do_not_hold_it_past_its_cleanu
     assert 0.2 < took < 2.0, took
 
 
-@pytest.mark.parametrize("where", ["handler", "flow"])
+@pytest.mark.parametrize("where", ["handler", "flow", "handler in a flow"])
 def test_a_call_that_ignores_its_cancellation_past_the_loops_stop_is_not_said_to_come_after_it(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, where: str
 ) -> None:
@@ -704,6 +704,8 @@ def test_a_call_that_ignores_its_cancellation_past_the_loops_stop_is_not_said_to
     # made once the app was closed: "GET / reached async code after the app was closed", of a
     # request that had begun long before (review371).
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    gc.collect()  # NOTE: the tasks earlier tests left pending are said now, not below.
+    caplog.clear()
     app = App()
     inside = threading.Event()
 
@@ -726,6 +728,11 @@ def test_a_call_that_ignores_its_cancellation_past_the_loops_stop_is_not_said_to
             return "hi"
 
     else:
+        if where == "handler in a flow":
+
+            @app.middleware
+            async def outside(request: Request) -> AsyncIterator[None]:
+                yield
 
         @app.get("/")
         async def index(request: Request) -> str:
@@ -739,6 +746,11 @@ def test_a_call_that_ignores_its_cancellation_past_the_loops_stop_is_not_said_to
     thread.join(5)
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
     assert "after the app was closed" not in caplog.text, caplog.text
+    gc.collect()
+    # NOTE: a flow's step is named by microweb's warning, and asyncio's word for its task is
+    # left out; a handler's task has no other word than asyncio's, which stays (mutation
+    # review384: left out for a handler's too).
+    assert ("Task was destroyed" in caplog.text) is (where != "flow"), caplog.text
 
 
 @pytest.mark.parametrize("flows", [0, 1], ids=["alone", "in-a-flow"])
@@ -931,3 +943,96 @@ def test_a_flows_step_left_running_past_the_app_loops_stop_is_collected_quietly(
         sys.unraisablehook = hook
     assert [str(u.exc_value) for u in unraisable] == []
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def test_the_close_waits_for_the_latest_ending_cut_closing_under_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: two stuck closings begun 0.3 s apart: the close waits until the later one's wait
+    # is over, not only the earlier one's (mutation review384: max swapped for min).
+    from microweb import _cut_closing
+
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.6)
+    wsgi = App().as_wsgi()
+    done = threading.Event()
+    entered = [threading.Event(), threading.Event()]
+
+    def one_closing(index: int) -> None:
+        with _cut_closing._under_way(wsgi.app_loop):
+            entered[index].set()
+            done.wait(5)
+
+    threading.Thread(target=one_closing, args=(0,), daemon=True).start()
+    assert entered[0].wait(5)
+    time.sleep(0.3)
+    threading.Thread(target=one_closing, args=(1,), daemon=True).start()
+    assert entered[1].wait(5)
+    began = time.monotonic()
+    try:
+        wsgi.close()
+        took = time.monotonic() - began
+    finally:
+        done.set()
+    # NOTE: the later one's wait ends some 0.6 s after it began; the earlier one's 0.3 s sooner.
+    assert 0.45 < took < 0.9, took
+
+
+def test_a_cut_closing_that_ends_does_not_end_the_wait_for_one_still_under_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the close, woken as one closing ends, waits on for the other until its wait is
+    # over, however little of it is left (mutation review384: returned 0.2 s early).
+    from microweb import _cut_closing
+
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.6)
+    wsgi = App().as_wsgi()
+    first_ends, done = threading.Event(), threading.Event()
+    entered = [threading.Event(), threading.Event()]
+    stuck_began: list[float] = []
+
+    def one_closing(index: int, until: threading.Event) -> None:
+        if index == 1:
+            stuck_began.append(time.monotonic())
+        with _cut_closing._under_way(wsgi.app_loop):
+            entered[index].set()
+            until.wait(5)
+
+    for index, until in enumerate([first_ends, done]):
+        threading.Thread(target=one_closing, args=(index, until), daemon=True).start()
+        assert entered[index].wait(5)
+    threading.Timer(0.5, first_ends.set).start()
+    try:
+        wsgi.close()
+        closed = time.monotonic()
+    finally:
+        done.set()
+    assert closed >= stuck_began[0] + 0.6, closed - stuck_began[0]
+
+
+def test_the_close_waits_for_a_cut_closing_only_what_is_left_of_its_cleanup_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: a closing's wait runs CLEANUP_WAIT from its own start: one begun 0.4 s before the
+    # close holds it some 0.2 s more, not CLEANUP_WAIT from the close (mutation review384: the
+    # wait of each closing made longer).
+    from microweb import _cut_closing
+
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.6)
+    wsgi = App().as_wsgi()
+    entered, done = threading.Event(), threading.Event()
+
+    def one_closing() -> None:
+        with _cut_closing._under_way(wsgi.app_loop):
+            entered.set()
+            done.wait(5)
+
+    threading.Thread(target=one_closing, daemon=True).start()
+    assert entered.wait(5)
+    time.sleep(0.4)
+    began = time.monotonic()
+    try:
+        wsgi.close()
+        took = time.monotonic() - began
+    finally:
+        done.set()
+    assert 0.1 < took < 0.35, took
