@@ -23,8 +23,8 @@ from ._percent import percent_decode
 
 class FramedConnection(h11.Connection):
     """h11's server side, reading through the readers of ``_h11_framing.py`` (which refuse a
-    head with both ``Transfer-Encoding`` and ``Content-Length``, or with either folded onto
-    the next line), and refusing in ``next_event()`` the requests that h11 reads and Waitress
+    head with both ``Transfer-Encoding`` and ``Content-Length``, or with a folded line), and
+    refusing in ``next_event()`` the requests that h11 reads and Waitress
     and httptools refuse."""
 
     # NOTE: whether a request head was refused for being too long (431), or for a transfer
