@@ -26,7 +26,7 @@ from ._parsing import (
     transfer_coding_refusal,
 )
 from ._percent import percent_decode_bytes
-from ._target import target_path
+from ._target import authority_refusal, target_path
 
 # NOTE: the most header lines of a request head (folded ones too) Waitress parses; past them,
 # 431 before any is parsed. Waitress parses each line in Python, in the thread that reads
@@ -332,6 +332,10 @@ class OrderlyParser(ChunkedParser):
             # SPEC: RFC 9112 2.3. NOTE: Waitress served any HTTP/x.y, and a request line
             # without a version, where httptools and h11 answer 400 to most.
             raise ParsingError(f"HTTP version {self.version or 'missing'} is not served")
+        authority = authority_refusal(self.request_uri.encode("latin-1"))
+        if authority is not None:
+            # NOTE: Waitress served a port past 65535 or not digits, userinfo, no host.
+            raise ParsingError(authority)
         if self.request_uri[:1] != "/" and (self.path[:1] == "/" or not self.path):
             target = self.request_uri.encode("latin-1").partition(b"?")[0].partition(b"#")[0]
             if target_path(target, self.command) is None:

@@ -1436,7 +1436,8 @@ def test_a_target_uvicorn_cannot_read_is_refused_after_the_requests_before_it(
     # Uvicorn's on_headers_complete(), after this protocol took the head for read: its 400
     # was taken for a bad chunk of the request before it. That request's answer came after
     # the 400 (and the close); one still queued was dropped, and neither it nor the 400 was
-    # ever sent: the connection hung.
+    # ever sent: the connection hung. Such an authority is now refused before Uvicorn reads
+    # the head (authority_refusal()), in the same order.
     heads = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path for path in before)
     bad = b"GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n"
     transport = _driven(
@@ -1449,7 +1450,7 @@ def test_a_target_uvicorn_cannot_read_is_refused_after_the_requests_before_it(
         log_level="error",
     )
     assert _statuses(transport) == [200] * len(before) + [400]
-    assert transport.written.endswith(b"Invalid HTTP request received.")
+    assert transport.written.endswith(b"absolute-form target with a malformed authority")
 
 
 @EAGER

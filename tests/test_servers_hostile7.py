@@ -38,3 +38,65 @@ def test_a_folded_header_line_is_400_under_every_server(server: ServedWay, head:
     answer = exchange(server, b"GET /url HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n" + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"next" not in answer
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"http://[/url",
+        b"http://]/url",
+        b"http://[::1/url",
+        b"http://[zz]/url",
+        b"http://host:99999/url",
+        b"http://host:/url",
+        b"http://host:abc/url",
+        b"http://user@host/url",
+        b"http://u:p@host/url",
+        b"http://@host/url",
+        b"http:///url",
+        b"http://h#/url",
+        b"http://h\\x/url",
+        b"http://h{/url",
+        b"http://h\xc3\xa9/url",
+    ],
+)
+def test_an_absolute_form_target_of_a_bad_authority_is_400_under_every_server(
+    server: ServedWay, target: bytes
+) -> None:
+    # SPEC: RFC 9112 3.2.2, absolute-form is an absolute-URI; RFC 3986 3.2, its authority;
+    # RFC 9110 4.2.1, an empty host is refused; 4.2.4, userinfo is treated as an error.
+    # NOTE: h11 served "http://[/url" as /url, where httptools answers 400; Waitress served
+    # a port past 65535, or not digits, and userinfo, which httptools refuses in part.
+    answer = exchange(server, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n" + NEXT)
+    assert statuses(answer) == [b"400"], answer[-300:]
+    assert b"next" not in answer
+
+
+@pytest.mark.parametrize(
+    ("target", "url"),
+    [
+        (b"HTTP://HOST/url", b"http://x/url"),
+        (b"http://[::1]:8080/url?a=1", b"http://x/url?a=1"),
+        (b"http://h:65535/url", b"http://x/url"),
+        (b"http://h~_.-/url", b"http://x/url"),
+        (b"http://a!$&'()*+,;=b/url", b"http://x/url"),
+        (b"http://h%41/url", b"http://x/url"),
+        (b"http://[v1.x]/url", b"http://x/url"),
+        (b"//x/url", None),
+    ],
+)
+def test_an_absolute_form_target_of_a_good_authority_is_served_alike(
+    server: ServedWay, target: bytes, url: bytes | None
+) -> None:
+    # NOTE: httptools.parse_url(), which Uvicorn reads a target with, refused reg-names of
+    # "~", "!" and the like, and IPvFuture, which RFC 3986 3.2.2 allows, where Waitress and
+    # h11 served them.
+    answer = exchange(
+        server, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    if url is None:
+        # NOTE: a path of "//x/url", not an authority: its slashes collapse, a 404.
+        assert statuses(answer) == [b"404"], answer[-300:]
+    else:
+        assert statuses(answer) == [b"200"], answer[-300:]
+        assert answer.endswith(b"\r\n\r\n" + url), answer[-300:]
