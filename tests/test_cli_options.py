@@ -1179,7 +1179,7 @@ def test_waitress_parses_a_head_in_time_in_step_with_its_length(head: bytes) -> 
 @pytest.mark.parametrize(
     "head",
     [
-        b"GET /a?b HTTP/1.1 \r\nHost:  x \r\nX-A:\t1\t 2 \r\nX-A: 3\r\nX-B:\r\n",
+        b"GET /a?b HTTP/1.1\r\nHost:  x \r\nX-A:\t1\t 2 \r\nX-A: 3\r\nX-B:\r\n",
         b'GET http://y:80/p HTTP/1.0\r\nX_C: 1\r\nX-D: \x80\xff "q"\r\n',
         # NOTE: a request line without a version is refused (test_servers_hostile3.py).
         b"GET / HTTP/1.0\r\nHost: x\r\n",

@@ -100,3 +100,14 @@ def test_an_absolute_form_target_of_a_good_authority_is_served_alike(
     else:
         assert statuses(answer) == [b"200"], answer[-300:]
         assert answer.endswith(b"\r\n\r\n" + url), answer[-300:]
+
+
+@pytest.mark.parametrize("end", [b" ", b"\t", b"  "], ids=["space", "tab", "spaces"])
+def test_whitespace_after_the_version_is_400_under_every_server(
+    server: ServedWay, end: bytes
+) -> None:
+    # SPEC: RFC 9112 3, request-line = method SP request-target SP HTTP-version, then CRLF.
+    # NOTE: Waitress stripped it and served the request, where httptools and h11 answer 400.
+    answer = exchange(server, b"GET /url HTTP/1.1" + end + b"\r\nHost: x\r\n\r\n" + NEXT)
+    assert statuses(answer) == [b"400"], answer[-300:]
+    assert b"next" not in answer
