@@ -21,6 +21,7 @@ from ._parsing import (
     CHUNK_EXTENSIONS,
     FOLDED_LINE,
     MAX_CHUNK_EXTENSIONS,
+    frames_in_trailer,
     has_folded_line,
     transfer_coding_refusal,
 )
@@ -181,7 +182,8 @@ class ChunkLinesChecked:
 
         Raises:
             h11.RemoteProtocolError: For a line that ends in a bare LF, is folded onto the one
-                before, or holds a control character (400).
+                before, holds a control character, or names a field that frames a body
+                (400).
         """
         size = len(self.buf)
         lines: list[bytearray] | None = self.buf.maybe_extract_lines()
@@ -199,6 +201,8 @@ class ChunkLinesChecked:
             raise h11.RemoteProtocolError("folded trailer line", 400)
         if any(CONTROL_BYTE.search(line) for line in lines):
             raise h11.RemoteProtocolError("control character in a trailer line", 400)
+        if frames_in_trailer(lines):
+            raise h11.RemoteProtocolError("a framing field in the trailer section", 400)
         return lines
 
     def __len__(self) -> int:

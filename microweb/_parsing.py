@@ -236,6 +236,19 @@ def has_folded_line(lines: Iterable[bytes | bytearray]) -> bool:
     return any(line[:1] in (b" ", b"\t") for line in lines)
 
 
+# NOTE: the header fields that frame a request's body (lowercase).
+FRAMING_FIELDS = (b"transfer-encoding", b"content-length")
+
+
+def frames_in_trailer(lines: Iterable[bytes | bytearray]) -> bool:
+    """Return whether a trailer section's ``lines`` name a field that frames a body."""
+    # SPEC: RFC 9110 6.5.1, a field needed to frame the message is no trailer field.
+    # NOTE: httptools answers 400 to Content-Length or Transfer-Encoding there; Waitress and
+    # h11 read the body and the request after it, where a proxy that merges trailer fields
+    # into the head (RFC 9110 6.5.1 lets it, for fields it knows) frames it otherwise.
+    return any(bytes(line.partition(b":")[0]).lower() in FRAMING_FIELDS for line in lines)
+
+
 # NOTE: the reason of the 400 for a folded header line.
 FOLDED_LINE = "folded header line (obs-fold)"
 
