@@ -32,7 +32,7 @@ from waitress.parser import HTTPRequestParser
 from waitress.receiver import ChunkedReceiver
 from waitress.utilities import BadRequest, RequestEntityTooLarge
 
-from ._parsing import CHUNK_EXTENSIONS, MAX_CHUNK_EXTENSIONS
+from ._parsing import CHUNK_EXTENSIONS, MAX_CHUNK_EXTENSIONS, frames_in_trailer
 from ._percent import HEX_DIGITS
 
 # NOTE: a field line (RFC 9112 5) as Waitress's HEADER_FIELD_RE matches one, in linear time:
@@ -203,10 +203,12 @@ class ChunkedBody(ChunkedReceiver):  # type: ignore[misc]
 
 
 def trailer_is_valid(trailer: bytes | bytearray) -> bool:
-    """Tell whether ``trailer`` (up to its CRLF CRLF) is field lines, each ended by CRLF."""
+    """Tell whether ``trailer`` (up to its CRLF CRLF) is field lines, each ended by CRLF, of
+    no field that frames a body (``frames_in_trailer()``)."""
     # SPEC: RFC 9112 7.1.2, trailer-section = *( field-line CRLF ); RFC 9112 5.2, obs-fold is
     # for a message/http container only (httptools refuses it there too).
-    return all(FIELD_LINE.fullmatch(line) for line in bytes(trailer[:-4]).split(b"\r\n"))
+    lines = bytes(trailer[:-4]).split(b"\r\n")
+    return all(FIELD_LINE.fullmatch(line) for line in lines) and not frames_in_trailer(lines)
 
 
 def _whole_chunks(s: bytes, start: int, end: int, data: list[bytes]) -> int:

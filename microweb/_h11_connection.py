@@ -19,12 +19,13 @@ from h11._readers import ChunkedReader, maybe_read_from_IDLE_client
 from ._h11_framing import CONTROL_BYTE, StrictChunkedReader, read_head
 from ._parsing import has_body, switch_refusal
 from ._percent import percent_decode
+from ._target import authority_refusal
 
 
 class FramedConnection(h11.Connection):
     """h11's server side, reading through the readers of ``_h11_framing.py`` (which refuse a
-    head with both ``Transfer-Encoding`` and ``Content-Length``, or with either folded onto
-    the next line), and refusing in ``next_event()`` the requests that h11 reads and Waitress
+    head with both ``Transfer-Encoding`` and ``Content-Length``, or with a folded line), and
+    refusing in ``next_event()`` the requests that h11 reads and Waitress
     and httptools refuse."""
 
     # NOTE: whether a request head was refused for being too long (431), or for a transfer
@@ -78,6 +79,10 @@ class FramedConnection(h11.Connection):
                 # in the second read. Waitress refuses a head of its limit or more.
                 self.too_large = True
                 raise h11.RemoteProtocolError("request head too large", 431)
+            authority = authority_refusal(event.target)
+            if authority is not None:
+                # NOTE: h11 served "http://[/url" as /url, where httptools answers 400.
+                raise h11.RemoteProtocolError(authority, 400)
             if b"#" in event.target:
                 # SPEC: RFC 9112 3.2, a request target holds no fragment. NOTE: h11 kept it in
                 # the path ("/x#f", and request.url "/x%23f", a 404), where Waitress and

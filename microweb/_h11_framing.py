@@ -19,8 +19,10 @@ from h11._readers import ChunkedReader, maybe_read_from_IDLE_client
 
 from ._parsing import (
     CHUNK_EXTENSIONS,
+    FOLDED_LINE,
     MAX_CHUNK_EXTENSIONS,
-    folded_framing,
+    frames_in_trailer,
+    has_folded_line,
     transfer_coding_refusal,
 )
 from ._percent import HEX_DIGITS
@@ -51,11 +53,11 @@ def empty_lines(data: bytes) -> int:
 
 
 class FoldChecked:
-    """h11's receive buffer, as its reader of a request head sees it, refusing a head whose
-    ``Transfer-Encoding`` or ``Content-Length`` is folded onto the next line (obs-fold), that
-    gives ``Content-Length`` more than once, that ends a line with a bare LF, or whose
-    ``Transfer-Encoding`` does not end in ``chunked``; it skips empty lines (CRLF, or a bare
-    LF) before the request line, as Waitress and httptools do."""
+    """h11's receive buffer, as its reader of a request head sees it, refusing a head with a
+    line folded onto the one before (obs-fold), that gives ``Content-Length`` more than
+    once, that ends a line with a bare LF, or whose ``Transfer-Encoding`` does not end in
+    ``chunked``; it skips empty lines (CRLF, or a bare LF) before the request line, as
+    Waitress and httptools do."""
 
     def __init__(self, buf: Any) -> None:
         self.buf = buf
@@ -84,10 +86,9 @@ class FoldChecked:
             # did, where Waitress and httptools answer 400: a proxy that doesn't reads other
             # lines, and another framing, in the same bytes.
             raise h11.RemoteProtocolError("bare LF in the request head", 400)
-        folded = folded_framing(lines)
-        if folded is not None:
-            # NOTE: the head's 400, as httptools answers (see folded_framing).
-            raise h11.RemoteProtocolError(f"folded {folded.decode()} line", 400)
+        if has_folded_line(lines):
+            # NOTE: the head's 400, as httptools answers (see has_folded_line).
+            raise h11.RemoteProtocolError(FOLDED_LINE, 400)
         check_codings(lines)
         if repeated_length(lines):
             # SPEC: RFC 9110 8.6, a recipient either refuses repeated Content-Length values
@@ -181,7 +182,8 @@ class ChunkLinesChecked:
 
         Raises:
             h11.RemoteProtocolError: For a line that ends in a bare LF, is folded onto the one
-                before, or holds a control character (400).
+                before, holds a control character, or names a field that frames a body
+                (400).
         """
         size = len(self.buf)
         lines: list[bytearray] | None = self.buf.maybe_extract_lines()
@@ -199,6 +201,8 @@ class ChunkLinesChecked:
             raise h11.RemoteProtocolError("folded trailer line", 400)
         if any(CONTROL_BYTE.search(line) for line in lines):
             raise h11.RemoteProtocolError("control character in a trailer line", 400)
+        if frames_in_trailer(lines):
+            raise h11.RemoteProtocolError("a framing field in the trailer section", 400)
         return lines
 
     def __len__(self) -> int:

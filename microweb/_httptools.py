@@ -57,6 +57,7 @@ from ._stall import (
     read_whole_unanswered,
     with_default_fields,
 )
+from ._target import authority_refusal
 from ._types import Message
 from ._unix import NoUnixAddress
 
@@ -356,7 +357,11 @@ class BoundedHttpTools(  # type: ignore[misc]
             # authority-form, "x:443"), which httptools.parse_url() refuses: Uvicorn answered
             # 400 and closed, where Waitress and h11 hand it to the app (a 400: not a path).
             other_form = target[:1] != b"/" and not _ABSOLUTE_FORM.match(target)
-            stand_in = len(target) > MAX_PARSED_TARGET or escaped or other_form
+            # NOTE: httptools.parse_url() also refuses authorities RFC 3986 allows, that
+            # Waitress and h11 serve ("h~", "a!b", "[v1.x]"): an absolute-form target is read
+            # here, its authority checked before (authority_refusal()).
+            absolute = target[:1] != b"/" and not other_form
+            stand_in = len(target) > MAX_PARSED_TARGET or escaped or other_form or absolute
             if stand_in:
                 # NOTE: Uvicorn reads the target with httptools.parse_url(), which refuses one
                 # past 64 KiB: the request was a 400, where Waitress and h11 serve it. Uvicorn
@@ -464,6 +469,11 @@ class BoundedHttpTools(  # type: ignore[misc]
             kind = "CONNECT" if connect else "Upgrade"
             self.logger.warning("%s request with a body: refused with 400", kind)
             return _CONNECT_REFUSAL if connect else _UPGRADE_REFUSAL
+        authority = authority_refusal(self.url)
+        if authority is not None:
+            # NOTE: httptools served userinfo ("http://u@host/"), which Waitress and h11 refuse.
+            self.logger.warning("%s: refused with 400", authority)
+            return _closing_refusal(b"400 Bad Request", authority.encode())
         if self._coding_not_understood():
             # SPEC: RFC 9112 6.1, a server SHOULD answer 501 to a transfer coding it does not
             # understand. NOTE: httptools frames "gzip, chunked" by its chunks and Uvicorn

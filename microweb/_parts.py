@@ -19,7 +19,12 @@ from typing import Any
 import multipart
 
 from ._datastructures import Headers, trusted_headers
-from ._disposition import count_header_params, misread_by_multipart, part_filename, repeats_a_param
+from ._disposition import (
+    misread_by_multipart,
+    part_filename,
+    repeats_a_param,
+    stray_semicolons,
+)
 from ._errors import HTTPError
 from ._limits import Limits
 from ._parsing import RequestHeaders, find_text_codec, form_boundary, media_type
@@ -213,13 +218,18 @@ _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _check_params(name: str, value: str) -> None:
-    if (
-        value.count(";") > MAX_PART_HEADER_PARAMS
-        and count_header_params(value) > MAX_PART_HEADER_PARAMS
-    ):
-        raise multipart.ParserLimitReached(
-            f"a part's {name} holds more than {MAX_PART_HEADER_PARAMS} parameters"
-        )
+    if value.count(";") > MAX_PART_HEADER_PARAMS:
+        params, stray = stray_semicolons(value)
+        if params > MAX_PART_HEADER_PARAMS:
+            raise multipart.ParserLimitReached(
+                f"a part's {name} holds more than {MAX_PART_HEADER_PARAMS} parameters"
+            )
+        if stray > MAX_PART_HEADER_PARAMS:
+            # NOTE: each is read as the start of a parameter by each reader of the header.
+            raise multipart.ParserError(
+                f"a part's {name} holds more than {MAX_PART_HEADER_PARAMS} ';' that start no "
+                "parameter"
+            )
     # NOTE: multipart takes the last of a parameter given twice (name="a"; name="b"), where a
     # proxy or a firewall may take the first (Go's mime/multipart does), and so read another
     # field, or a file where the app gets a text field.

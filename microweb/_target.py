@@ -57,6 +57,57 @@ def target_path(target: bytes, method: str) -> bytes | None:
     return target_path(target[found.end() :] or b"/", method)
 
 
+# NOTE: a target in absolute-form: a scheme, then "://" (RFC 3986 3.1); its authority runs to
+# the first "/", "?" or "#".
+_SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://")
+# SPEC: RFC 3986 3.2.2 and 3.2.3, host [":" port] with no userinfo (RFC 9110 4.2.4): a
+# reg-name of unreserved characters, sub-delims and escapes (not empty: RFC 9110 4.2.1), or a
+# bracketed IPv6 address (checked by ipaddress) or IPvFuture; a port of digits, not empty.
+# NOTE: each alternative starts with a byte of its own, so a match takes linear time.
+_AUTHORITY = re.compile(
+    rb"(?:(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})+"
+    rb"|\[([0-9A-Fa-f:.]+)\]"
+    rb"|\[v[0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+\])"
+    rb"(?::([0-9]+))?"
+)
+
+
+def authority_refusal(target: bytes) -> str | None:
+    """Say why the authority of a request target in absolute-form is refused (a 400 under
+    each way ``microweb serve`` runs); ``None`` for a good one, or a target in another form.
+
+    The authority is ``host[:port]`` (RFC 3986 3.2): no userinfo, a host not empty, a port
+    of digits up to 65535; the path starts after it (a ``/``, a ``?`` or nothing, not ``#``).
+    """
+    # SPEC: RFC 9112 3.2.2, absolute-form = absolute-URI. NOTE: h11 read "http://[/url" as
+    # the path /url, where httptools and Waitress answer 400; Waitress and h11 served a port
+    # past 65535 or not digits, and userinfo, which httptools served (hostile7).
+    scheme = _SCHEME.match(target)
+    if scheme is None:
+        return None
+    start = scheme.end()
+    ends = [end for end in (target.find(b"/", start), target.find(b"?", start)) if end >= 0]
+    end = min(ends) if ends else len(target)
+    authority = target[start:end]
+    if b"#" in authority:
+        return "absolute-form target with a fragment before its path"
+    if b"@" in authority:
+        # SPEC: RFC 9110 4.2.4, a recipient SHOULD treat userinfo as an error (phishing).
+        return "absolute-form target with userinfo"
+    found = _AUTHORITY.fullmatch(authority)
+    if found is None:
+        return "absolute-form target with a malformed authority"
+    address, port = found.groups()
+    if address is not None:
+        try:
+            ipaddress.IPv6Address(address.decode("ascii"))
+        except ValueError:
+            return "absolute-form target with a malformed IPv6 address"
+    if port is not None and (len(port.lstrip(b"0")) > 5 or int(port) > 65535):
+        return "absolute-form target with a port past 65535"
+    return None
+
+
 def strip_root(path: bytes, root: bytes) -> bytes:
     """Return ``path`` without the ``root`` the app is mounted at (both still percent-encoded).
 

@@ -4,8 +4,9 @@
 the square of a line's length), and refuses what Waitress served and Uvicorn refuses, or what
 a proxy before it may read otherwise: a version other than HTTP/1.0 and 1.1, a target that is
 no path, ambiguous framing (``Transfer-Encoding`` with ``Content-Length``, not ending in
-``chunked``, folded), too many header lines, a ``Content-Length`` past ``int()``'s digits. It
-joins ``Cookie`` lines with ``"; "``. Chunked bodies are read by ``_chunked.ChunkedParser``.
+``chunked``), a folded header line (obs-fold), too many header lines, a ``Content-Length``
+past ``int()``'s digits. It joins ``Cookie`` lines with ``"; "``. Chunked bodies are read by
+``_chunked.ChunkedParser``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ from waitress.parser import ParsingError, TransferEncodingNotImplemented, get_he
 from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 
 from ._chunked import FIELD_LINE, ChunkedParser
-from ._parsing import CodingRefusal, folded_framing, switch_refusal, transfer_coding_refusal
+from ._parsing import (
+    FOLDED_LINE,
+    CodingRefusal,
+    switch_refusal,
+    transfer_coding_refusal,
+)
 from ._percent import percent_decode_bytes
-from ._target import target_path
+from ._target import authority_refusal, target_path
 
 # NOTE: the most header lines of a request head (folded ones too) Waitress parses; past them,
 # 431 before any is parsed. Waitress parses each line in Python, in the thread that reads
@@ -75,9 +81,10 @@ def plain_head(header_plus: bytes) -> bytes:
             match (Waitress's 400, and the connection closed).
     """
     first_line, _, header = header_plus.partition(b"\r\n")
-    # NOTE: Waitress strips the request line's trailing whitespace; what it refuses for other
-    # reasons (no CRLF, a bare CR or LF) is left to it.
-    if not REQUEST_LINE.fullmatch(first_line.rstrip()):
+    # NOTE: Waitress strips the request line's trailing whitespace and served "GET /
+    # HTTP/1.1 ", where httptools and h11 answer 400 (RFC 9112 3: none after the version);
+    # what it refuses for other reasons (no CRLF, a bare CR or LF) is left to it.
+    if not REQUEST_LINE.fullmatch(first_line):
         raise ParsingError("Start line is invalid")
     if b"  " not in header and b"\t" not in header:
         # PERF: Waitress's expression is slow only on runs of whitespace; without them, the
@@ -206,7 +213,7 @@ def one_chunked_line(head: bytes) -> bytes:
     head.
 
     Raises:
-        ParsingError: For codings refused with 400, or folded (Waitress's 400).
+        ParsingError: For codings refused with 400 (Waitress's 400).
         TransferEncodingNotImplemented: For a coding before ``chunked`` (Waitress's 501).
     """
     # NOTE: Waitress split the value into a list of its members in Python before this
@@ -218,9 +225,6 @@ def one_chunked_line(head: bytes) -> bytes:
     values = [lines[i].partition(b":")[2].decode("latin-1") for i in coded]
     length = any(line.partition(b":")[0].lower() == b"content-length" for line in lines)
     refusal = transfer_coding_refusal(values, length)
-    if b"\r\n " in head or b"\r\n\t" in head:
-        # NOTE: a folded line is a part of the value the lines above do not hold.
-        refuse_folded_framing(head)
     if refusal is not None:
         if refusal.status == 400:
             raise ParsingError(refusal.reason)
@@ -230,17 +234,6 @@ def one_chunked_line(head: bytes) -> bytes:
 
 
 CODING = b"transfer-encoding"
-
-
-def refuse_folded_framing(header_plus: bytes) -> None:
-    """Refuse a head whose ``Transfer-Encoding`` or ``Content-Length`` is folded (obs-fold).
-
-    Raises:
-        ParsingError: For such a head (Waitress's 400, and the connection closed).
-    """
-    folded = folded_framing(header_plus.split(b"\r\n"))
-    if folded is not None:
-        raise ParsingError(f"folded {folded.decode().title()} line")
 
 
 class OrderlyParser(ChunkedParser):
@@ -259,6 +252,10 @@ class OrderlyParser(ChunkedParser):
             # NOTE: as Waitress refuses a head past its size: a request to answer the error of.
             self._refuse(RequestHeaderFieldsTooLarge(f"more than {MAX_HEAD_LINES} header lines"))
             return True
+        if b"\r\n " in header_plus or b"\r\n\t" in header_plus:
+            # NOTE: a line folded onto the one before (has_folded_line()): Waitress joined it,
+            # copying the lines before, in time in the square of the folded lines.
+            raise ParsingError(FOLDED_LINE)
         head, target = escaped_target(plain_head(header_plus))
         if TRANSFER_ENCODING_LINE.search(head) and is_http11(head):
             head = one_chunked_line(head)
@@ -279,10 +276,7 @@ class OrderlyParser(ChunkedParser):
                 self.proxy_scheme, self.proxy_netloc, self.path, self.query, self.fragment = parts
         except TransferEncodingNotImplemented:
             # NOTE: Waitress answered 501 to any coding but chunked ("identity", "gzip", and
-            # "chunked" beside an empty line); only a coding before chunked keeps it, unless
-            # folded ("gzip,", then " chunked"): the 400 of a folded framing line, as below.
-            if b"\r\n " in header_plus or b"\r\n\t" in header_plus:
-                refuse_folded_framing(header_plus)
+            # "chunked" beside an empty line); only a coding before chunked keeps it.
             refusal = self._coding_refusal(header_plus)
             if refusal is not None and refusal.status == 400:
                 raise ParsingError(refusal.reason) from None
@@ -329,9 +323,9 @@ class OrderlyParser(ChunkedParser):
                 neither a path nor absolute-form (``http:/x``, ``#f``), for a
                 ``Transfer-Encoding`` in a request that is not HTTP/1.1, or with a
                 ``Content-Length``, or that names ``chunked`` twice, or has a line of no
-                coding, or a ``Transfer-Encoding`` or ``Content-Length`` folded onto a next
-                line, or a body with a ``CONNECT`` or an ``Upgrade`` request: each a framing
-                that a proxy before Waitress may read otherwise, as Uvicorn refuses them.
+                coding, or a header line folded onto the one before (obs-fold), or a body
+                with a ``CONNECT`` or an ``Upgrade`` request: each a framing that a proxy
+                before Waitress may read otherwise, as Uvicorn refuses them.
         """
         if self._refused(header_plus):
             return
@@ -339,6 +333,10 @@ class OrderlyParser(ChunkedParser):
             # SPEC: RFC 9112 2.3. NOTE: Waitress served any HTTP/x.y, and a request line
             # without a version, where httptools and h11 answer 400 to most.
             raise ParsingError(f"HTTP version {self.version or 'missing'} is not served")
+        authority = authority_refusal(self.request_uri.encode("latin-1"))
+        if authority is not None:
+            # NOTE: Waitress served a port past 65535 or not digits, userinfo, no host.
+            raise ParsingError(authority)
         if self.request_uri[:1] != "/" and (self.path[:1] == "/" or not self.path):
             target = self.request_uri.encode("latin-1").partition(b"?")[0].partition(b"#")[0]
             if target_path(target, self.command) is None:
@@ -373,8 +371,6 @@ class OrderlyParser(ChunkedParser):
         )
         if switching is not None:
             raise ParsingError(switching)
-        if b"\r\n " in header_plus or b"\r\n\t" in header_plus:
-            refuse_folded_framing(header_plus)
         joined = self.headers.get("COOKIE")
         if joined is not None and ", " in joined:
             # SPEC: RFC 6265 5.4 and RFC 9113 8.2.3, cookie pairs are joined with "; ": with

@@ -142,11 +142,12 @@ def test_the_heads_at_the_bounds_read_as_waitress_reads_them(
 @pytest.mark.parametrize(
     "head",
     [
-        b"GET / HTTP/1.1" + b" " * 300 + b"\r\n\r\n",
+        # NOTE: spaces after the request line's version, the third way here, are a 400 now
+        # (test_servers_hostile7.py).
         b"GET / HTTP/1.1\r\nX_A:" + b" a" * 300 + b"\r\n\r\n",
         b"GET / HTTP/1.1\r\n" + b"X_A: a\r\n" * 101 + b"\r\n",
     ],
-    ids=["request-line-spaces", "dropped-value", "dropped-lines"],
+    ids=["dropped-value", "dropped-lines"],
 )
 def test_a_head_of_no_header_waitress_keeps_is_served(head: bytes) -> None:
     # NOTE: headers_joined() handed Waitress the request line without its CRLF when no header
