@@ -1,7 +1,8 @@
 """What a port writes instead of what raised an unhandled error, said in its log line, on the
 debug page and in a note on the error a test client raises (``port_hint``): another
 framework's HTTP exception, a ``Request`` method read as Flask's attribute of the same name,
-Starlette's ``request.url.path``, another framework's keyword given to a ``Response``.
+Starlette's ``request.url.path``, another framework's keyword given to a ``Response`` or an
+``HTTPError``, an ``HTTPError`` raised in a task group's task (a group of them only).
 
 Only on the error path: nothing is put in front of the names and calls that work.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import inspect
 import linecache
 import re
+import sys
 from types import FrameType, ModuleType, TracebackType
 
 from ._errors import HTTPError, only_of
@@ -209,5 +211,15 @@ def _grouped_http_error(exc: Exception) -> str:
     return (
         f"{type(exc).__name__} of HTTPError({error.status}), a task group's: only an "
         "HTTPError raised on its own is answered, a group is a 500 (as in Starlette); raise "
-        "it alone, with except* HTTPError as group: raise group.exceptions[0]"
+        f"it alone, with {_RAISE_ALONE}"
     )
+
+
+# NOTE: except* is Python 3.11's: on 3.10 the hint said to write a SyntaxError, where the
+# exceptiongroup backport (anyio's groups there) takes a group apart with catch().
+_RAISE_ALONE = (
+    "except* HTTPError as group: raise group.exceptions[0]"
+    if sys.version_info >= (3, 11)
+    else "exceptiongroup's catch({HTTPError: handler}) around the task group, the handler "
+    "raising group.exceptions[0]"
+)
