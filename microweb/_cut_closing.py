@@ -64,14 +64,18 @@ def _under_way(app_loop: AppLoop) -> Iterator[None]:
 def wait_for_cut_closings(app_loop: AppLoop) -> None:
     """Wait until the cut closings under way on ``app_loop`` (other threads') have ended, or
     each has run ``CLEANUP_WAIT`` seconds, and ``CLEANUP_WAIT`` seconds at most in all; at
-    once where an event loop runs in this thread.
+    once on the app loop itself.
 
     For the app's close, before its shutdown hooks: a flow's cleanup that a server's cut
     began (Waitress's, at the end of its grace period) ran on the app loop beside them, until
     the app loop's stop, and a hook closed what it still used (review364).
     """
-    if asyncio._get_running_loop() is not None:
-        return  # NOTE: blocked, its loop (the app loop, say) would run no cleanup meanwhile.
+    if app_loop.runs_here:
+        # NOTE: blocked, the app loop would run the cleanups no further meanwhile. Another
+        # loop running in this thread (a caller's asyncio.run()) runs none of them: the cut
+        # closings run on the app loop, or on a loop of their own thread's; skipped there
+        # too, the shutdown hooks ran beside them (review387).
+        return
     here = threading.get_ident()
     # NOTE: those under way now end their wait by then; one begun meanwhile (a call cut again
     # and again) moved the end on, and closings that kept coming held the close for as long

@@ -870,10 +870,45 @@ def test_a_cut_flows_cleanup_that_ends_the_process_leaves_no_closing_for_the_app
     assert time.monotonic() - began < 1.5
 
 
-def test_an_apps_close_from_a_running_event_loop_does_not_wait_for_a_cut_closing(
+def test_an_apps_close_from_an_event_loop_of_its_callers_waits_for_a_cut_closing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # NOTE: blocked, the caller's event loop (the app loop, say) would run nothing meanwhile.
+    # NOTE: the close skipped its wait wherever an event loop ran in its thread (a test's
+    # asyncio.run(), say), though the cut closing ran on the app loop, in another thread: the
+    # shutdown hooks ran beside the cleanup (review387).
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
+    events: list[str] = []
+    app = App()
+    inside = _waiting_index(app)
+
+    @app.middleware
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            events.append("cleanup began")
+            await asyncio.sleep(0.3)
+            events.append("cleanup ended")
+
+    app.on_shutdown(lambda: events.append("shutdown"))
+    wsgi = app.as_wsgi()
+    thread, _ = _cut_in_its_cleanup(wsgi, inside, events)
+
+    async def close() -> float:
+        began = time.monotonic()
+        wsgi.close()
+        return time.monotonic() - began
+
+    took = asyncio.run(close())
+    thread.join(5)
+    assert events == ["cleanup began", "cleanup ended", "shutdown"], events
+    assert took < 1.5, took
+
+
+def test_an_apps_close_on_its_app_loop_does_not_wait_for_a_cut_closing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: blocked, the app loop would run the cut closing no further meanwhile.
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
     events: list[str] = []
     app = App()
@@ -889,21 +924,23 @@ def test_an_apps_close_from_a_running_event_loop_does_not_wait_for_a_cut_closing
             while not release.is_set():
                 await asyncio.sleep(0.01)
 
-    app.on_shutdown(lambda: events.append("shutdown"))
-    wsgi = app.as_wsgi()
-    thread, _ = _get_in_thread(wsgi)
-
-    async def close() -> float:
+    @app.get("/close")
+    async def close(request: Request) -> str:
         began = time.monotonic()
         wsgi.close()
-        return time.monotonic() - began
+        events.append(f"closed in {time.monotonic() - began:.1f} s")
+        return "closed"
 
+    app.on_shutdown(lambda: events.append("shutdown"))
+    wsgi = app.as_wsgi()
+    thread, _ = _get_in_thread(wsgi, daemon=True)
     try:
-        assert inside.wait(5)
+        _wait_until(inside.is_set)
         wsgi.app_loop.cut_waiting()
         _wait_until(lambda: "cleanup began" in events)
-        assert asyncio.run(close()) < 1.5
-        assert events == ["cleanup began", "shutdown"]
+        wsgi_get(wsgi, "/close")  # NOTE: its answer is cut off by the app loop's stop.
+        # NOTE: then the flow around this request closes too.
+        assert events[:3] == ["cleanup began", "shutdown", "closed in 0.0 s"], events
     finally:
         release.set()
         thread.join(5)
