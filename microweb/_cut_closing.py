@@ -20,7 +20,7 @@ from typing import Any
 
 from . import _app_loop
 from ._app_loop import STOP_CHECK, AppLoop, LoopStopped, adopt, close_step
-from ._effects import FLOW_STEP, Effects, Offload
+from ._effects import FLOW_STEP, CleanupCut, Effects, Offload
 
 logger = logging.getLogger("microweb")
 # NOTE: the cut closings under way, each with its app loop, its thread, and when its wait
@@ -215,7 +215,7 @@ async def _cleaned_up_in_time(awaitable: Any, steps: contextvars.Context) -> Any
     as on the app loop (``AppLoop.run``): in a copy on 3.10, what it set set there after.
 
     Raises:
-        TimeoutError: It did not end in time; the closing of the flows outside goes on.
+        CleanupCut: It did not end in time; the closing of the flows outside goes on.
 
     NOTE: unbounded, a cleanup that awaited what never came held the request's thread for
     ever (a server's worker; a non-daemon one kept the process from exiting) (review356).
@@ -240,9 +240,13 @@ async def _cleaned_up_in_time(awaitable: Any, steps: contextvars.Context) -> Any
         with contextlib.suppress(Exception):
             # NOTE: its finally blocks run now, up to their next await.
             coroutine.close()
+        # NOTE: the task, stepped again (a cleanup that kept yielding), raised "cannot reuse
+        # already awaited coroutine": asyncio's "Task exception was never retrieved" (review387).
+        task.add_done_callback(_retrieved)
     if not task.done() or task.cancelled():
-        raise TimeoutError(
-            f"its cleanup did not end within {wait:g} s of the app loop's stop; left behind"
+        raise CleanupCut(
+            f"its cleanup did not end within {wait:g} s of the app loop's stop",
+            stubborn=not task.done(),
         )
     if sys.version_info < (3, 11):
         steps.run(adopt, copied)
@@ -253,6 +257,11 @@ async def _cleaned_up_in_time(awaitable: Any, steps: contextvars.Context) -> Any
         finally:
             del ended
     return returned
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _awaited(awaitable: Awaitable[Any]) -> tuple[Any, BaseException | None]:
