@@ -156,7 +156,14 @@ def close_cut_off(flow: Colored, gen: Any, ending: BaseException) -> Effects:
 
 def _runs_on(flow: Colored, gen: Any) -> bool:
     """Whether ``gen``, an async flow's, is running (a step of it, or its cleanup)."""
-    return flow.is_async and bool(getattr(gen, "ag_running", False))
+    # NOTE: before Python 3.13 an async generator whose aclose() raised (its cleanup
+    # cancelled: a second cut) still said it ran, its frame gone: it was said to have ignored
+    # its cancellation (review387).
+    return (
+        flow.is_async
+        and bool(getattr(gen, "ag_running", False))
+        and getattr(gen, "ag_frame", None) is not None
+    )
 
 
 def _left_to_collection(flow: Colored, ending: BaseException, why: str) -> None:

@@ -492,6 +492,9 @@ def test_a_cut_flows_cleanup_cut_off_again_is_no_failure_of_the_flow(
     thread.join(5)
     assert events == ["inner cancelled", "outer closed"]
     assert "failed" not in caplog.text, caplog.text
+    # NOTE: the flow, ended by the cancellation, was said to have ignored it before Python
+    # 3.13, where an async generator whose aclose() raised still says it runs (review387).
+    assert "ignored its cancellation" not in caplog.text, caplog.text
     assert len(answered) == 1 and answered[0][0].startswith("5"), answered
 
 
