@@ -503,6 +503,12 @@ class AppLoop:
         return self._loop is not None
 
     @property
+    def runs_here(self) -> bool:
+        """Whether the calling thread is the loop's own: code that the loop runs now."""
+        thread = self._thread
+        return thread is not None and thread is threading.current_thread()
+
+    @property
     def stopped(self) -> bool:
         """Whether ``stop()`` has been called: the loop runs nothing more, and starts no more."""
         return self._stopped

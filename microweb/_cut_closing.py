@@ -20,7 +20,7 @@ from typing import Any
 
 from . import _app_loop
 from ._app_loop import STOP_CHECK, AppLoop, LoopStopped, adopt, close_step
-from ._effects import FLOW_STEP, Effects, Offload
+from ._effects import FLOW_STEP, CleanupCut, Effects, Offload
 
 logger = logging.getLogger("microweb")
 # NOTE: the cut closings under way, each with its app loop, its thread, and when its wait
@@ -64,14 +64,18 @@ def _under_way(app_loop: AppLoop) -> Iterator[None]:
 def wait_for_cut_closings(app_loop: AppLoop) -> None:
     """Wait until the cut closings under way on ``app_loop`` (other threads') have ended, or
     each has run ``CLEANUP_WAIT`` seconds, and ``CLEANUP_WAIT`` seconds at most in all; at
-    once where an event loop runs in this thread.
+    once on the app loop itself.
 
     For the app's close, before its shutdown hooks: a flow's cleanup that a server's cut
     began (Waitress's, at the end of its grace period) ran on the app loop beside them, until
     the app loop's stop, and a hook closed what it still used (review364).
     """
-    if asyncio._get_running_loop() is not None:
-        return  # NOTE: blocked, its loop (the app loop, say) would run no cleanup meanwhile.
+    if app_loop.runs_here:
+        # NOTE: blocked, the app loop would run the cleanups no further meanwhile. Another
+        # loop running in this thread (a caller's asyncio.run()) runs none of them: the cut
+        # closings run on the app loop, or on a loop of their own thread's; skipped there
+        # too, the shutdown hooks ran beside them (review387).
+        return
     here = threading.get_ident()
     # NOTE: those under way now end their wait by then; one begun meanwhile (a call cut again
     # and again) moved the end on, and closings that kept coming held the close for as long
@@ -211,7 +215,7 @@ async def _cleaned_up_in_time(awaitable: Any, steps: contextvars.Context) -> Any
     as on the app loop (``AppLoop.run``): in a copy on 3.10, what it set set there after.
 
     Raises:
-        TimeoutError: It did not end in time; the closing of the flows outside goes on.
+        CleanupCut: It did not end in time; the closing of the flows outside goes on.
 
     NOTE: unbounded, a cleanup that awaited what never came held the request's thread for
     ever (a server's worker; a non-daemon one kept the process from exiting) (review356).
@@ -236,9 +240,13 @@ async def _cleaned_up_in_time(awaitable: Any, steps: contextvars.Context) -> Any
         with contextlib.suppress(Exception):
             # NOTE: its finally blocks run now, up to their next await.
             coroutine.close()
+        # NOTE: the task, stepped again (a cleanup that kept yielding), raised "cannot reuse
+        # already awaited coroutine": asyncio's "Task exception was never retrieved" (review387).
+        task.add_done_callback(_retrieved)
     if not task.done() or task.cancelled():
-        raise TimeoutError(
-            f"its cleanup did not end within {wait:g} s of the app loop's stop; left behind"
+        raise CleanupCut(
+            f"its cleanup did not end within {wait:g} s of the app loop's stop",
+            stubborn=not task.done(),
         )
     if sys.version_info < (3, 11):
         steps.run(adopt, copied)
@@ -249,6 +257,11 @@ async def _cleaned_up_in_time(awaitable: Any, steps: contextvars.Context) -> Any
         finally:
             del ended
     return returned
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _awaited(awaitable: Awaitable[Any]) -> tuple[Any, BaseException | None]:

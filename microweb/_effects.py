@@ -72,6 +72,19 @@ class ShutdownError(RuntimeError):
     """Some shutdown steps failed; each was logged, and every other step ran."""
 
 
+class CleanupCut(TimeoutError):
+    """A cut flow's cleanup, run on a request thread's own loop once the app loop had stopped,
+    did not end within ``CLEANUP_WAIT``: it was cancelled, and ``stubborn`` when it ignored
+    that too (then its ``aclose()`` was closed, which closes the flow on Python 3.13 only).
+
+    What became of the flow is the pipeline's to tell, from its generator (``_pipeline``).
+    """
+
+    def __init__(self, message: str, stubborn: bool) -> None:
+        super().__init__(message)
+        self.stubborn = stubborn
+
+
 class Ending(Exception):
     """An ``async def`` startup or shutdown step's ``SystemExit`` or ``KeyboardInterrupt``, or
     an after-response callback's, or the ``GeneratorExit`` of either or of a ``def`` step,

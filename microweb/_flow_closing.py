@@ -8,7 +8,7 @@ from inspect import CO_GENERATOR
 from typing import TYPE_CHECKING, Any
 
 from ._calls import error_response, logger
-from ._effects import Colored, Effects
+from ._effects import CleanupCut, Colored, Effects
 from ._errors import ClientDisconnect, is_asyncio_cancellation
 
 if TYPE_CHECKING:
@@ -130,14 +130,18 @@ def close_cut_off(flow: Colored, gen: Any, ending: BaseException) -> Effects:
         return
     try:
         yield from close_flow(gen, flow.is_async)
-    except TimeoutError as exc:
-        if not flow.is_async or getattr(gen, "ag_frame", None) is None:
-            logger.exception("flow %s failed while %s", flow.fn.__qualname__, _why_closed(ending))
+    except CleanupCut as exc:
+        said = f"{exc}, {'ignored its cancellation' if exc.stubborn else 'and was cancelled'}"
+        if getattr(gen, "ag_frame", None) is not None:
+            # NOTE: the closing of its aclose() did not reach it (before Python 3.13): left to
+            # its collection with no word (review364).
+            _left_to_collection(flow, ending, f"{said}, and could not be closed")
             return
-        # NOTE: its cleanup ignored its cancellation, and the closing of its aclose() did not
-        # reach it (before Python 3.13): left to its collection with no word (review364).
-        _left_to_collection(
-            flow, ending, f"its cleanup ignored its cancellation ({exc}) and could not be closed"
+        # NOTE: closed, by its cancellation or (3.13) by the closing of its aclose(): logged
+        # as failed, with a traceback that said it was "left behind" (review387).
+        closed = f"{said}, and was closed at its await" if exc.stubborn else said
+        logger.warning(
+            "flow %s was closed while %s: %s", flow.fn.__qualname__, _why_closed(ending), closed
         )
     except Exception:
         logger.exception("flow %s failed while %s", flow.fn.__qualname__, _why_closed(ending))
@@ -152,7 +156,14 @@ def close_cut_off(flow: Colored, gen: Any, ending: BaseException) -> Effects:
 
 def _runs_on(flow: Colored, gen: Any) -> bool:
     """Whether ``gen``, an async flow's, is running (a step of it, or its cleanup)."""
-    return flow.is_async and bool(getattr(gen, "ag_running", False))
+    # NOTE: before Python 3.13 an async generator whose aclose() raised (its cleanup
+    # cancelled: a second cut) still said it ran, its frame gone: it was said to have ignored
+    # its cancellation (review387).
+    return (
+        flow.is_async
+        and bool(getattr(gen, "ag_running", False))
+        and getattr(gen, "ag_frame", None) is not None
+    )
 
 
 def _left_to_collection(flow: Colored, ending: BaseException, why: str) -> None:

@@ -12,10 +12,10 @@ Here each child runs an ``OrderlyUvicorn``, and the main process:
   child); a child that fails to start leaves it waiting for the next change, as Uvicorn's does.
 
 On SIGTERM or SIGINT the main process stops its children with SIGTERM and waits for them. A
-second signal, with ``--workers``, is passed on: each worker ends its wait for the requests in
-flight and runs its shutdown hooks, or ends if they run, as a single process does
-(``_workers``); with ``--reload`` it kills the child, so a shutdown hook that hangs is cut
-short. Then the main process ends by the signal it got, as a single process does. A child
+second signal is passed on: each worker (``_workers``), or the reloader's child, ends its wait
+for the requests in flight and runs its shutdown hooks, or ends if they run, as a single
+process does; a third kills the children, so a shutdown hook that hangs is cut short. Then the
+main process ends by the signal it got, as a single process does. A child
 whose main process was killed (SIGKILL, SIGHUP) stops in order by itself, within a second. A
 child starts with SIGINT held back until it has set up its own handling: Ctrl+C, which reaches
 every process, ends a child that is still importing quietly (by the main process's SIGTERM, or
@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import multiprocessing
 import os
 import signal
 import socket
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -61,11 +62,12 @@ def serve_processes(
     """
     try:
         if config.reload:
-            reloader = OrderlyReload(
-                config,
-                target=functools.partial(_run_reloaded, config, announce, os.getpid()),
-                sockets=sockets,
-            )
+            # NOTE: how many signals past the first the reloader has passed on, in memory its
+            # child shares (a spawned process's, as Uvicorn starts it), as Workers count them.
+            passed_on = multiprocessing.get_context("spawn").RawValue("i", 0)
+            target = functools.partial(_run_reloaded, config, announce, os.getpid(), passed_on)
+            reloader = OrderlyReload(config, target=target, sockets=sockets)
+            reloader.passed_on = passed_on
             reloader.run()
             return reloader.stopped_by
         timeout = config.timeout_worker_healthcheck
@@ -76,10 +78,13 @@ def serve_processes(
 
 
 class OrderlyReload(Reloader):
-    """Uvicorn's reloader; a second stop signal kills the app's process, and the app's
-    process starts with SIGINT held back (``interrupts_held()``)."""
+    """Uvicorn's reloader; a second stop signal is passed on to the app's process, a third
+    kills it, and the app's process starts with SIGINT held back (``interrupts_held()``)."""
 
     stopped_by: int | None = None
+    signals = 0
+    # NOTE: the count of signals passed on, which the app's process reads (``_run_reloaded``).
+    passed_on: Any = None
 
     def startup(self) -> None:
         """Start as Uvicorn's reloader does, the app's process with SIGINT held back."""
@@ -97,9 +102,19 @@ class OrderlyReload(Reloader):
             super().restart()
 
     def signal_handler(self, sig: int, frame: FrameType | None) -> None:
-        """Stop as Uvicorn's reloader does; kill the child on a second signal."""
-        if self.stopped_by is not None:
+        """Stop as Uvicorn's reloader does; pass a second signal on to the child (counted,
+        then SIGTERM), which ends its wait for the requests in flight and runs its shutdown
+        hooks, or ends if they run, as a single process does; kill it on a third."""
+        self.signals += 1
+        if self.signals > 2:
             self.process.kill()
+        elif self.signals == 2:
+            # NOTE: killed here, its shutdown hooks were lost where a single process and
+            # each worker of --workers run them (review387).
+            if self.passed_on is not None:
+                self.passed_on.value += 1
+            if self.process.pid is not None and self.process.exitcode is None:
+                os.kill(self.process.pid, signal.SIGTERM)
         self.stopped_by = sig
         super().signal_handler(sig, frame)
 
@@ -115,12 +130,19 @@ def _run_reloaded(
     config: uvicorn.Config,
     announce: Callable[[int], None],
     supervisor: int,
+    passed_on: Any,
     sockets: list[socket.socket],
 ) -> None:
     server: OrderlyUvicorn | None = None
     try:
         take_interrupts()
-        server = OrderlyUvicorn(config, announce, escalate=False, supervisor=supervisor)
+        server = OrderlyUvicorn(
+            config,
+            announce,
+            escalate=False,
+            supervisor=supervisor,
+            passed_on=lambda: int(passed_on.value),
+        )
         server.run(sockets)
     except KeyboardInterrupt:
         # NOTE: one that came before Uvicorn took SIGINT over printed multiprocessing's

@@ -408,7 +408,7 @@ def test_sigquit_to_a_starting_worker_is_taken_as_sigterm(tmp_path: Path) -> Non
 # <pid>` may land.
 CHILD_INTERRUPTED = """
 import os, signal, sys
-from multiprocessing import Pipe
+from multiprocessing import Pipe, RawValue
 import uvicorn
 from microweb import _stopping, _supervisor, _workers
 
@@ -437,7 +437,7 @@ if sys.argv[1] == "workers":
     _, child = Pipe()
     _workers._run_worker(config, [], child, [0, 0, 0, 0], 5.0, os.getppid())
 else:
-    _supervisor._run_reloaded(config, print, os.getppid(), [])
+    _supervisor._run_reloaded(config, print, os.getppid(), RawValue("i", 0), [])
 """
 
 

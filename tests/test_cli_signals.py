@@ -354,6 +354,47 @@ def test_a_third_signal_ends_the_hooks_a_second_one_let_run(tmp_path: Path, serv
     assert "Traceback" not in read_log(served.log)
 
 
+@pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT])
+def test_under_reload_a_second_signal_ends_the_wait_and_the_hooks_still_run(
+    tmp_path: Path, second: signal.Signals
+) -> None:
+    # NOTE: the reloader killed the app's process on a second signal, its shutdown hooks unrun,
+    # where a single process and each worker of --workers run them (review387).
+    served = Served(tmp_path, "uvicorn", "--reload", "--graceful-timeout", "20")
+    thread, _ = _get_in_background(f"{served.url}/slow?seconds=30")
+    served.wait_for_event("started", timeout=15)
+    served.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    served.process.send_signal(second)
+    assert served.ended_within(timeout=15) < 10
+    thread.join(timeout=5)
+    assert served.recorded() == ["started", "shutdown"], read_log(served.log)
+    assert served.process.returncode == -second, read_log(served.log)
+    assert "Traceback" not in read_log(served.log)
+    assert "running task(s): a second signal ended the wait" in read_log(served.log)
+
+
+def test_under_reload_a_third_signal_ends_the_hooks_a_second_one_let_run(tmp_path: Path) -> None:
+    served = Served(
+        tmp_path,
+        "uvicorn",
+        *("--reload", "--graceful-timeout", "20"),
+        env={"SERVING_HANG_SHUTDOWN": "sync"},
+    )
+    thread, _ = _get_in_background(f"{served.url}/slow?seconds=30")
+    served.wait_for_event("started", timeout=15)
+    served.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    served.process.send_signal(signal.SIGTERM)
+    served.wait_for_event("hanging")
+    served.process.send_signal(signal.SIGINT)
+    assert served.ended_within(timeout=10) < 8  # NOTE: the hook hangs for ever.
+    thread.join(timeout=5)
+    assert served.process.returncode == -signal.SIGINT, read_log(served.log)
+    assert served.recorded() == ["started", "shutdown", "hanging"], read_log(served.log)
+    assert "Traceback" not in read_log(served.log)
+
+
 @pytest.mark.parametrize("colour", ["sync", "async"])
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
 @pytest.mark.parametrize("server", SERVERS)
