@@ -53,6 +53,7 @@ from ._stall import (
     StallTimer,
     Transport,
     UpgradeWarnedOnce,
+    body_begun,
     hand_over,
     read_whole_unanswered,
     with_default_fields,
@@ -256,6 +257,11 @@ class BoundedHttpTools(  # type: ignore[misc]
         self._feed(data)
         if self.refused:
             return
+        if not in_head and heads == self.heads and data:
+            # NOTE: bytes of a body, though perhaps only its chunks' framing (no on_body).
+            self.continue_expected = False
+        elif heads != self.heads and not self.reading_head and body_begun(data):
+            self.continue_expected = False
         if self.request_due():
             self.request_moved()
         if not (in_head or self.reading_head or self.body_read):

@@ -566,6 +566,48 @@ def test_a_body_begun_unasked_that_stops_coming_is_cut_before_the_app_reads_it(
     assert b"100 Continue" not in transport.written
 
 
+CHUNKED_UPLOAD = (
+    b"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("colour", ["def", "async"])
+@pytest.mark.parametrize(
+    "reads",
+    [
+        [CHUNKED_UPLOAD + b"8\r\n"],
+        [CHUNKED_UPLOAD + b"8;x=y\r\n"],
+        [CHUNKED_UPLOAD + b"8"],
+        [CHUNKED_UPLOAD, b"8\r\n"],
+    ],
+    ids=["size-line", "extension", "size-digit", "size-line-read-later"],
+)
+def test_a_chunked_body_begun_unasked_with_no_data_yet_is_cut_before_the_app_reads_it(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str, reads: list[bytes]
+) -> None:
+    # NOTE: the client's first bytes of a chunked body are a chunk's size line, no data of
+    # it: httptools calls no on_body for them, yet the client has begun its body unasked
+    # and waits for no 100 Continue, as one that sent data of it (the test above).
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
+    outcome: list[str] = []
+    app = _late_reader(outcome, colour, 0.6)
+
+    async def connection() -> _Closing:
+        protocol, transport = _connect(protocol_class, app.as_asgi())
+        for read in reads:
+            protocol.data_received(read)
+            await asyncio.sleep(0.01)
+        await _until(lambda: len(outcome) >= 2)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert outcome == ["closed", "ClientDisconnect"]
+    assert transport.closed
+    assert b"100 Continue" not in transport.written
+
+
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
 @pytest.mark.parametrize("colour", ["def", "async"])
 def test_a_client_told_100_continue_late_owes_its_body_from_the_100(
