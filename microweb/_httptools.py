@@ -233,6 +233,10 @@ class BoundedHttpTools(  # type: ignore[misc]
         if self.pipeline or self.held:
             # NOTE: Uvicorn read on after each answer, with requests still waiting.
             self.flow.pause_reading()
+        elif self.request_due() and not self.transport.is_closing():
+            # NOTE: part of a head that came in the read of the request answered now is due
+            # from here, with no read to come to arm the timer (h11's _watch() does so).
+            self.request_moved()
         self.close_if_done()
 
     def answers_owed(self) -> bool:

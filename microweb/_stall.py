@@ -242,7 +242,9 @@ class StallTimer(asyncio.BaseProtocol):
         # closes after it. One told 100 Continue owes the body; so does one that began it
         # unasked (continue_expected cleared), though no 100 Continue has gone: it was taken
         # for one waiting, and never cut while the app had not read (review380).
-        if not self.continue_expected:
+        # A request read whole (no body, Content-Length: 0) owes nothing of a 100 Continue: a
+        # head after it, answered, was taken for a wait of the app's and never cut.
+        if not self.continue_expected or not cycle.more_body:
             return False
         return cycle.waiting_for_100_continue or cycle.response_started
 
