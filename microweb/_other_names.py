@@ -199,7 +199,12 @@ def module_getattr(name: str) -> NoReturn:
         name: The name looked up and not found.
     """
     module = sys.modules["microweb"]
-    caller = sys._getframe(1)
+    try:
+        caller = sys._getframe(1)
+    except ValueError:
+        # NOTE: no Python frame below this one: C code in a thread of its own looks it up,
+        # and no import statement does.
+        refuse_module_name(module, name, importing=False)
     try:
         importing = _imports_from(caller, module.__name__, name)
     finally:

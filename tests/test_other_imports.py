@@ -170,3 +170,23 @@ def test_a_lookup_from_c_code_under_another_modules_import_is_no_import(
     exec("from lazy_port import abort, App\n", namespace)
     assert namespace["abort"] is False
     assert namespace["App"] is True
+
+
+def test_a_lookup_from_a_thread_with_no_python_frame_is_an_attribute_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: C code in a thread of its own (here _thread's, running list.extend over a map of
+    # hasattr) has no frame below the package's __getattr__: sys._getframe(1) raised
+    # ValueError out of hasattr().
+    import _thread
+    import time
+
+    raised: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", raised.append)
+    found: list[bool] = []
+    lookups = map(hasattr, [microweb, microweb], ["abort", "nope"])
+    _thread.start_new_thread(found.extend, (lookups,))
+    until = time.monotonic() + 5
+    while not (found or raised) and time.monotonic() < until:
+        time.sleep(0.01)
+    assert (found, raised) == ([False, False], [])
