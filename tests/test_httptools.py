@@ -584,8 +584,13 @@ CHUNKED_UPLOAD = (
     ],
     ids=["size-line", "extension", "size-digit", "size-line-read-later"],
 )
+@EAGER
 def test_a_chunked_body_begun_unasked_with_no_data_yet_is_cut_before_the_app_reads_it(
-    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str, reads: list[bytes]
+    monkeypatch: pytest.MonkeyPatch,
+    protocol_class: Protocols,
+    colour: str,
+    reads: list[bytes],
+    eager: bool,
 ) -> None:
     # NOTE: the client's first bytes of a chunked body are a chunk's size line, no data of
     # it: httptools calls no on_body for them, yet the client has begun its body unasked
@@ -595,7 +600,7 @@ def test_a_chunked_body_begun_unasked_with_no_data_yet_is_cut_before_the_app_rea
     app = _late_reader(outcome, colour, 0.6)
 
     async def connection() -> _Closing:
-        protocol, transport = _connect(protocol_class, app.as_asgi())
+        protocol, transport = _connect(protocol_class, app.as_asgi(), eager=eager)
         for read in reads:
             protocol.data_received(read)
             await asyncio.sleep(0.01)
