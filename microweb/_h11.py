@@ -30,6 +30,7 @@ from ._stall import (
     StallTimer,
     Transport,
     UpgradeWarnedOnce,
+    body_begun,
     hand_over,
     read_whole_unanswered,
     with_default_fields,
@@ -110,6 +111,10 @@ class BoundedH11(  # type: ignore[misc]
             return
         super().data_received(data)
         if not self._see_cycle() and data:
+            self.continue_expected = False
+        elif self.seen is not None and self.seen.more_body and body_begun(data):
+            # NOTE: the head's read went on into its body, perhaps only a chunk's size line,
+            # which h11 hands on as no Data.
             self.continue_expected = False
         self._watch()
 

@@ -53,6 +53,7 @@ from ._stall import (
     StallTimer,
     Transport,
     UpgradeWarnedOnce,
+    body_begun,
     hand_over,
     read_whole_unanswered,
     with_default_fields,
@@ -233,6 +234,10 @@ class BoundedHttpTools(  # type: ignore[misc]
         if self.pipeline or self.held:
             # NOTE: Uvicorn read on after each answer, with requests still waiting.
             self.flow.pause_reading()
+        elif self.request_due() and not self.transport.is_closing():
+            # NOTE: part of a head that came in the read of the request answered now is due
+            # from here, with no read to come to arm the timer (h11's _watch() does so).
+            self.request_moved()
         self.close_if_done()
 
     def answers_owed(self) -> bool:
@@ -257,6 +262,11 @@ class BoundedHttpTools(  # type: ignore[misc]
         self._feed(data)
         if self.refused:
             return
+        if not in_head and heads == self.heads and data:
+            # NOTE: bytes of a body, though perhaps only its chunks' framing (no on_body).
+            self.continue_expected = False
+        elif heads != self.heads and not self.reading_head and body_begun(data):
+            self.continue_expected = False
         if self.request_due():
             self.request_moved()
         if not (in_head or self.reading_head or self.body_read):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import re
 import sys
-from dis import opmap
-from types import ModuleType
+from dis import get_instructions, opmap
+from types import FrameType, ModuleType
 from typing import NoReturn
 
 from ._errors import OtherName, refuse_other_spellings
@@ -188,7 +188,7 @@ def refuse_module_name(module: ModuleType, name: str, importing: bool) -> NoRetu
     )
 
 
-_IMPORT_FROM = opmap["IMPORT_FROM"]
+_IMPORT_FROM, _EXTENDED_ARG = opmap["IMPORT_FROM"], opmap["EXTENDED_ARG"]
 
 
 def module_getattr(name: str) -> NoReturn:
@@ -198,11 +198,51 @@ def module_getattr(name: str) -> NoReturn:
     Args:
         name: The name looked up and not found.
     """
-    # NOTE: `from microweb import name` asks with the IMPORT_FROM instruction and turns an
-    # AttributeError into its own "cannot import name", whose message names no advice on
-    # any Python from 3.10 to 3.13: an ImportError, raised for it, goes through. Every other
-    # reader gets an AttributeError: hasattr() and getattr(..., default) work as before.
-    caller = sys._getframe(1)
-    importing = caller.f_code.co_code[caller.f_lasti] == _IMPORT_FROM
-    del caller
-    refuse_module_name(sys.modules["microweb"], name, importing)
+    module = sys.modules["microweb"]
+    try:
+        caller = sys._getframe(1)
+    except ValueError:
+        # NOTE: no Python frame below this one: C code in a thread of its own looks it up,
+        # and no import statement does.
+        refuse_module_name(module, name, importing=False)
+    try:
+        importing = _imports_from(caller, module.__name__, name)
+    finally:
+        del caller
+    refuse_module_name(module, name, importing)
+
+
+def _imports_from(frame: FrameType, package: str, name: str) -> bool:
+    """Whether ``frame`` is at the ``IMPORT_FROM`` of ``from package import name``.
+
+    ``from microweb import name`` asks with that instruction and turns an ``AttributeError``
+    into its own "cannot import name", whose message names no advice on any Python from 3.10
+    to 3.13: an ``ImportError``, raised for it, goes through. Every other reader gets an
+    ``AttributeError``, so ``hasattr()`` and ``getattr(..., default)`` work as before.
+    """
+    # NOTE: a submodule still being imported (a circular import) is in sys.modules before
+    # it is its package's attribute: the import finds it there, after an AttributeError.
+    if f"{package}.{name}" in sys.modules:
+        return False
+    raw = frame.f_code.co_code
+    at = frame.f_lasti
+    # NOTE: 3.10 leaves f_lasti on an EXTENDED_ARG prefix (a name's index past 255).
+    while 0 <= at < len(raw) and raw[at] == _EXTENDED_ARG:
+        at += 2
+    if not 0 <= at < len(raw) or raw[at] != _IMPORT_FROM:
+        return False
+    # NOTE: C code with no frame of its own (a compiled module __getattr__, a partial) may
+    # look the name up while this frame imports from another module: the instruction must
+    # import this very name, and the import it belongs to be of this package.
+    imported = None
+    for instruction in get_instructions(frame.f_code):
+        if instruction.offset >= at:
+            return (
+                instruction.offset == at
+                and instruction.argval == name
+                and isinstance(imported, str)
+                and (imported == package or imported.startswith(f"{package}."))
+            )
+        if instruction.opname == "IMPORT_NAME":
+            imported = instruction.argval
+    return False

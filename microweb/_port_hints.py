@@ -177,6 +177,15 @@ def _microweb_class(tb: TracebackType, name: str) -> type | None:
         tb = tb.tb_next
     frame = tb.tb_frame
     namespaces = (frame.f_locals, frame.f_globals)
+    # NOTE: Python's message names the class by its own name only: the line's spelling says
+    # whose it was, `requests.Response(status_code=...)` beside microweb's Response no hint.
+    line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno)
+    prefixes = re.findall(rf"(?<![\w.])((?:\w+\s*\.\s*)*){re.escape(name)}\b", line)
+    if prefixes and all(prefixes):
+        resolved = [_resolved(prefix, name, namespaces) for prefix in prefixes]
+        found = next((cls for cls in resolved if isinstance(cls, type)), None)
+        if found is not None or None not in resolved:
+            return found
     # NOTE: the name as the frame binds it first: the app's own class of that name, beside
     # microweb's imported under another, is no microweb's.
     bound = next((space[name] for space in namespaces if name in space), None)
@@ -190,6 +199,30 @@ def _microweb_class(tb: TracebackType, name: str) -> type | None:
             if found is not None:
                 return found
     return None
+
+
+def _resolved(
+    prefix: str, name: str, namespaces: tuple[dict[str, object], ...]
+) -> type | bool | None:
+    """Follow ``prefix`` (``"requests."``, ``"self.templates."``) and ``name`` from the
+    frame's ``namespaces``: microweb's class it reaches, ``False`` for any other value, or
+    ``None`` where it cannot be followed without running code."""
+    first, *rest = [part.strip() for part in prefix.split(".") if part.strip()]
+    space = next((space for space in namespaces if first in space), None)
+    if space is None:
+        return None
+    value = space[first]
+    for part in [*rest, name]:
+        # NOTE: getattr_static(): no property or __getattr__ of the app's runs here.
+        value = inspect.getattr_static(value, part, _UNREAD)
+        if value is _UNREAD:
+            return None
+    if not isinstance(value, type):
+        return None
+    return _microweb_named(value, name) or False
+
+
+_UNREAD = object()
 
 
 def _microweb_named(candidate: type, name: str) -> type | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -44,6 +45,20 @@ def hand_over(transport: Transport, data: bytes) -> None:
     protocol = transport.get_protocol()
     if isinstance(protocol, asyncio.Protocol) and getattr(protocol, "keeps_early_frames", False):
         protocol.data_received(data)
+
+
+# NOTE: the blank line that ends a head (a bare LF's, which both parsers refuse, counted too).
+_HEAD_END = re.compile(rb"\n\r?\n\Z")
+
+
+def body_begun(read: bytes) -> bool:
+    """Return whether ``read``, in which a request's head ended, goes on past that head.
+
+    A chunked body's first bytes may be a chunk's size line alone, or part of it: no data
+    of the body yet, which neither parser hands on, though the client has begun its body.
+    A client that expects 100-continue and sends them waits for no 100 Continue.
+    """
+    return bool(read) and _HEAD_END.search(read) is None
 
 
 def with_default_fields(server_state: Any, answer: bytes, *, own_date: bool = False) -> bytes:
@@ -227,7 +242,9 @@ class StallTimer(asyncio.BaseProtocol):
         # closes after it. One told 100 Continue owes the body; so does one that began it
         # unasked (continue_expected cleared), though no 100 Continue has gone: it was taken
         # for one waiting, and never cut while the app had not read (review380).
-        if not self.continue_expected:
+        # A request read whole (no body, Content-Length: 0) owes nothing of a 100 Continue: a
+        # head after it, answered, was taken for a wait of the app's and never cut.
+        if not self.continue_expected or not cycle.more_body:
             return False
         return cycle.waiting_for_100_continue or cycle.response_started
 

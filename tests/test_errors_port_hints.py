@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -117,6 +118,17 @@ def _moduleless(request: Request) -> Any:
     raise _ModulelessTypeError("'method' object is not subscriptable", request.form)
 
 
+# NOTE: a library's module with a Response of its own that takes no status_code (requests').
+_requests = ModuleType("requests_like")
+exec("class Response:\n    def __init__(self):\n        pass\n", vars(_requests))
+
+
+def _other_librarys_response(request: Request) -> Any:
+    # NOTE: the frame binds microweb's Response too: the line names the one it called.
+    assert Response
+    return _requests.Response(status_code=201)
+
+
 _CASES: list[tuple[Callable[[Request], Any], str | None]] = [
     (
         _status_code,
@@ -146,6 +158,7 @@ _CASES: list[tuple[Callable[[Request], Any], str | None]] = [
         "request.after_response(fn, *args, **kwargs) in the handler",
     ),
     (_own_response, None),
+    (_other_librarys_response, None),
     (
         _form_subscripted,
         "request.form is a method: call it, request.form() "
@@ -183,6 +196,7 @@ _IDS = [
     "mimetype",
     "background",
     "own-response",
+    "other-librarys-response",
     "form-subscripted",
     "json-get",
     "ajson-get",

@@ -566,6 +566,53 @@ def test_a_body_begun_unasked_that_stops_coming_is_cut_before_the_app_reads_it(
     assert b"100 Continue" not in transport.written
 
 
+CHUNKED_UPLOAD = (
+    b"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("colour", ["def", "async"])
+@pytest.mark.parametrize(
+    "reads",
+    [
+        [CHUNKED_UPLOAD + b"8\r\n"],
+        [CHUNKED_UPLOAD + b"8;x=y\r\n"],
+        [CHUNKED_UPLOAD + b"8"],
+        [CHUNKED_UPLOAD, b"8\r\n"],
+    ],
+    ids=["size-line", "extension", "size-digit", "size-line-read-later"],
+)
+@EAGER
+def test_a_chunked_body_begun_unasked_with_no_data_yet_is_cut_before_the_app_reads_it(
+    monkeypatch: pytest.MonkeyPatch,
+    protocol_class: Protocols,
+    colour: str,
+    reads: list[bytes],
+    eager: bool,
+) -> None:
+    # NOTE: the client's first bytes of a chunked body are a chunk's size line, no data of
+    # it: httptools calls no on_body for them, yet the client has begun its body unasked
+    # and waits for no 100 Continue, as one that sent data of it (the test above).
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
+    outcome: list[str] = []
+    app = _late_reader(outcome, colour, 0.6)
+
+    async def connection() -> _Closing:
+        protocol, transport = _connect(protocol_class, app.as_asgi(), eager=eager)
+        for read in reads:
+            protocol.data_received(read)
+            await asyncio.sleep(0.01)
+        await _until(lambda: len(outcome) >= 2)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert outcome == ["closed", "ClientDisconnect"]
+    assert transport.closed
+    assert b"100 Continue" not in transport.written
+
+
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
 @pytest.mark.parametrize("colour", ["def", "async"])
 def test_a_client_told_100_continue_late_owes_its_body_from_the_100(
@@ -1683,3 +1730,28 @@ def test_a_clients_end_after_a_second_request_keeps_the_connection_for_its_answe
     kept, transport = asyncio.run(connection())
     assert kept is True
     assert _statuses(transport) == [200, 200], transport.written
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /where HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+    ],
+    ids=["get", "get-100-continue", "empty-post-100-continue"],
+)
+def test_a_head_that_stops_coming_after_a_request_with_no_body_is_cut(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, first: bytes
+) -> None:
+    # NOTE: a request that expects 100-continue and has no body is answered; its flag, left
+    # set, took the next head's stall for a wait of the app's (its answer had started): a
+    # client held the connection with part of a head. Under httptools, part of a head that
+    # came in the answered request's read armed no timer (keep-alive closed it, if shorter).
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
+    part = b"GET /where HTTP/1.1\r\nHo"
+    for reads in ([first, part], [first + part]):
+        transport = _idle_connection(protocol_class, reads, 0.1, 3.0)
+        assert _statuses(transport)[-1] == 200
+        assert transport.closed

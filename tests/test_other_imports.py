@@ -131,3 +131,62 @@ def test_mypy_still_flags_another_frameworks_name(
     assert 'ported.py:1: error: Module "microweb" has no attribute "jsonify"' in errors[0]
     assert 'ported.py:3: error: Module has no attribute "abort"' in errors[1]
     assert status == 1
+
+
+def test_an_import_after_256_names_says_what_to_write_too() -> None:
+    # NOTE: the name's index past 255 puts EXTENDED_ARG before IMPORT_FROM; 3.10 leaves
+    # f_lasti on the prefix.
+    source = "".join(f"n{index} = {index}\n" for index in range(300))
+    with pytest.raises(ImportError, match=r"\(Flask's name\): write raise HTTPError"):
+        exec(compile(source + "from microweb import abort\n", "ported", "exec"), {})
+
+
+def test_a_submodule_in_sys_modules_imports_as_python_finds_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: a submodule still being imported (a circular import) is in sys.modules and not
+    # yet an attribute of its package: `from package import sub` falls back to sys.modules
+    # only after an AttributeError.
+    sub = type(sys)("microweb.status")
+    monkeypatch.setitem(sys.modules, "microweb.status", sub)
+    namespace: dict[str, object] = {}
+    exec("from microweb import status\nimport microweb.status as aliased\n", namespace)
+    assert namespace["status"] is sub
+    assert namespace["aliased"] is sub
+
+
+def test_a_lookup_from_c_code_under_another_modules_import_is_no_import(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: a module whose __getattr__ is C code (functools.partial here, a compiled lazy
+    # loader elsewhere) runs with no frame of its own: the frame below is the one importing
+    # from that module, at its IMPORT_FROM. hasattr() must still say False.
+    import functools
+
+    lazy = type(sys)("lazy_port")
+    lazy.__getattr__ = functools.partial(hasattr, microweb)  # type: ignore[method-assign]
+    monkeypatch.setitem(sys.modules, "lazy_port", lazy)
+    namespace: dict[str, object] = {}
+    exec("from lazy_port import abort, App\n", namespace)
+    assert namespace["abort"] is False
+    assert namespace["App"] is True
+
+
+def test_a_lookup_from_a_thread_with_no_python_frame_is_an_attribute_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: C code in a thread of its own (here _thread's, running list.extend over a map of
+    # hasattr) has no frame below the package's __getattr__: sys._getframe(1) raised
+    # ValueError out of hasattr().
+    import _thread
+    import time
+
+    raised: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", raised.append)
+    found: list[bool] = []
+    lookups = map(hasattr, [microweb, microweb], ["abort", "nope"])
+    _thread.start_new_thread(found.extend, (lookups,))
+    until = time.monotonic() + 5
+    while not (found or raised) and time.monotonic() < until:
+        time.sleep(0.01)
+    assert (found, raised) == ([False, False], [])
