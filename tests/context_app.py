@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Iterator
 
-from microweb import App, Request
+from microweb import App, Request, Response
 
 SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
 
 
 def context_app() -> App:
     """``/set``, ``/set-in-def`` (a ``def`` handler) and ``/set-slowly`` (which answers after
-    a pause) set ``SEEN``; ``/get`` answers with its value."""
+    a pause) set ``SEEN``; ``/get`` answers with its value; ``/empties`` streams empty chunks
+    among others, and sets ``SEEN`` as it streams."""
     app = App()
 
     @app.get("/set")
@@ -31,6 +33,18 @@ def context_app() -> App:
         SEEN.set("an earlier request's")
         await asyncio.sleep(0.01)
         return "set"
+
+    @app.get("/empties")
+    def empties(request: Request) -> Response:
+        def chunks() -> Iterator[object]:
+            yield b"a"
+            for empty in (b"", "", bytearray(), memoryview(b"")):
+                SEEN.set("an earlier stream's")
+                yield empty
+                yield "b"
+            yield bytearray(b"c")
+
+        return Response.stream(chunks())
 
     @app.get("/get")
     async def get_it(request: Request) -> str:

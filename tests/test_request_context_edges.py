@@ -367,3 +367,83 @@ def test_a_body_closed_while_another_thread_takes_a_chunk_still_ends_its_request
         assert after == ["the request's"]
     finally:
         wsgi.close()
+
+
+class _Wrapped:
+    """A server's file wrapper (``wsgi.file_wrapper``), as Waitress's: sent its own way."""
+
+    def __init__(self, file: Any, block_size: int = 8192) -> None:
+        self.file = file
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(lambda: self.file.read(8192), b"")
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def test_a_file_still_goes_to_the_servers_file_wrapper(tmp_path: Any) -> None:
+    (tmp_path / "f.txt").write_bytes(b"file")
+    app = App()
+
+    @app.get("/f")
+    def file(request: Request) -> Response:
+        return Response.file(tmp_path / "f.txt")
+
+    wsgi = app.as_wsgi()
+    try:
+        body = wsgi({**_environ("/f"), "wsgi.file_wrapper": _Wrapped}, _start)
+        try:
+            assert isinstance(body, _Wrapped)
+            assert b"".join(body) == b"file"
+        finally:
+            body.close()
+    finally:
+        wsgi.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("HEAD", "/stream"), ("GET", "/empty"), ("GET", "/204"), ("GET", "/304"), ("HEAD", "/f")],
+)
+def test_a_body_with_nothing_to_send_ends_in_the_requests_context(
+    method: str, path: str, tmp_path: Any
+) -> None:
+    (tmp_path / "f.txt").write_bytes(b"file")
+    after: list[str] = []
+    app = App()
+
+    @app.get("/stream")
+    def stream(request: Request) -> Response:
+        return Response.stream(iter([b"a"]))
+
+    @app.get("/empty")
+    def empty(request: Request) -> Response:
+        return Response(b"")
+
+    @app.get("/204")
+    def no_content(request: Request) -> Response:
+        return Response(status=204)
+
+    @app.get("/304")
+    def not_modified(request: Request) -> Response:
+        return Response(status=304)
+
+    @app.get("/f")
+    def file(request: Request) -> Response:
+        return Response.file(tmp_path / "f.txt")
+
+    def tag(request: Request) -> Iterator[None]:
+        SEEN.set("the request's")
+        request.after_response(lambda: after.append(SEEN.get()))
+        yield
+
+    app.middleware(tag)
+    wsgi = app.as_wsgi()
+    try:
+        environ = {**_environ(path), "REQUEST_METHOD": method, "wsgi.file_wrapper": _Wrapped}
+        assert _served(lambda e, s: wsgi(environ, s), path) == b""
+        assert after == ["the request's"]
+        assert SEEN.get() == "unset"
+    finally:
+        wsgi.close()
