@@ -328,7 +328,9 @@ def test_an_error_out_of_a_stream_is_raised_to_the_server_naming_the_stream(
         wsgi.close()
 
 
-def test_a_body_closed_while_another_thread_takes_a_chunk_still_ends_its_request() -> None:
+def test_a_body_closed_while_another_thread_takes_a_chunk_still_ends_its_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # NOTE: a middleware that reads ahead in a thread, and the server's close() as its client
     # left: the close failed to enter the request's context, entered by the other thread, and
     # the request's after-response work never ran (a RuntimeError naming a Context alone).
@@ -365,6 +367,8 @@ def test_a_body_closed_while_another_thread_takes_a_chunk_still_ends_its_request
             worker.join(10)
         assert got == [b"a", b"b"]
         assert after == ["the request's"]
+        assert "error while streaming GET /" in caplog.text
+        assert "cannot enter context" not in caplog.text
     finally:
         wsgi.close()
 
@@ -445,5 +449,34 @@ def test_a_body_with_nothing_to_send_ends_in_the_requests_context(
         assert _served(lambda e, s: wsgi(environ, s), path) == b""
         assert after == ["the request's"]
         assert SEEN.get() == "unset"
+    finally:
+        wsgi.close()
+
+
+def test_a_body_closed_by_its_own_chunk_still_ends_its_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    after: list[str] = []
+    bodies: list[Any] = []
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        request.after_response(lambda: after.append("ran"))
+
+        def chunks() -> Iterator[bytes]:
+            yield b"a"
+            with pytest.raises(ValueError, match="generator already executing"):
+                bodies[0].close()
+            yield b"b"
+
+        return Response.stream(chunks())
+
+    wsgi = app.as_wsgi()
+    try:
+        bodies.append(wsgi(_environ("/"), _start))
+        assert _served(lambda environ, start: bodies[0], "/") == b"ab"
+        assert after == ["ran"]
+        assert "cannot enter context" not in caplog.text
     finally:
         wsgi.close()
