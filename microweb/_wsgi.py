@@ -582,6 +582,21 @@ class _StreamBody:
                 del error  # NOTE: no cycle through this frame and the traceback.
 
     def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._context.run(self.close_in_context)
+            return
+        except RuntimeError:
+            if self._closed:
+                raise  # NOTE: the close's own error: the context was entered.
+        # NOTE: the context is entered by another thread that takes a chunk now (a middleware
+        # reading ahead, closed by its server as the client left), or by this one (a chunk's
+        # code closed it): the close failed to enter it, and the request never ended, its
+        # after-response work lost (review391). Closed in a copy of it, which its after-response
+        # work runs in too; out of the except, so that no error of the close's names the
+        # failed entry as its context.
+        self._context = self._context.copy()
         self._context.run(self.close_in_context)
 
     def close_in_context(self) -> None:

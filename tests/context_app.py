@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Iterator
 
-from microweb import App, Request
+from microweb import App, Request, Response
 
 SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
 
@@ -14,7 +15,8 @@ SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unse
 def context_app() -> App:
     """``/set``, ``/set-in-def`` (a ``def`` handler), ``/set-slowly`` (which answers after a
     pause) and ``POST /set-and-read`` (which then reads the body) set ``SEEN``; ``/get``
-    answers with its value."""
+    answers with its value; ``/empties`` streams empty chunks among others, and sets ``SEEN``
+    as it streams."""
     app = App()
 
     @app.get("/set")
@@ -32,6 +34,18 @@ def context_app() -> App:
         SEEN.set("an earlier request's")
         await asyncio.sleep(0.01)
         return "set"
+
+    @app.get("/empties")
+    def empties(request: Request) -> Response:
+        def chunks() -> Iterator[object]:
+            yield b"a"
+            for empty in (b"", "", bytearray(), memoryview(b"")):
+                SEEN.set("an earlier stream's")
+                yield empty
+                yield "b"
+            yield bytearray(b"c")
+
+        return Response.stream(chunks())
 
     @app.get("/get")
     async def get_it(request: Request) -> str:

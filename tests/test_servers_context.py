@@ -99,3 +99,13 @@ def test_a_context_variable_set_by_a_request_is_unset_in_the_next_one_waitress_s
     # another client's.
     assert _body(waitress_port, path) == b"set"
     assert _body(waitress_port, b"/get") == b"unset"
+
+
+def test_empty_chunks_do_not_end_a_stream_waitress_serves(waitress_port: int) -> None:
+    # NOTE: a streamed body's chunks are taken in the request's context until next() gives
+    # b"" (review391): the stream's empty chunks must not end it early.
+    chunked = _body(waitress_port, b"/empties")
+    ending = b"\r\n0\r\n\r\n"
+    assert chunked.endswith(ending)
+    assert re.sub(rb"(^|\r\n)[0-9a-f]+\r\n", b"", chunked[: -len(ending)]) == b"abbbbc"
+    assert _body(waitress_port, b"/get") == b"unset"
