@@ -11,6 +11,7 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, cast
 
 from ._asgi_body import ASGIBody, default_limit
+from ._asgi_lifespan import run_lifespan, start_once
 from ._asgi_request import request_of
 from ._asgi_streams import body_of, send_rest
 from ._asgi_websocket import run_session
@@ -25,10 +26,7 @@ from ._effects import (
     ENDED,
     Colored,
     Effects,
-    ShutdownError,
-    closing_here,
     run_after,
-    run_shutdown,
 )
 from ._emission import (
     LengthHeaders,
@@ -38,11 +36,9 @@ from ._emission import (
 from ._error_logs import cut_off
 from ._errors import (
     ClientDisconnect,
-    log_failure,
     own_cancellation,
 )
 from ._file_threads import close_in_file_thread
-from ._lifespans import run_startup
 from ._media import JSON, TEXT
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._pool import WorkerPool
@@ -68,16 +64,16 @@ class ASGIDriver:
         # NOTE: read once here, not through the plan in every request.
         self.app, self._limits = plan.app, plan.limits
         self.made_pool: WorkerPool | None = None
-        self._started = False
+        self.started = False
         # NOTE: the startup under way or done (a request's task of its own, or the lifespan's
         # future), or None before it and after it failed.
-        self._starting: asyncio.Future[None] | None = None
+        self.starting: asyncio.Future[None] | None = None
         # NOTE: the exits of the lifespans this callable entered, for its lifespan shutdown.
-        self._exits: list[Colored] = []
+        self.exits: list[Colored] = []
         # NOTE: the context that as_asgi() was called in, for a startup without lifespan: not
         # the first request's, where an outer ASGI middleware may have set a request id or a
         # trace span, which the hooks (and the tasks they start, for good) would have seen.
-        self._app_context = contextvars.copy_context()
+        self.app_context = contextvars.copy_context()
         # NOTE: a shutdown step's SystemExit or KeyboardInterrupt, which Uvicorn takes.
         self.shutdown_ended: BaseException | None = None
 
@@ -91,7 +87,7 @@ class ASGIDriver:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # PERF: the HTTP path is this coroutine itself, and its plain answer is sent here: one
         # coroutine instead of three (__call__, _http, _respond): a hello 7.7 -> 6.9 us (A/B).
-        if scope["type"] != "http" or not self._started:
+        if scope["type"] != "http" or not self.started:
             return await self._other(scope, receive, send)
         request = request_of(self.app, self._limits, scope, receive)
         start: Message | None = None
@@ -245,147 +241,18 @@ class ASGIDriver:
         kind = scope["type"]
         if kind == "http":
             # NOTE: the first request of an app served without lifespan runs the startup hooks.
-            await self._startup()
+            await start_once(self)
             await self(scope, receive, send)
         elif kind == "lifespan":
-            await self._lifespan(receive, send)
+            await run_lifespan(self, receive, send)
         elif kind == "websocket":
             await self._websocket(scope, receive, send)
         else:
             raise ValueError(f"microweb cannot serve ASGI scope type {kind!r}")
 
-    async def _startup(self) -> None:
-        """Run the startup once, for a server without lifespan; the first requests wait for it.
-
-        Raises:
-            Exception: What the startup raised; the next call runs it again.
-        """
-        task = self._starting
-        if task is None or (task.done() and not self._started):
-            # NOTE: a task of its own, for a server without lifespan, where the first requests
-            # start the app: one of them cancelled (its client gone, the server stopping) does
-            # not cut the startup off half-way, to be run again from the start by the next
-            # request (a second pool opened), and what the hooks set in context variables stays
-            # out of that request, as under the lifespan protocol.
-            # NOTE: run() for Python 3.10, whose create_task() takes no context.
-            create = asyncio.get_running_loop().create_task
-            task = self._starting = self._app_context.copy().run(create, self._start())
-            task.add_done_callback(self._forget_failed)
-        if not task.done():
-            await asyncio.wait((task,))  # NOTE: a cancelled caller leaves the task running.
-        task.result()
-
-    def _forget_failed(self, done: asyncio.Future[None]) -> None:
-        # NOTE: as soon as it ends, not when a waiter looks: a failure whose waiters were all
-        # cancelled is still retrieved (no "exception was never retrieved" log) and let go of
-        # (a failed one still here is run again, not raised again).
-        if (done.cancelled() or done.exception() is not None) and self._starting is done:
-            self._starting = None
-
-    async def _lifespan_startup(self) -> None:
-        """Run the startup on ``lifespan.startup``, in the lifespan's task; once, as requests do.
-
-        Raises:
-            Exception: What the startup raised.
-        """
-        if self._started:
-            return  # NOTE: requests of a server that sent none before ran it.
-        if self._starting is not None and not self._starting.done():
-            # NOTE: a server that called a request before lifespan.startup (the protocol has
-            # it the other way round) started it: a second run would open every resource twice
-            # and lose the first run's exits, never shut down.
-            await self._startup()
-            return
-        # NOTE: a request that a server calls before lifespan.startup.complete waits for it.
-        done = self._starting = asyncio.get_running_loop().create_future()
-        done.add_done_callback(self._forget_failed)
-        try:
-            await self._start()
-        except BaseException as exc:
-            done.set_exception(
-                exc if isinstance(exc, Exception) else RuntimeError("startup cut off")
-            )
-            raise
-        done.set_result(None)
-
-    async def _start(self) -> None:
-        # NOTE: on lifespan.startup, in the lifespan's task, where the shutdown runs too: a
-        # lifespan's token made at startup resets at shutdown.
-        startup = run_startup(self.plan.startup_steps, self.app)
-        self._exits = await drive_async(startup, self.pool)
-        self._started = True
-
-    async def _shutdown(self) -> None:
-        if not self._started:
-            # NOTE: a lifespan.shutdown with no startup of this callable before it (none, or a
-            # second shutdown) ran the shutdown hooks and plugins' close() of an app it never
-            # started (again), and counted down the serving of another callable (an as_wsgi()
-            # one), whose startup steps App then took, never to run them.
-            self._release_pool()
-            return
-        try:
-            exits, self._exits = self._exits, []
-            _say_still_running(self.made_pool)
-            self.plan.startup_steps.stopped()  # NOTE: as under WSGI (WSGIDriver.close).
-            await drive_async(run_shutdown(self.plan.shutdown_sequence(exits)), self.pool)
-        finally:
-            self._release_pool()
-            # NOTE: stopped: a later lifespan.startup (the callable served again) starts it again.
-            self._started, self._starting = False, None
-
-    def _release_pool(self) -> None:
-        """End the threads of the ``def`` handlers' pool, once their calls end (a new pool is
-        made if a call comes later)."""
-        if self.made_pool is not None:
-            self.made_pool.shutdown(wait=False)
-            self.made_pool = None
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self._lifespan_startup()
-                except Exception as exc:
-                    # NOTE: uvicorn's --lifespan auto would log and serve anyway (TRAPS.md 11).
-                    log_failure("startup failed", exc_info=True)
-                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
-                    return
-                except (KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
-                    if closing_here(exc):
-                        raise  # NOTE: this coroutine's closing.
-                    # NOTE: a hook's sys.exit("DATABASE_URL is not set"), let out alone, was
-                    # taken by Uvicorn for a lifespan protocol it did not know: it said "serving
-                    # on", the first request got a 500 and the process ended (review170). Said
-                    # failed first, then raised on, as out of as_wsgi(): the server exits with
-                    # its startup failure, a test gets the exception itself.
-                    log_failure("startup failed", exc_info=True)
-                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
-                    raise
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                try:
-                    await self._shutdown()
-                except ShutdownError as exc:
-                    # NOTE: every step ran and each failure was logged; report them together.
-                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
-                    return
-                except (KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
-                    if closing_here(exc):
-                        raise  # NOTE: this coroutine's closing.
-                    # NOTE: every step ran, this one logged: said failed, then raised on, as at
-                    # startup. Let out alone, Uvicorn took it for a lifespan protocol it did not
-                    # know ("ASGI 'lifespan' protocol appears unsupported"). Kept for microweb
-                    # serve, which ends with it, as under Waitress (Uvicorn takes it here).
-                    self.shutdown_ended = exc
-                    await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
-                    raise
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._started:
-            await self._startup()
+        if not self.started:
+            await start_once(self)
         request = request_of(self.app, self._limits, scope, receive)
         try:
             await run_session(self, scope, request, receive, send)
@@ -414,26 +281,6 @@ _TYPES = {
 # PERF: a plain answer's Content-Length looked up, not formatted: 720 instructions less a
 # request (valgrind, hello and last route, 2026-11-30).
 _LENGTHS = LengthHeaders(lambda size: (b"content-length", b"%d" % size))
-
-
-def _say_still_running(pool: WorkerPool | None) -> None:
-    """Log, at the lifespan's shutdown, the calls of ``def`` code that ``pool`` still runs."""
-    # NOTE: only after a cut-off: a thread whose call has just returned is counted until it
-    # is back at the queue, and the request it answered may have ended before that.
-    running = pool.running() if pool is not None and pool.cut_off else 0
-    if running:
-        # NOTE: Uvicorn cancels the requests left at the end of its grace period, then shuts
-        # the lifespan down; a def handler (or a sync stream) of a cancelled request goes on in
-        # its thread, which no one can stop: the shutdown hooks closed what it used under it,
-        # and the process's exit cut it off, and no line said so.
-        logger.warning(
-            "shutting down with %d call%s of def code still running in the thread pool (a "
-            "handler or stream of a request the server cut off): the shutdown hooks run now, "
-            "and the process's exit ends %s",
-            running,
-            "" if running == 1 else "s",
-            "it" if running == 1 else "them",
-        )
 
 
 def _end(request: Request) -> Awaitable[None] | None:

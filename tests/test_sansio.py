@@ -25,6 +25,7 @@ IO_MODULES = frozenset(
         "_wsgi_request.py",
         "_asgi.py",
         "_asgi_streams.py",
+        "_asgi_lifespan.py",
         "_close_wait.py",
         "_asgi_websocket.py",
         "_ws_refusal.py",
@@ -218,7 +219,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "drivers": (
         "_wsgi_request", "_wsgi", "_asgi_request", "_websocket", "_ws_refusal", "_asgi_websocket",
         "_close_wait",
-        "_asgi_streams", "_asgi",
+        "_asgi_streams", "_asgi_lifespan", "_asgi",
     ),
     "facade": (
         "_other_names", "_router", "_app_registries", "_app", "__init__", "__main__", "testing",
