@@ -57,6 +57,8 @@ IO_MODULES = frozenset(
         "_serve_options.py",
         "_serve_log.py",
         "_waitress.py",
+        "_waitress_tasks.py",
+        "_waitress_channel.py",
         "_uvicorn.py",
         "_stall.py",
         # NOTE: the Uvicorn protocols microweb serve runs: they read the request's scope.
@@ -229,7 +231,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_testing_close", "_testing_options", "_testing_requests",
         "_testing_sides", "_testing_content", "_testing_handshake", "_template_names",
         "templating", "_importer", "_serve_options", "_serve_log", "_serving", "_cli",
-        "_waitress", "_waitress_parser",
+        "_waitress", "_waitress_parser", "_waitress_tasks", "_waitress_channel",
         "_chunked", "_uvicorn", "_httptools", "_h11", "_h11_connection", "_h11_framing",
         "_stall", "_ws_flow",
         "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "_sockets", "plugins",
