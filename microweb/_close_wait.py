@@ -161,7 +161,7 @@ def _late_close_ended(request: Request, task: asyncio.Task[None]) -> None:
     _LATE_CLOSES.discard(task)
     if task.cancelled():
         return
-    # NOTE: an error of the close was logged by the driver (_asgi._aclose_logged), but not a
+    # NOTE: an error of the close was logged by the driver (_asgi_streams._aclose_logged), but not a
     # sys.exit() (or KeyboardInterrupt) it carries to the request's task, which has ended, nor
     # another BaseException (a GeneratorExit), which went with no word.
     error = task.exception()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ._asgi_lifespan import release_pool
 from ._effects import ShutdownError
 
 if TYPE_CHECKING:
@@ -93,12 +94,12 @@ def close_asgi_side(loop: LoopThread, client: httpx.AsyncClient, asgi: ASGIDrive
         loop.run(client.aclose())
     finally:
         loop.stop()
-        asgi._release_pool()
-        if asgi._started:
+        release_pool(asgi)
+        if asgi.started:
             # NOTE: started by a request, with no lifespan: its shutdown never runs, as a
             # server's without lifespan messages, but it serves no more. Still counted as
             # serving, it made the app refuse every startup step for good (review155).
-            asgi._started = False
+            asgi.started = False
             asgi.plan.startup_steps.stopped()
 
 

@@ -52,6 +52,7 @@ import microweb._waitress
 from microweb import App, Limits, Request
 from microweb._h11 import BoundedH11
 from microweb._httptools import BoundedHttpTools
+from microweb._waitress_parser import OrderlyParser
 from microweb.plugins import AccessLog, ProxyHeaders
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -839,9 +840,9 @@ def test_a_non_ascii_root_path_is_served_under_both(tmp_path: Path, server: str)
     assert seen == {"/caf%C3%A9/where": where, "/where": where}
 
 
-def _parsed(head: bytes) -> microweb._waitress.OrderlyParser:
+def _parsed(head: bytes) -> OrderlyParser:
     """Return a new ``OrderlyParser`` (Waitress's defaults) that has received ``head``."""
-    parser = microweb._waitress.OrderlyParser(Adjustments())
+    parser = OrderlyParser(Adjustments())
     parser.received(head)
     return parser
 
@@ -877,7 +878,7 @@ def test_waitress_decodes_a_target_as_waitress_does_in_c(target: bytes) -> None:
             raised.append(arg[0])
         return tracer
 
-    parser = microweb._waitress.OrderlyParser(Adjustments())
+    parser = OrderlyParser(Adjustments())
     previous = sys.gettrace()
     sys.settrace(tracer)
     try:
@@ -1028,7 +1029,7 @@ def test_waitress_reads_a_long_transfer_encoding_in_c(codings: bytes, status: in
     # thread that reads every connection (hostile6). It is read as h11's is now: refused
     # first, else handed to Waitress as one line of chunked.
     head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + codings + b"\r\n\r\n"
-    parser = microweb._waitress.OrderlyParser(Adjustments())
+    parser = OrderlyParser(Adjustments())
     tracemalloc.start()
     try:
         parser.received(head)
@@ -1078,7 +1079,7 @@ def test_waitress_reads_a_value_of_many_words_in_memory_linear_in_it(gap: bytes)
     # Words between tabs too: only spaces were counted, and "a<TAB>a<TAB>..." took 32 MB
     # and 25 ms still (review374).
     def peak(value: bytes) -> int:
-        parser = microweb._waitress.OrderlyParser(Adjustments())
+        parser = OrderlyParser(Adjustments())
         tracemalloc.start()
         try:
             parser.received(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + value + b"\r\n\r\n")
@@ -1171,7 +1172,7 @@ _NEXT = b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n"
     ids=["no-last-crlf", "bare-lf", "folded", "fields", "none"],
 )
 def test_waitress_refuses_a_trailer_of_no_field_lines(trailer: bytes, refused: bool) -> None:
-    parser = microweb._waitress.OrderlyParser(Adjustments())
+    parser = OrderlyParser(Adjustments())
     data = _CHUNKED_HEAD + b"5\r\nhello\r\n0\r\n" + trailer + _NEXT
     while data and not parser.completed:
         data = data[parser.received(data) :]
@@ -1197,7 +1198,7 @@ def test_waitress_parses_a_head_in_time_in_step_with_its_length(head: bytes) -> 
     # NOTE: Waitress's expressions for a header line and a request line took 1.8 to 2.1 s of
     # CPU on each of these, in its one thread that reads every connection, and longer in the
     # square of the length (or worse) up to its 256 KiB head cap (hostile141).
-    parser = microweb._waitress.OrderlyParser(Adjustments())
+    parser = OrderlyParser(Adjustments())
     started = time.process_time()
     parser.received(head + b"\r\n")
     assert time.process_time() - started < 0.25

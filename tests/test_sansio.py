@@ -24,6 +24,8 @@ IO_MODULES = frozenset(
         "_wsgi.py",
         "_wsgi_request.py",
         "_asgi.py",
+        "_asgi_streams.py",
+        "_asgi_lifespan.py",
         "_close_wait.py",
         "_asgi_websocket.py",
         "_ws_refusal.py",
@@ -55,6 +57,8 @@ IO_MODULES = frozenset(
         "_serve_options.py",
         "_serve_log.py",
         "_waitress.py",
+        "_waitress_tasks.py",
+        "_waitress_channel.py",
         "_uvicorn.py",
         "_stall.py",
         # NOTE: the Uvicorn protocols microweb serve runs: they read the request's scope.
@@ -217,7 +221,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "drivers": (
         "_wsgi_request", "_wsgi", "_asgi_request", "_websocket", "_ws_refusal", "_asgi_websocket",
         "_close_wait",
-        "_asgi",
+        "_asgi_streams", "_asgi_lifespan", "_asgi",
     ),
     "facade": (
         "_other_names", "_router", "_app_registries", "_app", "__init__", "__main__", "testing",
@@ -227,7 +231,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_testing_close", "_testing_options", "_testing_requests",
         "_testing_sides", "_testing_content", "_testing_handshake", "_template_names",
         "templating", "_importer", "_serve_options", "_serve_log", "_serving", "_cli",
-        "_waitress", "_waitress_parser",
+        "_waitress", "_waitress_parser", "_waitress_tasks", "_waitress_channel",
         "_chunked", "_uvicorn", "_httptools", "_h11", "_h11_connection", "_h11_framing",
         "_stall", "_ws_flow",
         "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "_sockets", "plugins",
