@@ -1065,8 +1065,7 @@ def test_waitress_reads_a_short_transfer_encoding_as_h11_does(
 def test_waitress_refuses_any_transfer_encoding_of_http_1_0_with_400(codings: bytes) -> None:
     # NOTE: HTTP/1.0 has no Transfer-Encoding: its codings are not read as 1.1's are, where a
     # coding before chunked is 501 (mutation review384: read as 1.1's, 501).
-    parser = microweb._waitress.OrderlyParser(Adjustments())
-    parser.received(b"GET / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: " + codings + b"\r\n\r\n")
+    parser = _parsed(b"GET / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: " + codings + b"\r\n\r\n")
     assert parser.error is not None and parser.error.code == 400
     assert parser.headers["TRANSFER_ENCODING"] == codings.decode()
 
