@@ -327,6 +327,11 @@ class OrderlyParser(ChunkedParser):
                 with a ``CONNECT`` or an ``Upgrade`` request: each a framing that a proxy
                 before Waitress may read otherwise, as Uvicorn refuses them.
         """
+        if self.blank_before_line:
+            # SPEC: RFC 9112 2.2, only empty lines may come before the request line. NOTE:
+            # Waitress stripped any whitespace and served " GET /", where httptools and h11
+            # answer 400 (attack383).
+            raise ParsingError("whitespace before the request line")
         if self._refused(header_plus):
             return
         if self.version not in SERVED_VERSIONS:

@@ -160,6 +160,25 @@ def test_whitespace_after_the_version_is_400_under_every_server(
 
 
 @pytest.mark.parametrize(
+    "lead",
+    [b" ", b"\t", b"\r\n ", b"\x0c", b"\r\n"],
+    ids=["space", "tab", "crlf-space", "ff", "crlf"],
+)
+def test_whitespace_before_the_request_line_is_400_under_every_server(
+    server: ServedWay, lead: bytes
+) -> None:
+    # SPEC: RFC 9112 2.2, a server SHOULD ignore an empty line (CRLF) before the request line;
+    # nothing else may come before it. NOTE: Waitress stripped any whitespace before it and
+    # served " GET /url", where httptools and h11 answer 400 (attack383).
+    answer = exchange(server, lead + b"GET /url HTTP/1.1\r\nHost: x\r\n\r\n" + NEXT)
+    if lead == b"\r\n":
+        assert statuses(answer) == [b"200", b"200"], answer[-300:]
+    else:
+        assert statuses(answer) == [b"400"], answer[-300:]
+        assert b"next" not in answer
+
+
+@pytest.mark.parametrize(
     "field",
     [
         b"Content-Length: 50",
