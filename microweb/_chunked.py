@@ -243,6 +243,9 @@ class ChunkedParser(HTTPRequestParser):  # type: ignore[misc]
     completed: bool
     # NOTE: what has come of the head, before Waitress reads it (see received()).
     head_so_far: bytearray | None = None
+    # NOTE: whether whitespace other than empty lines came before the request line, which
+    # Waitress strips (a subclass refuses it).
+    blank_before_line = False
 
     def received(self, data: bytes) -> int:
         """Take ``data`` as Waitress does; a head still coming is held in one buffer, and
@@ -264,6 +267,11 @@ class ChunkedParser(HTTPRequestParser):  # type: ignore[misc]
         # of it past the cap; of this read, what follows the bytes held before it.
         before = len(held) - len(data)
         self.head_so_far = None
+        # PERF: the first byte looked at, no copy of the head but after empty lines (rare).
+        first = bytes(held[:1])
+        if first in _EMPTY_LINE:
+            first = bytes(held.lstrip(b"\r\n")[:1])
+        self.blank_before_line = first in _BLANKS
         return int(super().received(bytes(held))) - before
 
     def parse_header(self, header_plus: bytes) -> None:
@@ -271,6 +279,11 @@ class ChunkedParser(HTTPRequestParser):  # type: ignore[misc]
         super().parse_header(header_plus)
         if type(self.body_rcv) is ChunkedReceiver:
             self.body_rcv = ChunkedBody(self.body_rcv.buf, self.adj.max_request_body_size)
+
+
+# NOTE: the bytes other than CR and LF that bytes.lstrip() strips, as Waitress strips a head.
+_BLANKS = frozenset(bytes([c]) for c in b" \t\x0b\x0c")
+_EMPTY_LINE = frozenset([b"\r", b"\n"])
 
 
 class ChunkedChannel(HTTPChannel):  # type: ignore[misc]

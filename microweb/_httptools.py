@@ -479,7 +479,8 @@ class BoundedHttpTools(  # type: ignore[misc]
             kind = "CONNECT" if connect else "Upgrade"
             self.logger.warning("%s request with a body: refused with 400", kind)
             return _CONNECT_REFUSAL if connect else _UPGRADE_REFUSAL
-        authority = authority_refusal(self.url)
+        # PERF: an origin-form target ("/...") has no authority: no call (0.17 us).
+        authority = None if self.url[:1] == b"/" else authority_refusal(self.url)
         if authority is not None:
             # NOTE: httptools served userinfo ("http://u@host/"), which Waitress and h11 refuse.
             self.logger.warning("%s: refused with 400", authority)
