@@ -77,7 +77,7 @@ class CleanupCut(TimeoutError):
     did not end within ``CLEANUP_WAIT``: it was cancelled, and ``stubborn`` when it ignored
     that too (then its ``aclose()`` was closed, which closes the flow on Python 3.13 only).
 
-    What became of the flow is the pipeline's to tell, from its generator (``_pipeline``).
+    What became of the flow is told from its generator by ``_flow_closing``.
     """
 
     def __init__(self, message: str, stubborn: bool) -> None:
