@@ -21,6 +21,8 @@ import pytest
 from drive import wsgi_get
 
 from microweb import App, Request
+from microweb._effects import Colored
+from microweb._flow_closing import _runs_on
 
 # NOTE: the collections here are of what each test makes (conftest.young_heap).
 pytestmark = pytest.mark.usefixtures("young_heap")
@@ -1186,3 +1188,49 @@ def test_a_stubborn_cut_flows_cleanup_that_fails_as_it_is_closed_is_logged(
     assert said[0].levelname == "ERROR", caplog.text
     assert said[0].exc_info is not None and isinstance(said[0].exc_info[1], ValueError)
     assert "failed as it was closed" in caplog.text, caplog.text
+
+
+def test_an_async_flow_is_said_to_run_only_while_a_step_or_its_cleanup_runs() -> None:
+    # NOTE: before 3.13 a generator whose aclose() was cancelled still said it ran, its frame
+    # gone; suspended at its yield, or closed, it runs nothing (review393).
+    async def around() -> AsyncIterator[None]:
+        try:
+            yield
+            await asyncio.sleep(10)
+        finally:
+            await asyncio.sleep(0)
+
+    flow = Colored(around, True)
+    seen: dict[str, bool] = {}
+
+    async def main() -> None:
+        gen = around()
+        seen["new"] = _runs_on(flow, gen)
+        await gen.asend(None)
+        seen["at its yield"] = _runs_on(flow, gen)
+        step = asyncio.ensure_future(gen.asend(None))
+        await asyncio.sleep(0)
+        seen["in a step"] = _runs_on(flow, gen)
+        step.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await step
+        seen["step cancelled"] = _runs_on(flow, gen)
+        other = around()
+        await other.asend(None)
+        closing = asyncio.ensure_future(other.aclose())
+        await asyncio.sleep(0)
+        seen["in its cleanup"] = _runs_on(flow, other)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+        seen["cleanup cancelled"] = _runs_on(flow, other)
+
+    asyncio.run(main())
+    assert seen == {
+        "new": False,
+        "at its yield": False,
+        "in a step": True,
+        "step cancelled": False,
+        "in its cleanup": True,
+        "cleanup cancelled": False,
+    }
