@@ -230,6 +230,7 @@ async def _cleaned_up_in_time(awaitable: Any, steps: contextvars.Context) -> Any
         copied = steps.copy()
         task = copied.run(loop.create_task, coroutine)
     wait = _app_loop.CLEANUP_WAIT
+    failure: Exception | None = None
     done, _ = await asyncio.wait({task}, timeout=wait)
     if not done:
         task.cancel()
@@ -237,9 +238,12 @@ async def _cleaned_up_in_time(awaitable: Any, steps: contextvars.Context) -> Any
     if not done:
         # NOTE: its loop closes after this closing: it would be destroyed pending.
         task._log_destroy_pending = False  # type: ignore[attr-defined]
-        with contextlib.suppress(Exception):
+        try:
             # NOTE: its finally blocks run now, up to their next await.
             coroutine.close()
+        except Exception as exc:
+            # NOTE: suppressed, what they raised went with no word (review393).
+            failure = exc
         # NOTE: the task, stepped again (a cleanup that kept yielding), raised "cannot reuse
         # already awaited coroutine": asyncio's "Task exception was never retrieved" (review387).
         task.add_done_callback(_retrieved)
@@ -247,6 +251,7 @@ async def _cleaned_up_in_time(awaitable: Any, steps: contextvars.Context) -> Any
         raise CleanupCut(
             f"its cleanup did not end within {wait:g} s of the app loop's stop",
             stubborn=not task.done(),
+            failure=failure,
         )
     if sys.version_info < (3, 11):
         steps.run(adopt, copied)

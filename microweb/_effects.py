@@ -75,14 +75,16 @@ class ShutdownError(RuntimeError):
 class CleanupCut(TimeoutError):
     """A cut flow's cleanup, run on a request thread's own loop once the app loop had stopped,
     did not end within ``CLEANUP_WAIT``: it was cancelled, and ``stubborn`` when it ignored
-    that too (then its ``aclose()`` was closed, which closes the flow on Python 3.13 only).
+    that too (then its ``aclose()`` was closed, which closes the flow on Python 3.13 only;
+    ``failure`` is what its finally blocks raised then).
 
     What became of the flow is told from its generator by ``_flow_closing``.
     """
 
-    def __init__(self, message: str, stubborn: bool) -> None:
+    def __init__(self, message: str, stubborn: bool, failure: Exception | None = None) -> None:
         super().__init__(message)
         self.stubborn = stubborn
+        self.failure = failure
 
 
 class Ending(Exception):

@@ -140,6 +140,17 @@ def close_cut_off(flow: Colored, gen: Any, ending: BaseException) -> Effects:
         # NOTE: closed, by its cancellation or (3.13) by the closing of its aclose(): logged
         # as failed, with a traceback that said it was "left behind" (review387).
         closed = f"{said}, and was closed at its await" if exc.stubborn else said
+        if exc.failure is not None:
+            # NOTE: its finally blocks failed as its closing ran them: a failure of the
+            # flow's, said with its traceback (review393).
+            logger.error(
+                "flow %s failed while %s: %s",
+                flow.fn.__qualname__,
+                _why_closed(ending),
+                closed,
+                exc_info=exc.failure,
+            )
+            return
         logger.warning(
             "flow %s was closed while %s: %s", flow.fn.__qualname__, _why_closed(ending), closed
         )

@@ -106,15 +106,21 @@ class OrderlyReload(Reloader):
         then SIGTERM), which ends its wait for the requests in flight and runs its shutdown
         hooks, or ends if they run, as a single process does; kill it on a third."""
         self.signals += 1
+        # NOTE: a signal between Uvicorn's taking of the signals and the child's start found
+        # no process, or one not started: AttributeError out of this handler (review393).
+        process = getattr(self, "process", None)
+        if process is not None and process.pid is None:
+            process = None
         if self.signals > 2:
-            self.process.kill()
+            if process is not None:
+                process.kill()
         elif self.signals == 2:
             # NOTE: killed here, its shutdown hooks were lost where a single process and
             # each worker of --workers run them (review387).
             if self.passed_on is not None:
                 self.passed_on.value += 1
-            if self.process.pid is not None and self.process.exitcode is None:
-                os.kill(self.process.pid, signal.SIGTERM)
+            if process is not None and process.exitcode is None:
+                os.kill(process.pid, signal.SIGTERM)
         self.stopped_by = sig
         super().signal_handler(sig, frame)
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from servers import (
     HOST,
     MODE_PROCESSES,
@@ -44,7 +45,7 @@ from servers import (
     wait_for,
 )
 
-from microweb import _serve_options, _watcher, _workers
+from microweb import _serve_options, _supervisor, _watcher, _workers
 
 # NOTE: the class itself, before the fixture below replaces it.
 REAL_WORKER = _workers.Worker
@@ -1422,3 +1423,17 @@ def test_port_0_listens_on_one_port_for_every_address_of_the_host(
         for address in (HOST, "[::1]"):
             answer = httpx.get(f"http://{address}:{port}/where", timeout=10)
             assert answer.status_code == 200, (address, read_log(log))
+
+
+@pytest.mark.parametrize("started", ["no process yet", "process not started"])
+def test_the_reloaders_signals_before_its_child_started_raise_nothing(started: str) -> None:
+    # NOTE: a second or third SIGTERM between the reloader's taking of the signals and its
+    # child's start raised AttributeError out of its signal handler (review393).
+    config = uvicorn.Config("app:app", reload=True)
+    reloader = _supervisor.OrderlyReload(config, target=lambda sockets: None, sockets=[])
+    if started == "process not started":
+        reloader.process = multiprocessing.get_context("spawn").Process(target=print)
+    for _ in range(3):
+        reloader.signal_handler(signal.SIGTERM, None)
+    assert reloader.stopped_by == signal.SIGTERM
+    assert reloader.should_exit.is_set()

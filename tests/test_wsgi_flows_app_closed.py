@@ -21,6 +21,8 @@ import pytest
 from drive import wsgi_get
 
 from microweb import App, Request
+from microweb._effects import Colored
+from microweb._flow_closing import _runs_on
 
 # NOTE: the collections here are of what each test makes (conftest.young_heap).
 pytestmark = pytest.mark.usefixtures("young_heap")
@@ -1116,3 +1118,119 @@ def test_the_close_waits_for_a_cut_closing_only_what_is_left_of_its_cleanup_wait
     finally:
         done.set()
     assert 0.1 < took < 0.35, took
+
+
+def test_a_cut_flows_cleanup_that_raises_its_own_timeout_error_is_logged_as_failed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: CleanupCut is a TimeoutError; a cleanup's own is the flow's failure, not taken
+    # for its cleanup cut (review393).
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    app = App()
+    inside = _waiting_index(app)
+
+    @app.middleware
+    async def timing(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(0)
+            raise TimeoutError("its own")
+
+    wsgi = app.as_wsgi()
+    thread, answered = _get_in_thread(wsgi, daemon=True)
+    assert inside.wait(5)
+    wsgi.close()
+    thread.join(3)
+    assert not thread.is_alive()
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+    said = [r for r in caplog.records if "timing" in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    assert said[0].levelname == "ERROR" and said[0].exc_info is not None, caplog.text
+    assert "failed while" in said[0].getMessage(), caplog.text
+    assert "its own" in caplog.text, caplog.text
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 13), reason="before 3.13 the closing of aclose() does not reach it"
+)
+def test_a_stubborn_cut_flows_cleanup_that_fails_as_it_is_closed_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the closing of its aclose() ran its finally blocks; what they raised was
+    # suppressed with no word (review393).
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    app = App()
+    inside = _waiting_index(app)
+
+    @app.middleware
+    async def failing(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            try:
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    await asyncio.Event().wait()  # NOTE: ignores its cancellation too.
+            finally:
+                raise ValueError("failed as it was closed")
+
+    wsgi = app.as_wsgi()
+    thread, answered = _get_in_thread(wsgi, daemon=True)
+    assert inside.wait(5)
+    wsgi.close()
+    thread.join(3)
+    assert not thread.is_alive()
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+    said = [r for r in caplog.records if "failing" in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    assert said[0].levelname == "ERROR", caplog.text
+    assert said[0].exc_info is not None and isinstance(said[0].exc_info[1], ValueError)
+    assert "failed as it was closed" in caplog.text, caplog.text
+
+
+def test_an_async_flow_is_said_to_run_only_while_a_step_or_its_cleanup_runs() -> None:
+    # NOTE: before 3.13 a generator whose aclose() was cancelled still said it ran, its frame
+    # gone; suspended at its yield, or closed, it runs nothing (review393).
+    async def around() -> AsyncIterator[None]:
+        try:
+            yield
+            await asyncio.sleep(10)
+        finally:
+            await asyncio.sleep(0)
+
+    flow = Colored(around, True)
+    seen: dict[str, bool] = {}
+
+    async def main() -> None:
+        gen = around()
+        seen["new"] = _runs_on(flow, gen)
+        await gen.asend(None)
+        seen["at its yield"] = _runs_on(flow, gen)
+        step = asyncio.ensure_future(gen.asend(None))
+        await asyncio.sleep(0)
+        seen["in a step"] = _runs_on(flow, gen)
+        step.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await step
+        seen["step cancelled"] = _runs_on(flow, gen)
+        other = around()
+        await other.asend(None)
+        closing = asyncio.ensure_future(other.aclose())
+        await asyncio.sleep(0)
+        seen["in its cleanup"] = _runs_on(flow, other)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+        seen["cleanup cancelled"] = _runs_on(flow, other)
+
+    asyncio.run(main())
+    assert seen == {
+        "new": False,
+        "at its yield": False,
+        "in a step": True,
+        "step cancelled": False,
+        "in its cleanup": True,
+        "cleanup cancelled": False,
+    }
