@@ -19,6 +19,7 @@ import pytest
 from conftest import MakeClient
 
 from microweb import App, Request, Response
+from microweb.plugins import GZip
 from microweb.testing import TestClient
 
 SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen_streams", default="unset")
@@ -121,6 +122,69 @@ def test_a_stream_that_fails_is_seen_by_its_after_response_work(
     with pytest.raises(ValueError, match="the stream's own"):
         client.get("/")
     assert seen == ["after: the failing stream's"]
+
+
+@pytest.mark.parametrize("wrapper", ["gzip", "sse"])
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_a_stream_that_gzip_or_an_event_stream_wraps(
+    make_client: MakeClient, stream: str, wrapper: str
+) -> None:
+    seen: list[str] = []
+    app = App()
+    app.install(GZip(minimum_size=1))
+
+    def events() -> Iterator[str]:
+        SEEN.set("the wrapped stream's")
+        yield "x" * 100
+
+    async def async_events() -> AsyncIterator[str]:
+        for event in events():
+            yield event
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        request.after_response(_after(seen, "def"))
+        chunks = events() if stream == "sync" else async_events()
+        if wrapper == "sse":
+            return Response.sse(chunks)
+        return Response.stream(chunks, media_type="text/plain")
+
+    response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert "x" * 100 in response.text
+    assert response.headers.get("content-encoding") == ("gzip" if wrapper == "gzip" else None)
+    assert seen == ["after: the wrapped stream's"]
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_a_stream_that_resets_its_token_leaves_nothing_for_its_after_response_work(
+    make_client: MakeClient, stream: str
+) -> None:
+    # NOTE: a logging context bound for the stream's life (structlog's bound_contextvars).
+    seen: list[str] = []
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        token = SEEN.set("bound by the stream")
+        try:
+            yield b"a"
+        finally:
+            SEEN.reset(token)
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        token = SEEN.set("bound by the stream")
+        try:
+            yield b"a"
+        finally:
+            SEEN.reset(token)
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        SEEN.set("the handler's")
+        request.after_response(_after(seen, "async def"))
+        return Response.stream(chunks() if stream == "sync" else async_chunks())
+
+    assert make_client(app).get("/").text == "a"
+    assert seen == ["after: the handler's"]
 
 
 def _flow(request: Request) -> Generator[None, Response, Response]:
