@@ -11,12 +11,14 @@ flows around it and of the after-response work.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import pytest
 from conftest import MakeClient
+from drive import asgi_get
 
 from microweb import App, Request, Response
 from microweb.plugins import GZip
@@ -335,4 +337,40 @@ def test_a_stream_sees_what_a_wsgi_middleware_set_before_the_call_alone(stream: 
         "finally: before the call",
         "after: before the call",
     ]
+    assert SEEN.get() == "unset"
+
+
+# --- an ASGI middleware around the app, in the server's task for the request
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_an_asgi_middleware_sees_what_the_stream_set_once_the_app_returns(stream: str) -> None:
+    # NOTE: under ASGI the request runs in the task the server made for it, microweb copies none:
+    # a middleware that awaits the app sees what its handler set (as before), its stream's
+    # values included once it has closed.
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        SEEN.set("the stream's")
+        yield b"a"
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        for chunk in chunks():
+            yield chunk
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        return Response.stream(chunks() if stream == "sync" else async_chunks())
+
+    asgi = app.as_asgi()
+
+    async def middleware() -> str:
+        token = SEEN.set("the middleware's")
+        try:
+            assert await asgi_get(asgi, "/") == (200, b"a")
+            return SEEN.get()
+        finally:
+            SEEN.reset(token)
+
+    assert asyncio.run(middleware()) == "the stream's"
     assert SEEN.get() == "unset"
