@@ -7,10 +7,13 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import MakeClient
 
 import microweb
+from microweb import App, Request, Route
 from microweb._other_names import MODULE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,3 +193,47 @@ def test_a_lookup_from_a_thread_with_no_python_frame_is_an_attribute_error(
     while not (found or raised) and time.monotonic() < until:
         time.sleep(0.01)
     assert (found, raised) == ([False, False], [])
+
+
+def _endpoint(request: Request) -> str:
+    return "listed"
+
+
+_STARLETTE_ROUTES = [
+    (lambda: Route("/links", _endpoint), "app.route('/links')(_endpoint)"),  # type: ignore[call-arg]
+    (
+        lambda: Route("/links", endpoint=_endpoint, methods=["GET", "POST"]),  # type: ignore[call-arg]
+        "app.route('/links', methods=['GET', 'POST'])(_endpoint)",
+    ),
+    (
+        lambda: Route("/links", _endpoint, methods=["POST"], name="links"),  # type: ignore[call-arg]
+        "app.route('/links', methods=['POST'], name='links')(_endpoint)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "written"), _STARLETTE_ROUTES)
+def test_a_starlette_route_says_how_to_add_it(
+    make_client: MakeClient, call: Any, written: str
+) -> None:
+    # NOTE: microweb's Route is what a plugin's apply() is given: Python's message asked for
+    # its handler, name and is_async, which no port should write.
+    with pytest.raises(TypeError) as raised:
+        call()
+    message = str(raised.value)
+    assert message.startswith("Route.__init__() ")
+    assert "(Starlette's Route(path, endpoint)): microweb's Route is made by the app" in message
+    assert message.endswith(f"write {written}, or the decorator @app.route(...) on the function")
+    app = App()
+    # NOTE: what the message says to write works.
+    exec(written, {"app": app, "_endpoint": _endpoint})
+    response = make_client(app).request("POST" if "POST" in written else "GET", "/links")
+    assert (response.status_code, response.text) == (200, "listed")
+
+
+def test_microwebs_own_route_and_other_errors_are_left_as_they_were() -> None:
+    route = Route("/x", frozenset({"GET"}), _endpoint, "x", False)
+    assert (route.template, route.handler) == ("/x", _endpoint)
+    with pytest.raises(TypeError) as raised:
+        Route("/x", frozenset({"GET"}))  # type: ignore[call-arg]
+    assert "Starlette" not in str(raised.value)
