@@ -237,3 +237,43 @@ def test_microwebs_own_route_and_other_errors_are_left_as_they_were() -> None:
     with pytest.raises(TypeError) as raised:
         Route("/x", frozenset({"GET"}))  # type: ignore[call-arg]
     assert "Starlette" not in str(raised.value)
+
+
+def _starlettes(name: str) -> type:
+    """A class of Starlette's routing module, as a port imports it (no Starlette needed)."""
+
+    def init(self: object, path: str, endpoint: Any = None, **options: Any) -> None:
+        vars(self).update(path=path, endpoint=endpoint, **options)
+
+    return type(name, (), {"__init__": init, "__module__": "starlette.routing"})
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_starlettes_route_given_to_include_says_how_to_add_it(
+    make_client: MakeClient, many: bool
+) -> None:
+    # NOTE: Python's part of the message named the class alone: "include() takes a Router,
+    # not Route", which read as if microweb's Route were the one wanted.
+    route = _starlettes("Route")("/links", _endpoint, methods=["GET"])
+    app = App()
+    with pytest.raises(TypeError) as raised:
+        app.include([route] if many else route)  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "include() takes a Router, not Starlette's Route: add each route with "
+        "app.route(path, methods=[...])(endpoint), or put them on a Router(prefix=...) and "
+        "include that"
+    )
+    app.route("/links", methods=["GET"])(_endpoint)
+    assert make_client(app).get("/links").text == "listed"
+
+
+def test_starlettes_mount_and_other_values_given_to_include() -> None:
+    app = App()
+    with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not Starlette's Mount: "):
+        app.include(_starlettes("Mount")("/api"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not list: \[1\]$"):
+        app.include([1])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not list: \[\]$"):
+        app.include([])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not a Route \(what"):
+        app.include(Route("/x", frozenset({"GET"}), _endpoint, "x", False))  # type: ignore[arg-type]
