@@ -1,6 +1,8 @@
 """Another framework's name imported from microweb (Flask's ``abort``, Starlette's
 ``JSONResponse``, Falcon's ``HTTPNotFound``): the ``ImportError`` says what to write, where
-Python's said only "cannot import name"; read as ``microweb.name``, the ``AttributeError`` does."""
+Python's said only "cannot import name"; read as ``microweb.name``, the ``AttributeError`` does.
+And Starlette's ``Route(path, endpoint)`` called on microweb's ``Route``, or its routes given to
+``include()``: the ``TypeError`` says how to add them."""
 
 from __future__ import annotations
 
