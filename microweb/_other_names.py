@@ -21,6 +21,7 @@ from types import FrameType, ModuleType
 from typing import NoReturn
 
 from ._errors import OtherName, refuse_other_spellings
+from ._routing import Route
 
 _FLOW = "a flow, @{0}.middleware (see Middleware)"
 
@@ -75,6 +76,40 @@ def add_other_names(cls: type, variable: str) -> None:
     names = {**_SHARED, **(_APP_ONLY if variable == "app" else _ROUTER_ONLY)}
     advice = {name: text.format(variable) for name, text in names.items()}
     refuse_other_spellings(cls, advice, OtherName)
+
+
+# NOTE: what a Starlette port hands include(): its routes list, or one of its items.
+_STARLETTE_ROUTING = {
+    "Route": (
+        "add each route with app.route(path, methods=[...])(endpoint), or put them on a "
+        "Router(prefix=...) and include that"
+    ),
+    "Mount": "put its routes on a Router(prefix=...) and include that",
+    "WebSocketRoute": "add each one with app.websocket(path)(endpoint)",
+}
+
+
+def routing_advice(given: object) -> str:
+    """Say what to write for ``given``, microweb's ``Route`` or Starlette's routing object (or
+    a list of them), that ``include()`` refused; else ``""``.
+
+    Args:
+        given: What ``include()`` was given in place of a ``Router``.
+    """
+    # NOTE: type() alone, no attribute of the app's objects read: this is an error path.
+    first = given
+    if isinstance(given, (list, tuple)) and type(given) in (list, tuple) and given:
+        first = given[0]
+    cls = type(first)
+    if issubclass(cls, Route):
+        return (
+            "a Route (what a plugin's apply() reads, made by the app): add a route with "
+            "app.route(path, methods=[...])(handler)"
+        )
+    if str(cls.__module__).partition(".")[0] not in ("starlette", "fastapi"):
+        return ""
+    advice = _STARLETTE_ROUTING.get(cls.__name__)
+    return f"Starlette's {cls.__name__}: {advice}" if advice else ""
 
 
 _FLASK, _STARLETTE, _FALCON = "Flask's", "Starlette's", "Falcon's"

@@ -26,6 +26,7 @@ def port_hint(exc: Exception) -> str:
     same name (``request.form["x"]``, ``request.json.get("x")``) or Starlette's
     ``request.url.path``: Python's own message named no ``Request`` and said nothing of why.
     Only on the error path: the names stay plain methods, with nothing in front of them.
+    Never raises, but the ``KeyboardInterrupt`` or ``SystemExit`` of the app's code it reads.
     """
     try:
         return (
@@ -34,10 +35,16 @@ def port_hint(exc: Exception) -> str:
             or _foreign_keyword(exc)
             or _grouped_http_error(exc)
         )
-    except Exception:
+    except (KeyboardInterrupt, SystemExit):
+        # NOTE: Ctrl-C or sys.exit() in the app's code read here (a property's) goes on, as
+        # it does out of a handler: to the server, which stops; a test, which stops too.
+        raise
+    except BaseException:
         # NOTE: the app's error is what counts: its str() or its obj (a property of a
         # subclass's) raised out of the log line, which was lost, and the error in the error
-        # path went on to the server in place of the 500.
+        # path went on to the server in place of the 500. Any BaseException of a read (the
+        # app's own, a GeneratorExit or CancelledError raised by hand) too: none of them is
+        # a generator's close or a task's cancellation, which never arrive in sync code.
         return ""
 
 

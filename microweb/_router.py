@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from ._effects import Colored
 from ._errors import ClientDisconnect
 from ._limits import RouteLimits, check_route_limits
-from ._other_names import add_other_names
+from ._other_names import add_other_names, routing_advice
 from ._plan import ErrorHandler
 from ._route_templates import Param, parse_template
 from ._routing import (
@@ -530,6 +530,9 @@ def check_includable(router: object) -> None:
             "include() takes a Router, not an App, whose plugins, flows and hooks would be "
             "left out: register the routes on a Router, with its own flows, and include it"
         )
+    advice = routing_advice(router)
+    if advice:
+        raise TypeError(f"include() takes a Router, not {advice}")
     raise TypeError(f"include() takes a Router, not {type(router).__name__}: {router!r}")
 
 

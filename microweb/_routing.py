@@ -332,6 +332,51 @@ class Route:
         return tuple(s.name for s in self.segments if isinstance(s, Param))
 
 
+def _refusing_starlettes_call(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap ``Route.__init__`` so that a call of Starlette's ``Route(path, endpoint)`` says
+    how to add the route, where Python's message asked for a ``handler``, ``name`` and
+    ``is_async``; the routes the app makes go through as before."""
+
+    @functools.wraps(init)
+    def __init__(self: Route, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except TypeError as exc:
+            written = _starlette_route_written(args, kwargs)
+            if written is None:
+                raise
+            raise TypeError(
+                f"{exc} (Starlette's Route(path, endpoint)): microweb's Route is made by the "
+                f"app, for a plugin's apply() to read; write {written}, or the decorator "
+                "@app.route(...) on the function"
+            ) from None
+
+    return __init__
+
+
+def _starlette_route_written(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """Spell ``app.route(...)(endpoint)`` for Starlette's ``Route(path, endpoint, ...)``
+    given as ``args`` and ``kwargs``; ``None`` for any other call."""
+    path = args[0] if args else kwargs.get("path")
+    # NOTE: microweb's second field is methods, never a callable: Starlette's endpoint.
+    endpoint = kwargs.get("endpoint", args[1] if len(args) > 1 else None)
+    if not isinstance(path, str) or not callable(endpoint):
+        return None
+    options = [repr(path)]
+    methods = kwargs.get("methods")
+    if isinstance(methods, (list, tuple)) and all(isinstance(m, str) for m in methods):
+        options.append(f"methods={list(methods)!r}")
+    if isinstance(kwargs.get("name"), str):
+        options.append(f"name={kwargs['name']!r}")
+    # NOTE: a function's own name; any other callable's lookup may run the app's code.
+    named = endpoint.__name__ if inspect.isfunction(endpoint) else "endpoint"
+    return f"app.route({', '.join(options)})({named})"
+
+
+# NOTE: set on the class after it is made: the dataclass writes its own __init__.
+Route.__init__ = _refusing_starlettes_call(Route.__init__)  # type: ignore[method-assign]
+
+
 def check_name(known: Iterable[Route], route: Route) -> None:
     """Refuse a route whose name is taken by routes of other templates and other handlers.
 

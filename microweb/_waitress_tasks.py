@@ -11,7 +11,7 @@ from typing import Any
 from waitress.task import ErrorTask, WSGITask
 
 from ._parsing import names_option
-from ._wsgi import AFTER_SENT
+from ._wsgi_end import AFTER_SENT
 
 
 class Escaped(Exception):

@@ -529,3 +529,66 @@ def test_an_error_raised_again_carries_the_hint_once(interface: str, colour: str
         "request.form is a method: call it, request.form() "
         "(await request.aform() in an async def handler)"
     ]
+
+
+class _Stop(BaseException):
+    """An app's own BaseException, no KeyboardInterrupt or SystemExit."""
+
+
+def _foreign_error(raised: type[BaseException], name: str = "status_code") -> type[Exception]:
+    """Starlette's HTTPException as a port raises it, whose ``name`` raises ``raised``."""
+
+    def read(self: Exception) -> object:
+        raise raised(f"{name} read")
+
+    cls = type("HTTPException", (Exception,), {name: property(read)})
+    cls.__module__ = "starlette.exceptions"
+    return cls
+
+
+_ENDINGS_OF_A_READ = [_Stop, GeneratorExit, asyncio.CancelledError]
+
+
+@pytest.mark.parametrize("raised", _ENDINGS_OF_A_READ)
+@pytest.mark.parametrize("name", ["status_code", "code"])
+def test_an_attribute_that_raises_a_base_exception_leaves_no_hint(
+    make_client: MakeClient,
+    colour: str,
+    caplog: pytest.LogCaptureFixture,
+    raised: type[BaseException],
+    name: str,
+) -> None:
+    # NOTE: only an Exception was caught: the property's BaseException went out of the log
+    # line, and the app's error with it, to the server in place of the 500.
+    error = _foreign_error(raised, name)
+
+    def handler(request: Request) -> Any:
+        raise error()
+
+    assert port_hint(error()) == ""
+    caplog.set_level(logging.ERROR, logger="microweb")
+    assert make_client(_app(colour, handler)).post("/").status_code == 500
+    [message] = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert message == "unhandled error in POST /"
+    response = make_client(_app(colour, handler, debug=True)).post("/")
+    assert (response.status_code, "Traceback" in response.text) == (500, True)
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, SystemExit])
+def test_an_attribute_that_raises_keyboard_interrupt_or_system_exit_raises_it(
+    interface: str, colour: str, raised: type[BaseException]
+) -> None:
+    # NOTE: as a handler's own: Ctrl-C and sys.exit() go on to the server, here the test.
+    error = _foreign_error(raised)
+
+    def handler(request: Request) -> Any:
+        raise error()
+
+    with pytest.raises(raised, match="status_code read"):
+        port_hint(error())
+    app = _app(colour, handler)
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=False) as client,
+        pytest.raises(raised, match="status_code read"),
+    ):
+        client.post("/")

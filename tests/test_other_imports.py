@@ -1,16 +1,21 @@
 """Another framework's name imported from microweb (Flask's ``abort``, Starlette's
 ``JSONResponse``, Falcon's ``HTTPNotFound``): the ``ImportError`` says what to write, where
-Python's said only "cannot import name"; read as ``microweb.name``, the ``AttributeError`` does."""
+Python's said only "cannot import name"; read as ``microweb.name``, the ``AttributeError`` does.
+And Starlette's ``Route(path, endpoint)`` called on microweb's ``Route``, or its routes given to
+``include()``: the ``TypeError`` says how to add them."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import MakeClient
 
 import microweb
+from microweb import App, Request, Route
 from microweb._other_names import MODULE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,3 +195,87 @@ def test_a_lookup_from_a_thread_with_no_python_frame_is_an_attribute_error(
     while not (found or raised) and time.monotonic() < until:
         time.sleep(0.01)
     assert (found, raised) == ([False, False], [])
+
+
+def _endpoint(request: Request) -> str:
+    return "listed"
+
+
+_STARLETTE_ROUTES = [
+    (lambda: Route("/links", _endpoint), "app.route('/links')(_endpoint)"),  # type: ignore[call-arg]
+    (
+        lambda: Route("/links", endpoint=_endpoint, methods=["GET", "POST"]),  # type: ignore[call-arg]
+        "app.route('/links', methods=['GET', 'POST'])(_endpoint)",
+    ),
+    (
+        lambda: Route("/links", _endpoint, methods=["POST"], name="links"),  # type: ignore[call-arg]
+        "app.route('/links', methods=['POST'], name='links')(_endpoint)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "written"), _STARLETTE_ROUTES)
+def test_a_starlette_route_says_how_to_add_it(
+    make_client: MakeClient, call: Any, written: str
+) -> None:
+    # NOTE: microweb's Route is what a plugin's apply() is given: Python's message asked for
+    # its handler, name and is_async, which no port should write.
+    with pytest.raises(TypeError) as raised:
+        call()
+    message = str(raised.value)
+    assert message.startswith("Route.__init__() ")
+    assert "(Starlette's Route(path, endpoint)): microweb's Route is made by the app" in message
+    assert message.endswith(f"write {written}, or the decorator @app.route(...) on the function")
+    app = App()
+    # NOTE: what the message says to write works.
+    exec(written, {"app": app, "_endpoint": _endpoint})
+    response = make_client(app).request("POST" if "POST" in written else "GET", "/links")
+    assert (response.status_code, response.text) == (200, "listed")
+
+
+def test_microwebs_own_route_and_other_errors_are_left_as_they_were() -> None:
+    route = Route("/x", frozenset({"GET"}), _endpoint, "x", False)
+    assert (route.template, route.handler) == ("/x", _endpoint)
+    with pytest.raises(TypeError) as raised:
+        Route("/x", frozenset({"GET"}))  # type: ignore[call-arg]
+    assert "Starlette" not in str(raised.value)
+
+
+def _starlettes(name: str) -> type:
+    """A class of Starlette's routing module, as a port imports it (no Starlette needed)."""
+
+    def init(self: object, path: str, endpoint: Any = None, **options: Any) -> None:
+        vars(self).update(path=path, endpoint=endpoint, **options)
+
+    return type(name, (), {"__init__": init, "__module__": "starlette.routing"})
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_starlettes_route_given_to_include_says_how_to_add_it(
+    make_client: MakeClient, many: bool
+) -> None:
+    # NOTE: Python's part of the message named the class alone: "include() takes a Router,
+    # not Route", which read as if microweb's Route were the one wanted.
+    route = _starlettes("Route")("/links", _endpoint, methods=["GET"])
+    app = App()
+    with pytest.raises(TypeError) as raised:
+        app.include([route] if many else route)  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "include() takes a Router, not Starlette's Route: add each route with "
+        "app.route(path, methods=[...])(endpoint), or put them on a Router(prefix=...) and "
+        "include that"
+    )
+    app.route("/links", methods=["GET"])(_endpoint)
+    assert make_client(app).get("/links").text == "listed"
+
+
+def test_starlettes_mount_and_other_values_given_to_include() -> None:
+    app = App()
+    with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not Starlette's Mount: "):
+        app.include(_starlettes("Mount")("/api"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not list: \[1\]$"):
+        app.include([1])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not list: \[\]$"):
+        app.include([])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not a Route \(what"):
+        app.include(Route("/x", frozenset({"GET"}), _endpoint, "x", False))  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ import pytest
 from conftest import MakeClient
 
 from microweb import App, Request, Response
-from microweb._wsgi import AFTER_SENT
+from microweb._wsgi_end import AFTER_SENT
 
 SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
 

@@ -23,6 +23,9 @@ IO_MODULES = frozenset(
     {
         "_wsgi.py",
         "_wsgi_request.py",
+        "_wsgi_end.py",
+        "_wsgi_closing.py",
+        "_wsgi_stream.py",
         "_asgi.py",
         "_asgi_streams.py",
         "_asgi_lifespan.py",
@@ -219,8 +222,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_lifespans",
     ),
     "drivers": (
-        "_wsgi_request", "_wsgi", "_asgi_request", "_websocket", "_ws_refusal", "_asgi_websocket",
-        "_close_wait",
+        "_wsgi_request", "_wsgi_end", "_wsgi_closing", "_wsgi_stream", "_wsgi", "_asgi_request",
+        "_websocket", "_ws_refusal", "_asgi_websocket", "_close_wait",
         "_asgi_streams", "_asgi_lifespan", "_asgi",
     ),
     "facade": (

@@ -1356,7 +1356,10 @@ async def main():
     await aclose_of(stream)
     return stream.thread
 
-drivers = ("microweb._close_wait", "microweb._asgi", "microweb._wsgi")
+drivers = (
+    "microweb._close_wait", "microweb._asgi", "microweb._wsgi", "microweb._wsgi_closing",
+    "microweb._wsgi_stream", "microweb._wsgi_end",
+)
 print(asyncio.run(main()), [name for name in drivers if name in sys.modules])
 """
 
@@ -2281,7 +2284,7 @@ def test_an_async_close_begun_as_the_wsgi_app_loop_stopped_is_not_closed_by_the_
     # ignored its cancellation (stop() gives up on it), its finally ran in the server's thread,
     # out of its task, and a GeneratorExit it ignored took LoopStopped's place.
     from microweb._app_loop import LoopStopped
-    from microweb._wsgi import _await_left
+    from microweb._wsgi_closing import await_left
 
     events: list[str] = []
 
@@ -2304,7 +2307,7 @@ def test_an_async_close_begun_as_the_wsgi_app_loop_stopped_is_not_closed_by_the_
 
     left, loop = rest(), Stopped()
     with pytest.raises(LoopStopped):
-        _await_left(object(), left, loop, Request.__new__(Request), last=False)  # type: ignore[arg-type]
+        await_left(object(), left, loop, Request.__new__(Request), last=False)  # type: ignore[arg-type]
     assert events == []
     loop.pending.pop().close()
     assert events == ["finally"]
