@@ -347,6 +347,15 @@ def adopt(context: contextvars.Context) -> None:
             var.set(value)
 
 
+def adopt_changed(before: contextvars.Context, after: contextvars.Context) -> None:
+    """Set in the current context what ``after`` changed of ``before``, an earlier copy of the
+    same context: what code that ran in ``after`` set, where the current context may have
+    changed meanwhile (what it set since is kept, unless ``after`` set the same variable)."""
+    for var, value in after.items():
+        if before.get(var, _UNSET) is not value:
+            var.set(value)
+
+
 def outcome(hop: Hop) -> Any:
     """Return the hop's result, or raise its exception (with its traceback)."""
     error = hop.error

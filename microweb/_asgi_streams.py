@@ -4,12 +4,14 @@ the client's leaving watched meanwhile, and the stream closed, sent or not."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from inspect import GEN_CREATED, getgeneratorstate, isawaitable
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from ._app_loop import adopt_changed
 from ._asgi_websocket import TURN
 from ._close_wait import Carried, Sending, close_awaited, close_unsent
 from ._concurrency import error_of_request
@@ -121,7 +123,14 @@ async def _stream_until_disconnect(
             # (its after-response work included): cut, its finally stopped where it
             # awaited. Its close has CLOSE_WAIT seconds, or until this task is cancelled.
             sender.cancel()
-        await close_awaited(sender, sending, stream, request, host.made_pool)
+        try:
+            await close_awaited(sender, sending, stream, request, host.made_pool)
+        finally:
+            if sender.done() and (values := sending.values) is not None:
+                # NOTE: what the stream set, in the sending task or in its thread, is set in
+                # the request's task once it has closed, as under WSGI, where the request's
+                # after-response work saw it; it saw none (review398).
+                adopt_changed(*values)
         await asyncio.wait({watcher})
     if sending.given_up:
         if sending.ended:
@@ -148,6 +157,9 @@ async def _send_stream(
     sending: Sending,
     dropped: Callable[[], bool] | None = None,
 ) -> None:
+    # NOTE: the task's context as it begins, a copy of the request's: what the stream changes
+    # of it is set in the request's once the stream has closed (_stream_until_disconnect()).
+    began = contextvars.copy_context()
     chunks = _async_chunks(stream, host.pool)
     iterator = None
     clock = asyncio.get_running_loop().time
@@ -198,15 +210,18 @@ async def _send_stream(
         finally:
             del error  # NOTE: no cycle through this frame and the traceback.
     finally:
-        # PERF: an async generator that ran to its end has nothing left to close: with the
-        # bare send() above, 0.82 -> 0.68 us a chunk (bench/streams.py).
-        if iterator is not chunks or getattr(chunks, "ag_frame", chunks) is not None:
-            # NOTE: closed in this task, where it ran: in another (a task of its own), its
-            # finally reset a context variable's token in another context (ValueError),
-            # and left a scope entered in this task from another one.
-            sending.closing.set_result(None)
-            await _aclose_logged(_close_sent(host, iterator, chunks), request)
-            sending.closed = True
+        try:
+            # PERF: an async generator that ran to its end has nothing left to close: with the
+            # bare send() above, 0.82 -> 0.68 us a chunk (bench/streams.py).
+            if iterator is not chunks or getattr(chunks, "ag_frame", chunks) is not None:
+                # NOTE: closed in this task, where it ran: in another (a task of its own), its
+                # finally reset a context variable's token in another context (ValueError),
+                # and left a scope entered in this task from another one.
+                sending.closing.set_result(None)
+                await _aclose_logged(_close_sent(host, iterator, chunks), request)
+                sending.closed = True
+        finally:
+            sending.values = (began, contextvars.copy_context())
     await _end_body(send, sending)
 
 

@@ -6,6 +6,7 @@ says when one has run longer."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import threading
@@ -28,13 +29,16 @@ logger = logging.getLogger("microweb")
 class Sending:
     """What the driver knows of a stream's sending task: whether it closes the stream (done
     from then on), whether the close returned, whether its chunks all went out, and whether
-    the driver gave up on it (then the driver, not the sender, sends the end of the body)."""
+    the driver gave up on it (then the driver, not the sender, sends the end of the body);
+    and the sender's context as it began and as it ended (``values``), what the stream set in
+    it, once its close has run."""
 
-    __slots__ = ("closed", "closing", "ended", "given_up")
+    __slots__ = ("closed", "closing", "ended", "given_up", "values")
 
     def __init__(self, closing: asyncio.Future[None]) -> None:
         self.closing = closing
         self.closed = self.ended = self.given_up = False
+        self.values: tuple[contextvars.Context, contextvars.Context] | None = None
 
 
 # NOTE: how long a sent stream's close() may hold its response (seconds): past it, the response

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from inspect import iscoroutine
 from typing import Any, TypeVar, cast
 
+from ._app_loop import adopt_changed
 from ._closing import close_both
 from ._errors import own_stop
 from ._pool import WorkerPool
@@ -114,8 +115,12 @@ class _InPool(AsyncIterator[T]):
             # NOTE: told here, the thread stops also where the close's task never begins (all
             # the loop's tasks cancelled at once): it held its worker for ever.
             pinned.ask_stop()
-            # NOTE: a step cancelled mid-way still runs in its thread; the closing comes after.
-            await through_one_cancellation(pinned.stop(), never_begun=pinned.given_up)
+            try:
+                # NOTE: a step cancelled mid-way still runs in its thread; the closing comes
+                # after.
+                await through_one_cancellation(pinned.stop(), never_begun=pinned.given_up)
+            finally:
+                pinned.adopt()
 
 
 class _Pinned:
@@ -128,8 +133,10 @@ class _Pinned:
 
     def __init__(self, iterable: Iterable[Any], loop: asyncio.AbstractEventLoop) -> None:
         self._iterable, self._loop = iterable, loop
-        # NOTE: the values of the stream's context variables, kept from step to step.
+        # NOTE: the values of the stream's context variables, kept from step to step, and
+        # those it began with: what it changed is set in the caller's once it has closed.
         self._context = contextvars.copy_context()
+        self._began = self._context.copy()
         # NOTE: the items made and not yet taken: the thread appends, the loop pops.
         self.ready: deque[Any] = deque()
         # NOTE: guards the loop's "nothing ready, wake me" against the thread's append, and
@@ -169,6 +176,15 @@ class _Pinned:
             # NOTE: an __anext__ waiting for an item: a thread told to stop before its first
             # step makes none, and it waited for ever (aclose() as the thread was queued).
             waiter.set_result(None)
+
+    def adopt(self) -> None:
+        """Set in the current context what the stream set in its thread, once the thread has
+        closed it (its close run, failed or not): its iteration and its close run in one
+        context, which the request's after-response work sees the end of, as under WSGI,
+        where they run in the request's own; on the loop."""
+        closed = self._closed
+        if closed.done() and not closed.cancelled():
+            adopt_changed(self._began, self._context)
 
     def given_up(self) -> None:
         """Nobody will await the end of the close (``stop()`` never began): what is left of it

@@ -36,8 +36,8 @@ def _setting_app(seen: list[str]) -> App:
     """An app whose paths set ``SEEN`` in a handler, a flow or a stream; ``/get`` reads it.
 
     What a request's later steps see of it goes to ``seen``: its stream's chunks after the
-    first, its stream's ``finally`` and its after-response callback (not a stream's: under
-    ASGI what a sync stream sets stays in its thread).
+    first, its stream's ``finally`` and its after-response callback (a stream's paths have
+    none: what a stream's after-response work sees is test_request_context_streams.py's).
     """
     app = App()
     app.middleware(_flow)

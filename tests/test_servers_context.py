@@ -48,6 +48,12 @@ def test_a_context_variable_set_by_a_request_is_unset_in_the_one_pipelined_after
     assert _bodies(server, paths) == [b"set", b"unset", b"set", b"unset"]
 
 
+def test_what_a_stream_set_is_unset_in_the_request_pipelined_after_it(server: ServedWay) -> None:
+    # NOTE: a stream's values are set in its request's task once it has closed (review398),
+    # where the next request on the connection may start, inside the send that ends the answer.
+    assert _bodies(server, [b"/empties", b"/get"])[-1] == b"unset"
+
+
 def test_a_context_variable_set_by_a_request_that_read_a_large_body_is_unset_in_the_next(
     server: ServedWay,
 ) -> None:

@@ -1,0 +1,376 @@
+"""What a streamed body sets of its context variables, and what the request's other steps see
+of it, under both interfaces (review398).
+
+Under WSGI a sync stream's chunks run in the request's own context, and an async stream's
+values are set there once it has ended: its after-response work saw them. Under ASGI a sync
+stream ran in a copy of its own in a pool thread, and an async one in the sending task's copy:
+the after-response work saw neither. A stream's values are now set in the request's context
+once it has ended and closed, under both interfaces, whatever the colour of the stream, of the
+flows around it and of the after-response work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
+from typing import Any
+
+import pytest
+from conftest import MakeClient
+from drive import asgi_get
+
+from microweb import App, Request, Response
+from microweb.plugins import GZip
+from microweb.testing import TestClient
+
+SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen_streams", default="unset")
+
+
+def _chunks(seen: list[str]) -> Iterator[bytes]:
+    SEEN.set("the stream's first")
+    try:
+        yield b"a"
+        seen.append(f"chunk: {SEEN.get()}")
+        SEEN.set("the stream's last")
+        yield b"b"
+    finally:
+        seen.append(f"finally: {SEEN.get()}")
+
+
+async def _async_chunks(seen: list[str]) -> AsyncIterator[bytes]:
+    for chunk in _chunks(seen):
+        yield chunk
+
+
+def _after(seen: list[str], colour: str) -> Callable[[], Any]:
+    def after() -> None:
+        seen.append(f"after: {SEEN.get()}")
+
+    async def async_after() -> None:
+        after()
+
+    return after if colour == "def" else async_after
+
+
+def _stream_app(seen: list[str], stream: str, after: str) -> App:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        request.after_response(_after(seen, after))
+        chunks = _chunks(seen) if stream == "sync" else _async_chunks(seen)
+        return Response.stream(chunks)
+
+    @app.get("/get")
+    def get(request: Request) -> str:
+        return SEEN.get()
+
+    return app
+
+
+@pytest.mark.parametrize("after", ["def", "async def"])
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_after_response_work_sees_what_the_stream_set(
+    make_client: MakeClient, stream: str, after: str
+) -> None:
+    seen: list[str] = []
+    client = make_client(_stream_app(seen, stream, after))
+    assert client.get("/").text == "ab"
+    assert seen == [
+        "chunk: the stream's first",
+        "finally: the stream's last",
+        "after: the stream's last",
+    ]
+    assert client.get("/get").text == "unset"
+    assert SEEN.get() == "unset"
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_after_response_work_sees_what_a_stream_closed_early_set(
+    make_client: MakeClient, stream: str
+) -> None:
+    seen: list[str] = []
+    client = make_client(_stream_app(seen, stream, "def"))
+    with client.stream("GET", "/") as response:
+        assert next(response.iter_bytes()) == b"a"
+    assert seen[-1] == "after: " + seen[-2].removeprefix("finally: ")
+    assert seen[-1] in ("after: the stream's first", "after: the stream's last")
+    assert client.get("/get").text == "unset"
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_a_stream_that_fails_is_seen_by_its_after_response_work(
+    make_client: MakeClient, stream: str
+) -> None:
+    seen: list[str] = []
+    app = App()
+
+    def failing() -> Iterator[bytes]:
+        SEEN.set("the failing stream's")
+        yield b"a"
+        raise ValueError("the stream's own")
+
+    async def async_failing() -> AsyncIterator[bytes]:
+        for chunk in failing():
+            yield chunk
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        request.after_response(_after(seen, "def"))
+        return Response.stream(failing() if stream == "sync" else async_failing())
+
+    client = make_client(app)
+    with pytest.raises(ValueError, match="the stream's own"):
+        client.get("/")
+    assert seen == ["after: the failing stream's"]
+
+
+@pytest.mark.parametrize("wrapper", ["gzip", "sse"])
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_a_stream_that_gzip_or_an_event_stream_wraps(
+    make_client: MakeClient, stream: str, wrapper: str
+) -> None:
+    seen: list[str] = []
+    app = App()
+    app.install(GZip(minimum_size=1))
+
+    def events() -> Iterator[str]:
+        SEEN.set("the wrapped stream's")
+        yield "x" * 100
+
+    async def async_events() -> AsyncIterator[str]:
+        for event in events():
+            yield event
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        request.after_response(_after(seen, "def"))
+        chunks = events() if stream == "sync" else async_events()
+        if wrapper == "sse":
+            return Response.sse(chunks)
+        return Response.stream(chunks, media_type="text/plain")
+
+    response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert "x" * 100 in response.text
+    assert response.headers.get("content-encoding") == ("gzip" if wrapper == "gzip" else None)
+    assert seen == ["after: the wrapped stream's"]
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_a_stream_that_resets_its_token_leaves_nothing_for_its_after_response_work(
+    make_client: MakeClient, stream: str
+) -> None:
+    # NOTE: a logging context bound for the stream's life (structlog's bound_contextvars).
+    seen: list[str] = []
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        token = SEEN.set("bound by the stream")
+        try:
+            yield b"a"
+        finally:
+            SEEN.reset(token)
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        token = SEEN.set("bound by the stream")
+        try:
+            yield b"a"
+        finally:
+            SEEN.reset(token)
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        SEEN.set("the handler's")
+        request.after_response(_after(seen, "async def"))
+        return Response.stream(chunks() if stream == "sync" else async_chunks())
+
+    assert make_client(app).get("/").text == "a"
+    assert seen == ["after: the handler's"]
+
+
+def _flow(request: Request) -> Generator[None, Response, Response]:
+    token = SEEN.set("the flow's before")
+    try:
+        response = yield
+    finally:
+        SEEN.reset(token)
+    SEEN.set(SEEN.get() + ", the flow's after")
+    return response
+
+
+async def _async_flow(request: Request) -> AsyncIterator[None]:
+    # NOTE: no token here: on 3.10 an async flow's steps under WSGI run in copies.
+    SEEN.set("the async flow's before")
+    yield
+    SEEN.set(SEEN.get() + ", the async flow's after")
+
+
+@pytest.mark.parametrize("flow", ["def", "async def"])
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_flows_that_set_before_and_after_yield_around_a_stream(
+    make_client: MakeClient, flow: str, stream: str
+) -> None:
+    seen: list[str] = []
+    app = App()
+    app.middleware(_flow if flow == "def" else _async_flow)
+
+    def chunks() -> Iterator[bytes]:
+        seen.append(f"stream: {SEEN.get()}")
+        SEEN.set(SEEN.get() + ", the stream's")
+        yield b"a"
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        for chunk in chunks():
+            yield chunk
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        seen.append(f"handler: {SEEN.get()}")
+        request.after_response(_after(seen, "async def"))
+        return Response.stream(chunks() if stream == "sync" else async_chunks())
+
+    client = make_client(app)
+    assert client.get("/").text == "a"
+    outside = "unset" if flow == "def" else "the async flow's before"
+    done = f"{outside}, the {'' if flow == 'def' else 'async '}flow's after"
+    assert seen == [
+        f"handler: the {'' if flow == 'def' else 'async '}flow's before",
+        f"stream: {done}",
+        f"after: {done}, the stream's",
+    ]
+    assert SEEN.get() == "unset"
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_both_interfaces_agree_and_keep_nothing_for_the_next_request(stream: str) -> None:
+    seen: list[str] = []
+    with TestClient(_stream_app(seen, stream, "def"), interface="both") as client:
+        assert client.get("/").text == "ab"
+        assert client.get("/get").text == "unset"
+    assert seen == 2 * [
+        "chunk: the stream's first",
+        "finally: the stream's last",
+        "after: the stream's last",
+    ]
+    assert SEEN.get() == "unset"
+
+
+# --- a WSGI middleware around the app, called as a server's thread calls it
+
+
+def _environ(path: str) -> dict[str, Any]:
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+    }
+
+
+def _start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+    return None
+
+
+class _SetsBetweenChunks:
+    """A WSGI middleware that sets ``SEEN`` before it calls the app, then again before it takes
+    each chunk and before it closes the body."""
+
+    def __init__(self, wsgi: Callable[..., Iterable[bytes]]) -> None:
+        self.wsgi = wsgi
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        token = SEEN.set("before the call")
+        try:
+            body = self.wsgi(environ, start_response)
+            chunks = iter(body)
+            try:
+                for number in range(1, 10):
+                    SEEN.set(f"before chunk {number}")
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        return
+                    yield chunk
+            finally:
+                SEEN.set("before the close")
+                getattr(body, "close", lambda: None)()
+        finally:
+            SEEN.reset(token)
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_a_stream_sees_what_a_wsgi_middleware_set_before_the_call_alone(stream: str) -> None:
+    # NOTE: the rule of docs/sync-and-async.md: the request's context is a copy of the calling
+    # thread's, made as the app is called; what the caller sets after that (between chunks, or
+    # before the close) is not seen by the stream, its close or its after-response work.
+    seen: list[str] = []
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            for _ in range(2):
+                seen.append(f"chunk: {SEEN.get()}")
+                yield b"."
+        finally:
+            seen.append(f"finally: {SEEN.get()}")
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        for chunk in chunks():
+            yield chunk
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        request.after_response(_after(seen, "def"))
+        return Response.stream(chunks() if stream == "sync" else async_chunks())
+
+    wsgi = app.as_wsgi()
+    try:
+        assert b"".join(_SetsBetweenChunks(wsgi)(_environ("/"), _start)) == b".."
+    finally:
+        wsgi.close()
+    assert seen == [
+        "chunk: before the call",
+        "chunk: before the call",
+        "finally: before the call",
+        "after: before the call",
+    ]
+    assert SEEN.get() == "unset"
+
+
+# --- an ASGI middleware around the app, in the server's task for the request
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_an_asgi_middleware_sees_what_the_stream_set_once_the_app_returns(stream: str) -> None:
+    # NOTE: under ASGI the request runs in the task the server made for it, microweb copies none:
+    # a middleware that awaits the app sees what its handler set (as before), its stream's
+    # values included once it has closed.
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        SEEN.set("the stream's")
+        yield b"a"
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        for chunk in chunks():
+            yield chunk
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        return Response.stream(chunks() if stream == "sync" else async_chunks())
+
+    asgi = app.as_asgi()
+
+    async def middleware() -> str:
+        token = SEEN.set("the middleware's")
+        try:
+            assert await asgi_get(asgi, "/") == (200, b"a")
+            return SEEN.get()
+        finally:
+            SEEN.reset(token)
+
+    assert asyncio.run(middleware()) == "the stream's"
+    assert SEEN.get() == "unset"
