@@ -1,4 +1,4 @@
-"""Drive one ASGI cell of ``cells.py`` a given number of times and nothing else, for counters
+"""Drive one cell of ``cells.py`` a given number of times and nothing else, for counters
 that see the whole process (valgrind, ``strace -c``): run it for N and for M requests and
 divide the difference by N - M, which leaves the start-up out.
 
@@ -10,16 +10,20 @@ Usage::
     python bench/drive_cell.py falcon upload 12      # Falcon's ASGI app; microweb's upload
                                                      # is its aiter_parts() row
     python bench/drive_cell.py microweb form 12      # the same upload, microweb's aform() row
+    python bench/drive_cell.py --interface wsgi microweb hello 1200   # the WSGI row, def handlers
 
-``--message-size`` sets the size of the request's ``http.request`` messages (the upload's).
+ASGI by default; ``--interface wsgi`` drives the WSGI callables instead (microweb's ``def``
+handlers, the raw WSGI floor, ``falcon.App``), as ``cells.py`` does. ``--message-size`` sets the
+size of the request's ``http.request`` messages (the upload's; ASGI only).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import Any
 
-from _harness import BODY_CHUNK, asgi_timer, make_scope, start_app
+from _harness import BODY_CHUNK, asgi_timer, make_environ, make_scope, start_app, wsgi_timer
 from cell_apps import (
     ECHO_BODY,
     JSON_TYPE,
@@ -28,8 +32,9 @@ from cell_apps import (
     microweb_main,
     microweb_parts,
     raw_asgi,
+    raw_wsgi,
 )
-from cell_peers import falcon_asgi_main
+from cell_peers import falcon_asgi_main, falcon_main
 
 # NOTE: path, method, body and Content-Type of the cells this drives.
 CELLS = {
@@ -43,26 +48,46 @@ CELLS = {
 }
 
 
+def _asgi_app(name: str, cell: str) -> Any:
+    if name == "raw":
+        return raw_asgi
+    if name == "falcon":
+        return falcon_asgi_main()
+    if cell == "upload":
+        return microweb_parts("async").as_asgi()
+    return microweb_main("async").as_asgi()
+
+
+def _wsgi_app(name: str, cell: str) -> Any:
+    if name == "raw":
+        return raw_wsgi
+    if name == "falcon":
+        return falcon_main()
+    if cell == "upload":
+        return microweb_parts("sync").as_wsgi()
+    return microweb_main("sync").as_wsgi()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("app", choices=["raw", "microweb", "falcon"])
     parser.add_argument("cell", choices=sorted(CELLS))
     parser.add_argument("requests", type=int)
+    parser.add_argument("--interface", choices=["asgi", "wsgi"], default="asgi")
     parser.add_argument("--message-size", type=int, default=BODY_CHUNK)
     args = parser.parse_args()
-    if args.app == "raw":
-        app = raw_asgi
-    elif args.app == "falcon":
-        app = falcon_asgi_main()
-    elif args.cell == "upload":
-        app = microweb_parts("async").as_asgi()
-    else:
-        app = microweb_main("async").as_asgi()
     path, method, body, content_type = CELLS[args.cell]
     loop = asyncio.new_event_loop()
-    stop = start_app(app, "asgi", loop)
-    scope = make_scope(path, method, body=body, content_type=content_type)
-    asgi_timer(app, scope, loop, body, args.message_size)(args.requests)
+    if args.interface == "wsgi":
+        app = _wsgi_app(args.app, args.cell)
+        stop = start_app(app, "wsgi", loop)
+        environ = make_environ(path, method, body=body, content_type=content_type)
+        wsgi_timer(app, environ)(args.requests)
+    else:
+        app = _asgi_app(args.app, args.cell)
+        stop = start_app(app, "asgi", loop)
+        scope = make_scope(path, method, body=body, content_type=content_type)
+        asgi_timer(app, scope, loop, body, args.message_size)(args.requests)
     stop()
     loop.close()
 

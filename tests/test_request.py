@@ -16,6 +16,7 @@ from conftest import MakeClient, in_colour, traced_lines
 from drive import asgi_call, body_messages, http_scope, response_body, wsgi_environ
 
 from microweb import App, HTTPError, Limits, Request, Response, Router, WebSocket, _wsgi_request
+from microweb._asgi_request import ASGIRequest
 from microweb._cookies import cookie_values, parse_cookie_header
 from microweb.plugins import TrustedHosts
 from microweb.testing import TestClient
@@ -1728,3 +1729,13 @@ def test_a_property_that_raises_attribute_error_keeps_its_own_error(
     assert make_client(app).get("/").text == (
         "'types.SimpleNamespace' object has no attribute 'user' False"
     )
+
+
+@pytest.mark.parametrize("cls", [_wsgi_request.WSGIRequest, ASGIRequest])
+def test_the_drivers_requests_are_made_with_no_init_or_new_of_their_own(cls: type) -> None:
+    # NOTE: new_request() makes one with cls(), which runs object's own __new__ and __init__
+    # only while no class of the request's MRO has one: one there would run (or fail) for
+    # every request.
+    for klass in cls.__mro__[:-1]:
+        assert "__init__" not in vars(klass), klass
+        assert "__new__" not in vars(klass), klass
