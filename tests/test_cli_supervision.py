@@ -1437,3 +1437,42 @@ def test_the_reloaders_signals_before_its_child_started_raise_nothing(started: s
         reloader.signal_handler(signal.SIGTERM, None)
     assert reloader.stopped_by == signal.SIGTERM
     assert reloader.should_exit.is_set()
+
+
+class _EndsAsTheReloaderIsSignalled:
+    """The reloader's old process at a reload: a stop signal reaches the reloader as it ends."""
+
+    pid = 1
+    exitcode: int | None = None
+
+    def __init__(self, reloader: _supervisor.OrderlyReload, signalled: bool) -> None:
+        self.reloader, self.signalled = reloader, signalled
+
+    def terminate(self) -> None:
+        if self.signalled and self.exitcode is None:
+            self.reloader.signal_handler(signal.SIGTERM, None)
+        self.exitcode = -signal.SIGTERM
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+
+@pytest.mark.parametrize("signalled", [True, False], ids=["signal", "no signal"])
+def test_a_stop_signal_as_the_reloader_restarts_starts_no_new_process(
+    monkeypatch: pytest.MonkeyPatch, signalled: bool
+) -> None:
+    # NOTE: a signal as the old process stopped for a reload started a new one, its app
+    # imported and its startup hooks run, only to stop it (review399).
+    made: list[dict[str, Any]] = []
+
+    def new_process(**settings: Any) -> SimpleNamespace:
+        made.append(settings)
+        return SimpleNamespace(start=lambda: None)
+
+    monkeypatch.setattr("uvicorn.supervisors.basereload.get_subprocess", new_process)
+    config = uvicorn.Config("app:app", reload=True)
+    reloader = _supervisor.OrderlyReload(config, target=lambda sockets: None, sockets=[])
+    reloader.process = _EndsAsTheReloaderIsSignalled(reloader, signalled)  # type: ignore[assignment]
+    reloader.restart()
+    assert reloader.should_exit.is_set() is signalled
+    assert len(made) == (0 if signalled else 1)
