@@ -14,10 +14,11 @@ Here each child runs an ``OrderlyUvicorn``, and the main process:
 On SIGTERM or SIGINT the main process stops its children with SIGTERM and waits for them. A
 second signal is passed on: each worker (``_workers``), or the reloader's child, ends its wait
 for the requests in flight and runs its shutdown hooks, or ends if they run, as a single
-process does; a third kills the children, so a shutdown hook that hangs is cut short. Then the
-main process ends by the signal it got, as a single process does. A child
-whose main process was killed (SIGKILL, SIGHUP) stops in order by itself, within a second. A
-child starts with SIGINT held back until it has set up its own handling: Ctrl+C, which reaches
+process does, and one that has not begun its shutdown hooks ``HURRY_MARGIN`` seconds later (its
+event loop blocked) is killed; a third kills the children, so a shutdown hook that hangs is cut
+short. A signal during a reload starts no new process. Then the main process ends by the
+signal it got, as a single process does. A child whose main process was killed (SIGKILL,
+SIGHUP) stops in order by itself, within a second. A child starts with SIGINT held back until it has set up its own handling: Ctrl+C, which reaches
 every process, ends a child that is still importing quietly (by the main process's SIGTERM, or
 its own SIGINT once it can), not with a traceback (``_stopping.interrupts_held()``). A worker
 whose event loop makes no progress is stopped, then killed, and replaced (``_workers``).
