@@ -18,10 +18,11 @@ process does, and one that has not begun its shutdown hooks ``HURRY_MARGIN`` sec
 event loop blocked) is killed; a third kills the children, so a shutdown hook that hangs is cut
 short. A signal during a reload starts no new process. Then the main process ends by the
 signal it got, as a single process does. A child whose main process was killed (SIGKILL,
-SIGHUP) stops in order by itself, within a second. A child starts with SIGINT held back until it has set up its own handling: Ctrl+C, which reaches
-every process, ends a child that is still importing quietly (by the main process's SIGTERM, or
-its own SIGINT once it can), not with a traceback (``_stopping.interrupts_held()``). A worker
-whose event loop makes no progress is stopped, then killed, and replaced (``_workers``).
+SIGHUP) stops in order by itself, within a second. A child starts with SIGINT held back until
+it has set up its own handling: Ctrl+C, which reaches every process, ends a child that is
+still importing quietly (by the main process's SIGTERM, or its own SIGINT once it can), not
+with a traceback (``_stopping.interrupts_held()``). A worker whose event loop makes no
+progress is stopped, then killed, and replaced (``_workers``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from multiprocessing.connection import wait
@@ -185,9 +187,12 @@ class OrderlyReload(Reloader):
         # NOTE: as Workers._stop does: new connections are refused during the grace period.
         for sock in self.sockets:
             sock.close()
-        self.process.terminate()
-        self._join()
-        # NOTE: Uvicorn's shutdown() then stops an ended process, which does nothing.
+        if sys.platform != "win32":
+            # NOTE: Uvicorn's shutdown() then stops an ended process, which does nothing.
+            # On Windows it terminates none (the console's Ctrl+C stops the child), and
+            # terminate() there would end it without its shutdown hooks.
+            self.process.terminate()
+            self._join()
         super().shutdown()
         for end in (self.wake_up, self.waker):
             if end is not None:
