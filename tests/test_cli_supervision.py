@@ -1476,3 +1476,22 @@ def test_a_stop_signal_as_the_reloader_restarts_starts_no_new_process(
     reloader.restart()
     assert reloader.should_exit.is_set() is signalled
     assert len(made) == (0 if signalled else 1)
+
+
+def test_the_reloaders_new_process_takes_no_signal_passed_on_to_an_earlier_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the count of signals passed on is shared by every process the reloader starts: one
+    # started after a second signal had been passed on to the one before took it for its own,
+    # and cut its grace period at its first stop (review399).
+    told: list[bool] = []
+
+    def run(server: _supervisor.OrderlyUvicorn, sockets: object = None) -> None:
+        told.append(server.told_to_hurry())
+
+    monkeypatch.setattr(_supervisor.OrderlyUvicorn, "run", run)
+    monkeypatch.setattr(_supervisor, "take_interrupts", lambda: None)
+    passed_on = multiprocessing.get_context("spawn").RawValue("i", 1)
+    config = uvicorn.Config("app:app")
+    _supervisor._run_reloaded(config, print, os.getppid(), passed_on, [])
+    assert told == [False]
