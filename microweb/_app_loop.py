@@ -38,6 +38,8 @@ _UNSET: Any = object()
 # NOTE: the loops that have stopped and run only the cleanup of the tasks left on them
 # (run_until_stopped()): a call handed over now is refused (Hop.start()).
 _CLEANING: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+# NOTE: the loops that run_until_stopped() runs, from its start to the end of their cleanup.
+_RUN_TO_THE_END: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
 # NOTE: how often a thread waiting for the loop checks that the loop still runs (seconds).
@@ -255,7 +257,7 @@ def wait_for(
         # ends it: without this check the thread would wait forever.
         # PERF: the timed wait costs nothing measurable (22.8 -> 22.4 us a round trip); what
         # follows runs only once a wait has lasted STOP_CHECK.
-        if not loop.is_running() and not hop.done.acquire(blocking=False):
+        if loop_stopped(loop) and not hop.done.acquire(blocking=False):
             stopped = LoopStopped("the event loop stopped before the call ended")
             stopped.began = hop.task is not None
             if hop.task is not None and not hop.task.done():
@@ -564,6 +566,15 @@ def _cancel_hops(loop: asyncio.AbstractEventLoop) -> None:
                 task.cancel()
 
 
+def loop_stopped(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` has stopped for good: it runs no more, nor will it cancel what is left
+    on it and let that end (``run_until_stopped``)."""
+    # NOTE: between the end of run_until_stopped()'s run_forever() and the start of its
+    # cleanup the loop does not run: a thread waiting on a call that looked then said the call
+    # "ignored its cancellation", not yet sent, and answered before its finally ran (review399).
+    return not loop.is_running() and loop not in _RUN_TO_THE_END
+
+
 def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
     """Run ``loop`` in this thread until it stops; then cancel its tasks and let them end.
 
@@ -571,6 +582,7 @@ def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
     cleanup; then the loop's async generators are closed, as ``asyncio.run()`` does at its end,
     and the loop is closed.
     """
+    _RUN_TO_THE_END.add(loop)
     try:
         loop.run_forever()
         # NOTE: without this, a request cut off by stop() or a startup hook's background task
@@ -579,6 +591,7 @@ def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
     finally:
         # NOTE: here, not in stop(): the loop's thread is the one that knows when it is done,
         # also when stop() did not wait for it (called on the loop, or after its 10 s).
+        _RUN_TO_THE_END.discard(loop)
         loop.close()
 
 

@@ -19,6 +19,7 @@ from ._app_loop import (
     Hop,
     LoopStopped,
     adopt_hop,
+    loop_stopped,
     wait_for,
 )
 from ._errors import own_cancellation
@@ -287,7 +288,7 @@ class _Ahead:
                 self._item_waiter = waiter = threading.Lock()
                 waiter.acquire()
             while not waiter.acquire(timeout=STOP_CHECK):
-                if not self._loop.is_running() and not self._ready:
+                if loop_stopped(self._loop) and not self._ready:
                     raise LoopStopped("the event loop stopped before the call ended")
                 if gone is not None and gone():
                     # NOTE: a quiet stream (an event stream with no news) learnt nothing of

@@ -191,6 +191,8 @@ class OrderlyUvicorn(uvicorn.Server):
         passed_on: Read in a worker process: how many signals past its first the supervisor
             has passed on, each of which the worker takes as a lone process takes a second
             signal.
+        hooks_begun: Called as the shutdown hooks begin (the reloader's child tells the
+            reloader so).
     """
 
     def __init__(
@@ -201,6 +203,7 @@ class OrderlyUvicorn(uvicorn.Server):
         escalate: bool = True,
         supervisor: int | None = None,
         passed_on: Callable[[], int] | None = None,
+        hooks_begun: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(config)
         # NOTE: after Uvicorn's logging set-up (the Config's), which keeps a logger's filters;
@@ -215,6 +218,7 @@ class OrderlyUvicorn(uvicorn.Server):
         self.supervisor = supervisor
         self.passed_on = passed_on
         self.passed_on_seen = 0
+        self.hooks_begun = hooks_begun
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """Run as Uvicorn does; a stop signal before the startup hooks begin ends the process."""
@@ -351,6 +355,8 @@ class OrderlyUvicorn(uvicorn.Server):
 
         async def run_hooks() -> None:
             self.running_hooks = True
+            if self.hooks_begun is not None:
+                self.hooks_begun()
             # NOTE: Uvicorn cancels the requests still running and goes on at once; let their
             # cleanup (a cut-off stream's finally, in a pool thread for a def generator) run
             # before the hooks close what it may use, as under Waitress.

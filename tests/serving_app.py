@@ -250,6 +250,14 @@ async def aslow(request: Request) -> str:
     return "slow"
 
 
+@app.get("/ablock")
+async def ablock(request: Request) -> str:
+    # NOTE: an async def handler that blocks the event loop (a time.sleep(), CPU-bound work).
+    record("blocking")
+    time.sleep(float(request.query.get("seconds", "1")))
+    return "blocked"
+
+
 @app.get("/boom")
 def boom(request: Request) -> str:
     raise RuntimeError("boom")

@@ -1437,3 +1437,61 @@ def test_the_reloaders_signals_before_its_child_started_raise_nothing(started: s
         reloader.signal_handler(signal.SIGTERM, None)
     assert reloader.stopped_by == signal.SIGTERM
     assert reloader.should_exit.is_set()
+
+
+class _EndsAsTheReloaderIsSignalled:
+    """The reloader's old process at a reload: a stop signal reaches the reloader as it ends."""
+
+    pid = 1
+    exitcode: int | None = None
+
+    def __init__(self, reloader: _supervisor.OrderlyReload, signalled: bool) -> None:
+        self.reloader, self.signalled = reloader, signalled
+
+    def terminate(self) -> None:
+        if self.signalled and self.exitcode is None:
+            self.reloader.signal_handler(signal.SIGTERM, None)
+        self.exitcode = -signal.SIGTERM
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+
+@pytest.mark.parametrize("signalled", [True, False], ids=["signal", "no signal"])
+def test_a_stop_signal_as_the_reloader_restarts_starts_no_new_process(
+    monkeypatch: pytest.MonkeyPatch, signalled: bool
+) -> None:
+    # NOTE: a signal as the old process stopped for a reload started a new one, its app
+    # imported and its startup hooks run, only to stop it (review399).
+    made: list[dict[str, Any]] = []
+
+    def new_process(**settings: Any) -> SimpleNamespace:
+        made.append(settings)
+        return SimpleNamespace(start=lambda: None)
+
+    monkeypatch.setattr("uvicorn.supervisors.basereload.get_subprocess", new_process)
+    config = uvicorn.Config("app:app", reload=True)
+    reloader = _supervisor.OrderlyReload(config, target=lambda sockets: None, sockets=[])
+    reloader.process = _EndsAsTheReloaderIsSignalled(reloader, signalled)  # type: ignore[assignment]
+    reloader.restart()
+    assert reloader.should_exit.is_set() is signalled
+    assert len(made) == (0 if signalled else 1)
+
+
+def test_the_reloaders_new_process_takes_no_signal_passed_on_to_an_earlier_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the count of signals passed on is shared by every process the reloader starts: one
+    # started after a second signal had been passed on to the one before took it for its own,
+    # and cut its grace period at its first stop (review399).
+    told: list[bool] = []
+
+    def run(server: _supervisor.OrderlyUvicorn, sockets: object = None) -> None:
+        told.append(server.told_to_hurry())
+
+    monkeypatch.setattr(_supervisor.OrderlyUvicorn, "run", run)
+    monkeypatch.setattr(_supervisor, "take_interrupts", lambda: None)
+    passed_on = multiprocessing.get_context("spawn").RawValue("i", 1)
+    config = uvicorn.Config("app:app")
+    _supervisor._run_reloaded(config, print, os.getppid(), passed_on, [])
+    assert told == [False]
