@@ -10,13 +10,12 @@ bytes and reads the answer.
 from __future__ import annotations
 
 import pytest
-from servers import ServedWay, exchange, module_server, statuses
+from servers import NEXT, ServedWay, exchange, module_server, statuses
 
 pytestmark = pytest.mark.servers
 
 APP = "hostile_app:app"
 SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
-NEXT = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
 
 
 server = module_server(APP, SERVERS)
