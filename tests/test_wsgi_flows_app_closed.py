@@ -241,6 +241,14 @@ def _timed_close(wsgi: Any, done: threading.Event) -> float:
         done.set()
 
 
+def _short_cleanup_wait(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Make ``CLEANUP_WAIT`` 0.3 s, and clear the log of what earlier tests left: the tasks
+    they left pending are collected, and said, now."""
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    gc.collect()
+    caplog.clear()
+
+
 def _get_raising_in_thread(wsgi: Any) -> tuple[threading.Thread, list[BaseException]]:
     """Start a GET of "/" in a thread of its own; return it and the list what the GET raised
     goes to."""
@@ -662,9 +670,7 @@ def test_a_flow_whose_step_ignores_its_cancellation_past_the_cleanup_wait_is_not
     # NOTE: its step still running on the stopped app loop, the flow's closing called its
     # aclose(), and Python's "aclose(): asynchronous generator is already running" was logged
     # as the flow's failure (review364).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
-    gc.collect()  # NOTE: the tasks earlier tests left pending are said now, not below.
-    caplog.clear()
+    _short_cleanup_wait(monkeypatch, caplog)
     app = App()
     _closed_while_inside(app, _stubborn_step(app))
     gc.collect()
@@ -684,9 +690,7 @@ def test_a_cut_flows_cleanup_that_ignores_its_cancellation_on_the_app_loop_is_na
     # NOTE: begun on the app loop (a server's cut), then left pending there by its stop, it
     # was named by no line of microweb's: only asyncio's "Task was destroyed but it is
     # pending!", naming a task of the app loop's, once collected (review364).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
-    gc.collect()  # NOTE: the tasks earlier tests left pending are said now, not below.
-    caplog.clear()
+    _short_cleanup_wait(monkeypatch, caplog)
     events: list[str] = []
     app = App()
     _outer_flow(app, events)
@@ -771,9 +775,7 @@ def test_a_call_that_ignores_its_cancellation_past_the_loops_stop_is_not_said_to
     # NOTE: the loop closed by the time its thread saw it stopped, the cut was taken for a call
     # made once the app was closed: "GET / reached async code after the app was closed", of a
     # request that had begun long before (review371).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
-    gc.collect()  # NOTE: the tasks earlier tests left pending are said now, not below.
-    caplog.clear()
+    _short_cleanup_wait(monkeypatch, caplog)
     app = App()
     inside = threading.Event()
     if where == "flow":
@@ -816,9 +818,7 @@ def test_an_async_handler_that_ignores_its_cancellation_past_the_loops_stop_is_n
     # collected, at any later time ("Task was destroyed but it is pending!", naming
     # _run_hop(), not the request: one such line came at the end of a full run of the suite),
     # where a flow's step is named by microweb (review380).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
-    gc.collect()  # NOTE: the tasks earlier tests left pending are said now, not below.
-    caplog.clear()
+    _short_cleanup_wait(monkeypatch, caplog)
     app = App()
     inside = threading.Event()
     if flows:
@@ -842,20 +842,32 @@ def test_an_async_handler_that_ignores_its_cancellation_past_the_loops_stop_is_n
     assert said[0].getMessage().startswith("GET / "), said[0].getMessage()
 
 
+@pytest.mark.parametrize("caller", ["thread", "event-loop"])
 def test_the_shutdown_hooks_start_as_a_cut_flows_cleanup_ends_not_at_its_cleanup_wait(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caller: str
 ) -> None:
     # NOTE: the app's close is told of the cleanup's end: it waits no longer than the cleanup.
+    # It skipped its wait wherever an event loop ran in its thread (a test's asyncio.run(),
+    # say), though the cut closing ran on the app loop, in another thread: the shutdown hooks
+    # ran beside the cleanup (review387).
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
     events: list[str] = []
     app = App()
     app.on_shutdown(lambda: events.append("shutdown"))
-    wsgi, thread, _ = _cut_with_cleanup(app, _timed_cleanup(events, 0.2), events)
-    began = time.monotonic()
-    wsgi.close()
-    assert time.monotonic() - began < 1.5
+    wsgi, thread, _ = _cut_with_cleanup(app, _timed_cleanup(events, 0.3), events)
+
+    def close() -> float:
+        began = time.monotonic()
+        wsgi.close()
+        return time.monotonic() - began
+
+    async def close_in_a_loop() -> float:
+        return close()
+
+    took = close() if caller == "thread" else asyncio.run(close_in_a_loop())
     thread.join(5)
-    assert events == ["cleanup began", "cleanup ended", "shutdown"]
+    assert events == ["cleanup began", "cleanup ended", "shutdown"], events
+    assert took < 1.5, took
 
 
 def test_an_apps_close_does_not_wait_for_the_cut_flows_cleanup_of_another_app(
@@ -900,29 +912,6 @@ def test_a_cut_flows_cleanup_that_ends_the_process_leaves_no_closing_for_the_app
     began = time.monotonic()
     wsgi.close()
     assert time.monotonic() - began < 1.5
-
-
-def test_an_apps_close_from_an_event_loop_of_its_callers_waits_for_a_cut_closing(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # NOTE: the close skipped its wait wherever an event loop ran in its thread (a test's
-    # asyncio.run(), say), though the cut closing ran on the app loop, in another thread: the
-    # shutdown hooks ran beside the cleanup (review387).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
-    events: list[str] = []
-    app = App()
-    app.on_shutdown(lambda: events.append("shutdown"))
-    wsgi, thread, _ = _cut_with_cleanup(app, _timed_cleanup(events, 0.3), events)
-
-    async def close() -> float:
-        began = time.monotonic()
-        wsgi.close()
-        return time.monotonic() - began
-
-    took = asyncio.run(close())
-    thread.join(5)
-    assert events == ["cleanup began", "cleanup ended", "shutdown"], events
-    assert took < 1.5, took
 
 
 def test_an_apps_close_on_its_app_loop_does_not_wait_for_a_cut_closing(
