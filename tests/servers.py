@@ -531,6 +531,14 @@ def module_server(app: str, ways: Sequence[str], options: Sequence[str] = ()) ->
     return served
 
 
+def hostile_server() -> object:
+    """A ``server`` fixture (see ``module_server``) that serves ``tests/hostile_app.py`` under
+    Waitress, Uvicorn with httptools (``BoundedHttpTools``) and Uvicorn with h11
+    (``BoundedH11``), the three ways of ``microweb serve``, for the modules that send it raw
+    bytes (``server = hostile_server()``)."""
+    return module_server("hostile_app:app", ("waitress", "uvicorn-httptools", "uvicorn-h11"))
+
+
 def read_until_closed(sock: socket.socket) -> bytes:
     """Read ``sock`` until the server closes it (a reset ends it too)."""
     received = b""

@@ -18,7 +18,7 @@ from servers import (
     ServedWay,
     exchange,
     exchange_in_reads,
-    module_server,
+    hostile_server,
     read_log,
     read_until_closed,
     statuses,
@@ -26,12 +26,10 @@ from servers import (
 
 pytestmark = pytest.mark.servers
 
-APP = "hostile_app:app"
-SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
 HEAD_LIMIT = 256 * 1024
 
 
-server = module_server(APP, SERVERS)
+server = hostile_server()
 
 
 def _send_until_answered(server: ServedWay, start: bytes, piece: bytes, pieces: int) -> bytes:

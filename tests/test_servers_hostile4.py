@@ -1,9 +1,8 @@
 """Where the three ways of ``microweb serve`` still disagreed: chunk sizes, empty lines,
 transfer codings, CONNECT, and Upgrade requests logged.
 
-``tests/hostile_app.py`` runs under Waitress, Uvicorn with httptools (``BoundedHttpTools``) and
-Uvicorn with h11 (``BoundedH11``), one server start each for the module. Each test sends raw
-bytes and reads the answer.
+Each test sends raw bytes to ``tests/hostile_app.py`` served the three ways (one start each
+for the module: ``servers.hostile_server``) and reads the answer.
 """
 
 from __future__ import annotations
@@ -18,19 +17,17 @@ from servers import (
     ServedWay,
     exchange,
     exchange_in_reads,
-    module_server,
+    hostile_server,
     read_log,
     statuses,
 )
 
 pytestmark = pytest.mark.servers
 
-APP = "hostile_app:app"
-SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
 CHUNKED = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
-server = module_server(APP, SERVERS)
+server = hostile_server()
 
 
 def _chunked(server: ServedWay, body: bytes) -> bytes:

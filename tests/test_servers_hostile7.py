@@ -1,9 +1,8 @@
 """Hostile requests, round seven: folded header lines, odd absolute-form targets, and what
 else is sent at the three ways of ``microweb serve``.
 
-``tests/hostile_app.py`` runs under Waitress, Uvicorn with httptools (``BoundedHttpTools``) and
-Uvicorn with h11 (``BoundedH11``), one server start each for the module. Each test sends raw
-bytes and reads the answer.
+Each test sends raw bytes to ``tests/hostile_app.py`` served the three ways (one start each
+for the module: ``servers.hostile_server``) and reads the answer.
 """
 
 from __future__ import annotations
@@ -11,16 +10,14 @@ from __future__ import annotations
 import tracemalloc
 
 import pytest
-from servers import NEXT, ServedWay, assert_refused_alone, exchange, module_server, statuses
+from servers import NEXT, ServedWay, assert_refused_alone, exchange, hostile_server, statuses
 
 from microweb._target import authority_refusal
 
 pytestmark = pytest.mark.servers
 
-APP = "hostile_app:app"
-SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
 
-server = module_server(APP, SERVERS)
+server = hostile_server()
 
 
 @pytest.mark.parametrize(
