@@ -200,7 +200,7 @@ def _held_cleanup(events: list[str], release: threading.Event) -> Callable[[], A
 
 
 async def _never_ending(stubborn: bool) -> None:
-    """Wait for ever; cancelled, end, or (``stubborn``) ignore it and wait for ever again."""
+    """Wait for ever; cancelled, end by it, or (``stubborn``) ignore it and wait on for ever."""
     try:
         await asyncio.Event().wait()
     except asyncio.CancelledError:
@@ -233,7 +233,7 @@ def _start_closing(wsgi: Any, until: threading.Event) -> threading.Event:
 
 
 def _timed_close(wsgi: Any, done: threading.Event) -> float:
-    """Close the app of ``wsgi``, then set ``done``; return when the close ended."""
+    """Close the app of ``wsgi``, then set ``done``; return the monotonic time the close ended."""
     try:
         wsgi.close()
         return time.monotonic()
