@@ -504,27 +504,39 @@ class ServedWay:
 
 @contextmanager
 def serving_way(
-    way: str, app: str, tmp_path_factory: pytest.TempPathFactory
+    way: str, app: str, tmp_path_factory: pytest.TempPathFactory, options: Sequence[str] = ()
 ) -> Iterator[ServedWay]:
-    """Serve ``app`` (``module:app``) one of ``SERVE_WAYS``, for a module's tests."""
-    command = functools.partial(serve_command, way, app)
+    """Serve ``app`` (``module:app``) one of ``SERVE_WAYS``, with ``microweb serve``'s
+    ``options`` after its own, for a module's tests."""
+
+    def command(port: int) -> list[str]:
+        return [*serve_command(way, app, port), *options]
+
     with serving_module(way, command, tmp_path_factory) as (port, log):
         yield ServedWay(way, port, log)
 
 
-def module_server(app: str, ways: Sequence[str]) -> object:
+def module_server(app: str, ways: Sequence[str], options: Sequence[str] = ()) -> object:
     """A module-scoped ``server`` fixture that serves ``app`` (``module:app``) each of ``ways``
-    in turn, one start a way for the whole module; a test module binds it to the name
-    ``server`` (``server = module_server(APP, WAYS)``)."""
+    in turn, with ``options`` (see ``serving_way``), one start a way for the whole module; a
+    test module binds it to the name ``server`` (``server = module_server(APP, WAYS)``)."""
 
     @pytest.fixture(scope="module", params=ways, name="server")
     def served(
         request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     ) -> Iterator[ServedWay]:
-        with serving_way(str(request.param), app, tmp_path_factory) as way:
+        with serving_way(str(request.param), app, tmp_path_factory, options) as way:
             yield way
 
     return served
+
+
+def hostile_server() -> object:
+    """A ``server`` fixture (see ``module_server``) that serves ``tests/hostile_app.py`` under
+    Waitress, Uvicorn with httptools (``BoundedHttpTools``) and Uvicorn with h11
+    (``BoundedH11``), the three ways of ``microweb serve``, for the modules that send it raw
+    bytes (``server = hostile_server()``)."""
+    return module_server("hostile_app:app", ("waitress", "uvicorn-httptools", "uvicorn-h11"))
 
 
 def read_until_closed(sock: socket.socket) -> bytes:
@@ -538,11 +550,33 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return received
 
 
-def exchange(served: ServedWay, data: bytes) -> bytes:
+def exchange(served: ServedWay, data: bytes, timeout: float = 5.0) -> bytes:
     """Send ``data`` to ``served``, and read until the server closes (a reset ends it too)."""
-    with socket.create_connection((HOST, served.port), timeout=5) as sock:
-        sock.sendall(data)
+    return exchange_in_reads(served, [data], 0.0, timeout)
+
+
+def exchange_in_reads(
+    served: ServedWay, reads: Sequence[bytes], pause: float, timeout: float = 5.0
+) -> bytes:
+    """Send ``reads`` to ``served`` one write each, ``pause`` seconds apart, and read until the
+    server closes (a reset ends it too)."""
+    with socket.create_connection((HOST, served.port), timeout=timeout) as sock:
+        for index, data in enumerate(reads):
+            if index:
+                time.sleep(pause)
+            sock.sendall(data)
         return read_until_closed(sock)
+
+
+# NOTE: the request a hostile one is followed by on its connection (tests/hostile_app.py
+# answers /url): served only where the server read the hostile one's end as it was meant.
+NEXT = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
+
+
+def assert_refused_alone(answer: bytes) -> None:
+    """The first request was answered 400 alone, the ``NEXT`` after it not served."""
+    assert statuses(answer) == [b"400"], answer[-300:]
+    assert b"next" not in answer
 
 
 def statuses(answer: bytes) -> list[bytes]:

@@ -545,6 +545,9 @@ def _refused(
     return capsys.readouterr().err
 
 
+LOOP_CHOICES = "--loop must be auto, asyncio, uvloop or a loop factory as module:name"
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -571,23 +574,6 @@ def _refused(
             "--timeout-worker-healthcheck watches the processes of --workers (2 or more): "
             "waitress runs one process",
         ),
-    ],
-)
-def test_bad_process_options_say_what_is_wrong(
-    options: list[str],
-    message: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert message in _refused(options, monkeypatch, capsys)
-
-
-LOOP_CHOICES = "--loop must be auto, asyncio, uvloop or a loop factory as module:name"
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
         (
             ["--server", "waitress", "--loop", "asyncio"],
             "--loop is for uvicorn; waitress runs no event loop",
@@ -613,7 +599,7 @@ LOOP_CHOICES = "--loop must be auto, asyncio, uvloop or a loop factory as module
         ),
     ],
 )
-def test_bad_loops_say_what_is_wrong(
+def test_bad_process_and_loop_options_say_what_is_wrong(
     options: list[str],
     message: str,
     monkeypatch: pytest.MonkeyPatch,

@@ -2,24 +2,19 @@
 version, the headers of a server's own refusals, closing after a body that cannot be framed,
 a half-closed request over the body cap, chunked with empty members, and CONNECT.
 
-``tests/hostile_app.py`` runs under Waitress, Uvicorn with httptools (``BoundedHttpTools``) and
-Uvicorn with h11 (``BoundedH11``), one server start each for the module. Each test sends raw
-bytes and reads the answer.
+Each test sends raw bytes to ``tests/hostile_app.py`` served the three ways (one start each
+for the module: ``servers.hostile_server``) and reads the answer.
 """
 
 from __future__ import annotations
 
 import pytest
-from servers import ServedWay, exchange, module_server, statuses
+from servers import NEXT, ServedWay, exchange, hostile_server, statuses
 
 pytestmark = pytest.mark.servers
 
-APP = "hostile_app:app"
-SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
-NEXT = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
 
-
-server = module_server(APP, SERVERS)
+server = hostile_server()
 
 
 def _head_names(answer: bytes) -> set[bytes]:

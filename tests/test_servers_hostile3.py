@@ -16,7 +16,9 @@ import pytest
 from servers import (
     HOST,
     ServedWay,
-    module_server,
+    exchange,
+    exchange_in_reads,
+    hostile_server,
     read_log,
     read_until_closed,
     statuses,
@@ -24,12 +26,10 @@ from servers import (
 
 pytestmark = pytest.mark.servers
 
-APP = "hostile_app:app"
-SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
 HEAD_LIMIT = 256 * 1024
 
 
-server = module_server(APP, SERVERS)
+server = hostile_server()
 
 
 def _send_until_answered(server: ServedWay, start: bytes, piece: bytes, pieces: int) -> bytes:
@@ -96,11 +96,7 @@ def test_a_head_of_20_kib_is_served_however_it_comes(server: ServedWay) -> None:
     # NOTE: h11 refused a head still incomplete after a read past 16 KiB (its default) with
     # 400: the same head was served in one read, and refused in two.
     head = _head(20 * 1024)
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head[: 18 * 1024])
-        time.sleep(0.2)
-        sock.sendall(head[18 * 1024 :])
-        answer = read_until_closed(sock)
+    answer = exchange_in_reads(server, [head[: 18 * 1024], head[18 * 1024 :]], 0.2)
     assert _status(answer, server) == b"200", answer[:300]
 
 
@@ -111,11 +107,7 @@ def test_a_head_at_the_limit_is_431_under_every_server(
     # NOTE: under h11 a head that ended in its second read was served up to twice the limit,
     # and one still coming past it was refused with 400, and a reset.
     head = _head(size)
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head[: HEAD_LIMIT // 2])
-        time.sleep(0.1)
-        sock.sendall(head[HEAD_LIMIT // 2 :])
-        answer = read_until_closed(sock)
+    answer = exchange_in_reads(server, [head[: HEAD_LIMIT // 2], head[HEAD_LIMIT // 2 :]], 0.1)
     assert _status(answer, server) == status, answer[:300]
 
 
@@ -135,14 +127,6 @@ def _multipart(route: str, line_size: int) -> tuple[bytes, bytes]:
     return head.encode(), body
 
 
-def _in_two_reads(server: ServedWay, first: bytes, second: bytes) -> bytes:
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(first)
-        time.sleep(0.1)
-        sock.sendall(second)
-        return read_until_closed(sock)
-
-
 @pytest.mark.parametrize("route", ["/form", "/aform", "/parts", "/aparts"])
 def test_a_part_header_line_at_the_limit_is_served_however_it_comes(
     server: ServedWay, route: str
@@ -151,7 +135,7 @@ def test_a_part_header_line_at_the_limit_is_served_however_it_comes(
     # CR and its LF: multipart counted the CR it held against the limit.
     head, body = _multipart(route, PART_LIMIT)
     cr = body.index(b"\r\n\r\n") + 1
-    answer = _in_two_reads(server, head + body[:cr], body[cr:])
+    answer = exchange_in_reads(server, [head + body[:cr], body[cr:]], 0.1)
     assert _status(answer, server) == b"200", answer[-300:]
 
 
@@ -164,7 +148,7 @@ def test_a_part_header_line_past_the_limit_is_one_413_however_it_comes(
     head, body = _multipart(route, PART_LIMIT + 10)
     end = body.index(b"\r\n\r\n")
     for first, second in [(head + body, b""), (head + body[:end], body[end:])]:
-        answer = _in_two_reads(server, first, second)
+        answer = exchange_in_reads(server, [first, second], 0.1)
         assert _status(answer, server) == b"413", answer[-300:]
         assert answer.endswith(b"multipart limit reached: a part's headers are too long")
 
@@ -175,9 +159,7 @@ def test_a_fragment_in_the_target_is_left_out_under_every_server(
 ) -> None:
     # NOTE: h11 kept it in the path: "/url#frag", and request.url "http://x/url%23frag".
     request = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(request.encode())
-        answer = read_until_closed(sock)
+    answer = exchange(server, request.encode())
     assert _status(answer, server) == b"200", answer[-300:]
     query = "?q=1" if "?" in target else ""
     assert answer.endswith(f"\r\n\r\nhttp://x/url{query}".encode()), answer[-300:]
@@ -197,9 +179,7 @@ def test_a_target_past_64_kib_is_served_under_every_server(server: ServedWay, ta
     # raised in its callback, and the request was a 400, where Waitress and h11 serve targets
     # up to the head limit (review282).
     request = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(request.encode())
-        answer = read_until_closed(sock)
+    answer = exchange(server, request.encode())
     assert _status(answer, server) == b"200", answer[:300]
     assert answer.endswith(b"\r\n\r\nhttp://x/url?q=" + b"a" * 70_000), answer[-300:]
 
@@ -214,9 +194,7 @@ def test_a_transfer_encoding_without_a_coding_is_400_under_every_server(
     smuggled = b"GET /url HTTP/1.1\r\nHost: smuggled\r\n\r\n"
     sized = f"Content-Length: {len(smuggled)}\r\n" if length else ""
     head = f"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:{codings}\r\n{sized}\r\n"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head.encode() + smuggled)
-        answer = read_until_closed(sock)
+    answer = exchange(server, head.encode() + smuggled)
     assert _status(answer, server) == b"400", answer[-300:]
     assert b"smuggled" not in answer
 
@@ -229,17 +207,13 @@ def test_a_control_byte_in_a_header_value_is_400_under_every_server(
     # them through to the app, where Waitress and httptools answer 400: echoed into a response
     # header, the value was a 500 under h11 only.
     head = b"GET /header?v=x HTTP/1.1\r\nHost: x\r\nX-Thing: a" + byte + b"b\r\n"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head + b"Connection: close\r\n\r\n")
-        answer = read_until_closed(sock)
+    answer = exchange(server, head + b"Connection: close\r\n\r\n")
     assert _status(answer, server) == b"400", answer[-300:]
 
 
 def test_a_tab_in_a_header_value_is_served_under_every_server(server: ServedWay) -> None:
     head = b"GET /header?v=x HTTP/1.1\r\nHost: x\r\nX-Thing: a\tb\r\n"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head + b"Connection: close\r\n\r\n")
-        answer = read_until_closed(sock)
+    answer = exchange(server, head + b"Connection: close\r\n\r\n")
     assert _status(answer, server) == b"200", answer[-300:]
 
 
@@ -248,9 +222,7 @@ def test_a_target_that_is_no_path_is_400_under_every_server(server: ServedWay, t
     # SPEC: RFC 9112 3.2, a GET's target is a path (origin-form) or absolute-form. NOTE:
     # Waitress gave "#f" an empty path, and the app answered it as a request for "/" (404 here).
     request = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(request.encode())
-        answer = read_until_closed(sock)
+    answer = exchange(server, request.encode())
     assert _status(answer, server) == b"400", answer[-300:]
 
 
@@ -263,9 +235,7 @@ def test_an_answer_before_a_100_continue_closes_the_connection(server: ServedWay
         b"POST /text HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
         b"Content-Length: 20971520\r\n\r\n"
     )
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head)
-        answer = read_until_closed(sock)
+    answer = exchange(server, head)
     assert _status(answer, server) == b"413", answer[:300]
     head_of_answer = answer.split(b"\r\n\r\n", 1)[0].lower()
     assert b"\r\nconnection: close" in head_of_answer, answer[:300]
@@ -302,9 +272,7 @@ def test_leading_zeros_in_content_length_frame_the_same_body_under_every_server(
     length = "5".rjust(digits, "0")
     head = f"POST /text HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
     following = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head.encode() + b"hello" + following)
-        answer = read_until_closed(sock)
+    answer = exchange(server, head.encode() + b"hello" + following)
     if digits > 20 and server.name == "uvicorn-h11":
         assert _status(answer, server) == b"400", answer[-300:]
         return
@@ -325,9 +293,7 @@ def test_a_content_length_past_int_digits_is_a_4xx_under_every_server(
         f"POST /text HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
         f"Content-Length: {length}\r\n\r\nhello"
     )
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head.encode())
-        answer = read_until_closed(sock)
+    answer = exchange(server, head.encode())
     allowed = (b"200", b"400", b"413") if length.startswith("0") else (b"400", b"413")
     assert _status(answer, server) in allowed, answer[-300:]
     assert "Exceeds the limit" not in read_log(server.log)
@@ -343,22 +309,14 @@ def test_bytes_after_a_closing_request_do_not_cost_its_answer(
     # or HTTP/1.0 had left h11 expecting nothing more) were answered with 400 and a close:
     # the app's 200 was lost. Waitress and httptools answer the request and drop the rest.
     head = b"POST /slow " + line + b"\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head + b"hello")
-        time.sleep(0.2)
-        sock.sendall(b"GARBAGE\r\n\r\n")
-        answer = read_until_closed(sock)
+    answer = exchange_in_reads(server, [head + b"hello", b"GARBAGE\r\n\r\n"], 0.2)
     assert statuses(answer) == [b"200"], f"{answer[:300]!r}\n{read_log(server.log)}"
     assert answer.endswith(b"\r\n\r\nhello")
 
 
 def test_bytes_after_a_kept_request_are_400_after_its_answer(server: ServedWay) -> None:
     head = b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head + b"hello")
-        time.sleep(0.2)
-        sock.sendall(b"GARBAGE\r\n\r\n")
-        answer = read_until_closed(sock)
+    answer = exchange_in_reads(server, [head + b"hello", b"GARBAGE\r\n\r\n"], 0.2)
     assert statuses(answer) == [b"200", b"400"], f"{answer[:300]!r}\n{read_log(server.log)}"
     assert b"\r\n\r\nhello" in answer
 
@@ -409,9 +367,7 @@ def test_a_content_length_given_twice_is_400_under_every_server(
     # one. NOTE: h11 kept one and served it, where Waitress and httptools answer 400: a proxy
     # that reads such a head otherwise frames the body otherwise.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\n" + lengths + b"\r\n\r\n"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head + b"hello" + _SMUGGLED)
-        answer = read_until_closed(sock)
+    answer = exchange(server, head + b"hello" + _SMUGGLED)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"smuggled" not in answer
 
@@ -428,9 +384,7 @@ def test_a_content_length_given_twice_is_400_under_every_server(
 def test_a_bare_lf_in_a_head_is_400_under_every_server(server: ServedWay, head: bytes) -> None:
     # SPEC: RFC 9112 2.2, a recipient MAY take a bare LF as a line end. NOTE: h11 did, where
     # Waitress and httptools answer 400; a proxy that doesn't sees other lines.
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head + _SMUGGLED)
-        answer = read_until_closed(sock)
+    answer = exchange(server, head + _SMUGGLED)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"smuggled" not in answer
 
@@ -454,9 +408,7 @@ def test_an_upgrade_with_a_body_is_400_and_closed_under_every_server(
     head = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\n"
     head += b"Upgrade: " + upgrade + b"\r\nSec-WebSocket-Version: 13\r\n"
     head += b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head + framing + _SMUGGLED)
-        answer = read_until_closed(sock)
+    answer = exchange(server, head + framing + _SMUGGLED)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"a body with an Upgrade request is not read" in answer, answer[-300:]
     assert b"smuggled" not in answer, answer[-300:]
@@ -465,9 +417,9 @@ def test_an_upgrade_with_a_body_is_400_and_closed_under_every_server(
 def test_an_upgrade_not_named_in_connection_is_an_ordinary_request(server: ServedWay) -> None:
     # NOTE: without "Connection: upgrade" no server takes it for a switch: the body is read.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nContent-Length: 5\r\n\r\nhello"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head + b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n")
-        answer = read_until_closed(sock)
+    answer = exchange(
+        server, head + b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
+    )
     assert statuses(answer) == [b"200", b"200"], answer[-300:]
     assert b"\r\n\r\nhello" in answer, answer[-300:]
 
@@ -501,9 +453,7 @@ def test_a_request_after_an_upgrade_not_taken_is_answered(server: ServedWay) -> 
     head = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
     head += b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
     following = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(head + following)
-        answer = read_until_closed(sock)
+    answer = exchange(server, head + following)
     assert statuses(answer) == [b"200", b"200"], answer[-300:]
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
 
@@ -516,9 +466,7 @@ def test_a_request_of_a_version_but_1_0_and_1_1_is_400_under_every_server(
     # Waitress served each one (and closed), h11 served HTTP/x.y as HTTP/1.1 (and kept the
     # connection), httptools served HTTP/2.0 and a request line without a version (0.9),
     # and answered 400 to the others.
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(b"GET /url" + version + b"\r\nHost: x\r\n\r\n" + _SMUGGLED)
-        answer = read_until_closed(sock)
+    answer = exchange(server, b"GET /url" + version + b"\r\nHost: x\r\n\r\n" + _SMUGGLED)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"smuggled" not in answer
 
@@ -540,20 +488,14 @@ def test_an_empty_line_before_a_request_line_is_skipped_under_every_server(
     # request line: old clients sent one after a POST's body. NOTE: h11 answered 400 (and the
     # request was lost) where Waitress and httptools skip it.
     request = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(before + request)
-        answer = read_until_closed(sock)
+    answer = exchange(server, before + request)
     assert statuses(answer) == [b"200"] * answers, answer[-300:]
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
 
 
 def test_an_empty_line_cut_between_reads_is_skipped_under_every_server(server: ServedWay) -> None:
     # NOTE: h11 answered 400 to a read that was a CR alone, the start of an empty line.
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        for piece in (b"\r\n", b"\r", b"\nGET /url HTTP/1.1\r\nHost: next\r\n"):
-            sock.sendall(piece)
-            time.sleep(0.1)
-        sock.sendall(b"Connection: close\r\n\r\n")
-        answer = read_until_closed(sock)
+    reads = [b"\r\n", b"\r", b"\nGET /url HTTP/1.1\r\nHost: next\r\n", b"Connection: close\r\n\r\n"]
+    answer = exchange_in_reads(server, reads, 0.1)
     assert statuses(answer) == [b"200"], answer[-300:]
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]

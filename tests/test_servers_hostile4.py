@@ -1,9 +1,8 @@
 """Where the three ways of ``microweb serve`` still disagreed: chunk sizes, empty lines,
 transfer codings, CONNECT, and Upgrade requests logged.
 
-``tests/hostile_app.py`` runs under Waitress, Uvicorn with httptools (``BoundedHttpTools``) and
-Uvicorn with h11 (``BoundedH11``), one server start each for the module. Each test sends raw
-bytes and reads the answer.
+Each test sends raw bytes to ``tests/hostile_app.py`` served the three ways (one start each
+for the module: ``servers.hostile_server``) and reads the answer.
 """
 
 from __future__ import annotations
@@ -14,39 +13,27 @@ import time
 import pytest
 from servers import (
     HOST,
+    NEXT,
     ServedWay,
     exchange,
-    module_server,
+    exchange_in_reads,
+    hostile_server,
     read_log,
-    read_until_closed,
     statuses,
 )
 
 pytestmark = pytest.mark.servers
 
-APP = "hostile_app:app"
-SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
-NEXT = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
 CHUNKED = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
-server = module_server(APP, SERVERS)
+server = hostile_server()
 
 
 def _chunked(server: ServedWay, body: bytes) -> bytes:
     """Send a chunked POST of ``body`` (its chunks and trailers, as they are) and ``NEXT``
     after it in one write; read the answer to the close."""
     return exchange(server, CHUNKED + body + NEXT)
-
-
-def _chunked_in_reads(server: ServedWay, reads: list[bytes], pause: float) -> bytes:
-    """Send ``reads`` (a chunked POST's head and body, ``NEXT`` after it) one write each,
-    ``pause`` seconds apart; read the answer to the close."""
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        for data in reads:
-            sock.sendall(data)
-            time.sleep(pause)
-        return read_until_closed(sock)
 
 
 def _assert_refused_unread(answer: bytes) -> None:
@@ -289,11 +276,8 @@ def test_a_bad_chunk_after_the_answer_closes_without_a_traceback(server: ServedW
     # NOTE: Uvicorn's h11 protocol tried to send its 400 after the app had answered (405,
     # before reading the body): h11 refused a second head, and asyncio logged the error.
     logged = len(read_log(server.log))
-    with socket.create_connection((HOST, server.port), timeout=5) as sock:
-        sock.sendall(b"POST /url HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-        time.sleep(0.3)
-        sock.sendall(b"zz\r\nbad\r\n0\r\n\r\n" + NEXT)
-        answer = read_until_closed(sock)
+    head = b"POST /url HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = exchange_in_reads(server, [head, b"zz\r\nbad\r\n0\r\n\r\n" + NEXT], 0.3)
     time.sleep(0.2)
     found = statuses(answer)
     assert found[:1] == [b"400" if server.name == "waitress" else b"405"], answer[-300:]
@@ -383,7 +367,7 @@ def test_plain_chunks_in_any_reads_frame_the_body_alike_under_every_server(
     reads = list(CHUNKED_READS[name])
     reads[0] = CHUNKED + reads[0]
     reads[-1] += NEXT
-    answer = _chunked_in_reads(server, reads, 0.05)
+    answer = exchange_in_reads(server, reads, 0.05)
     _assert_body_then_next(answer, BODIES_READ[name])
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
 
@@ -440,7 +424,7 @@ def test_extensions_and_trailers_the_grammar_allows_are_read_under_every_server(
     if step is not None:
         reads = [CHUNKED] + [rest[at : at + step] for at in range(0, 10 * step, step)]
         reads.append(rest[10 * step :])
-    answer = _chunked_in_reads(server, reads, 0.01)
+    answer = exchange_in_reads(server, reads, 0.01)
     _assert_body_then_next(answer, b"a")
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
 

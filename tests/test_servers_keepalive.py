@@ -9,14 +9,13 @@ that has sent nothing yet is left to ``--client-timeout``, as its first head is 
 from __future__ import annotations
 
 import contextlib
-import functools
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from servers import HOST, ServedWay, serve_command, serving_module
+from servers import HOST, ServedWay, module_server, serving_way
 
 from microweb import App, Request
 from microweb._waitress import OrderlyWaitress, _in_flight
@@ -27,19 +26,7 @@ APP = "serving_app:app"
 KEEP_ALIVE = 1.5
 
 
-def _keep_alive_command(way: str, port: int) -> list[str]:
-    return [*serve_command(way, APP, port), "--keep-alive", str(KEEP_ALIVE)]
-
-
-@pytest.fixture(scope="module", params=["waitress", "uvicorn-httptools"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServedWay]:
-    """Run the app under one server with ``--keep-alive 1.5``, for the whole module."""
-    way = str(request.param)
-    command = functools.partial(_keep_alive_command, way)
-    with serving_module(way, command, tmp_path_factory) as (port, log):
-        yield ServedWay(way, port, log)
+server = module_server(APP, ["waitress", "uvicorn-httptools"], ["--keep-alive", str(KEEP_ALIVE)])
 
 
 def _ask(conn: socket.socket, path: str = "/where") -> int:
@@ -108,12 +95,9 @@ def test_a_new_connection_is_left_to_the_client_timeout(server: ServedWay) -> No
 def test_keep_alive_0_closes_a_connection_once_its_answer_is_sent(
     way: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    def command(port: int) -> list[str]:
-        return [*serve_command(way, APP, port), "--keep-alive", "0"]
-
     with (
-        serving_module(f"{way}-0", command, tmp_path_factory) as (port, _),
-        socket.create_connection((HOST, port), timeout=10) as conn,
+        serving_way(way, APP, tmp_path_factory, ["--keep-alive", "0"]) as served,
+        socket.create_connection((HOST, served.port), timeout=10) as conn,
     ):
         assert _ask(conn) == 200
         # NOTE: Uvicorn at its loop's next turn, Waitress at its next look (every 0.05 s).

@@ -5,13 +5,10 @@ Waitress and Uvicorn alike (review380). Read by read, under both of Uvicorn's pr
 
 from __future__ import annotations
 
-import functools
-import socket
 import time
-from collections.abc import Iterator
 
 import pytest
-from servers import HOST, ServedWay, read_until_closed, serve_command, serving_module
+from servers import ServedWay, exchange, module_server
 from stalled_body_app import READ_AFTER
 
 pytestmark = pytest.mark.servers
@@ -19,19 +16,9 @@ pytestmark = pytest.mark.servers
 APP = "stalled_body_app:app"
 CLIENT_TIMEOUT = 1
 
-
-def _command(way: str, port: int) -> list[str]:
-    return [*serve_command(way, APP, port), "--client-timeout", str(CLIENT_TIMEOUT)]
-
-
-@pytest.fixture(scope="module", params=["waitress", "uvicorn-httptools"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServedWay]:
-    """Run the app under one server, for the whole module."""
-    way = str(request.param)
-    with serving_module(way, functools.partial(_command, way), tmp_path_factory) as (port, log):
-        yield ServedWay(way, port, log)
+server = module_server(
+    APP, ["waitress", "uvicorn-httptools"], ["--client-timeout", str(CLIENT_TIMEOUT)]
+)
 
 
 @pytest.mark.parametrize(
@@ -45,11 +32,9 @@ def test_a_body_begun_that_stops_coming_is_cut_after_the_client_timeout(
     # taken for one waiting for its 100 Continue while the app had not read, and was held
     # until the app's read, or for as long as the app ran.
     head = b"POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n" + expect + b"\r\n"
-    with socket.create_connection((HOST, server.port), timeout=READ_AFTER + 5) as client:
-        client.sendall(head + b"ab")
-        began = time.monotonic()
-        received = read_until_closed(client)
-        held = time.monotonic() - began
+    began = time.monotonic()
+    received = exchange(server, head + b"ab", timeout=READ_AFTER + 5)
+    held = time.monotonic() - began
     assert held < READ_AFTER - 1, (held, received)
     # NOTE: no answer: the connection is closed as the client stalled (Waitress may have sent
     # its 100 Continue first, as it does at once).

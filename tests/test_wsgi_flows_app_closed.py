@@ -14,13 +14,13 @@ import gc
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 from drive import wsgi_get
 
-from microweb import App, Request, _app_loop
+from microweb import App, Request, _app_loop, _cut_closing
 from microweb._effects import Colored
 from microweb._flow_closing import _runs_on
 
@@ -134,6 +134,121 @@ def _cut_in_its_cleanup(
     return thread, answered
 
 
+def _cleanup_flow(app: App, cleanup: Callable[[], Awaitable[None]]) -> threading.Event:
+    """Register an ``async def`` handler of "/" that says it is inside and waits, and an async
+    flow around it whose ``finally`` awaits ``cleanup()``, named as ``cleanup`` is (the logs
+    name the flow); return the handler's event."""
+    inside = _waiting_index(app)
+
+    async def around(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await cleanup()
+
+    around.__name__, around.__qualname__ = cleanup.__name__, cleanup.__qualname__
+    app.middleware(around)
+    return inside
+
+
+def _closed_while_inside(app: App, inside: threading.Event) -> None:
+    """GET "/" of ``app`` in a thread of its own and close the app once ``inside`` is set;
+    check that the thread ended and the GET was answered 5xx."""
+    wsgi = app.as_wsgi()
+    thread, answered = _get_in_thread(wsgi, daemon=True)
+    assert inside.wait(5)
+    wsgi.close()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+
+
+def _cut_with_cleanup(
+    app: App, cleanup: Callable[[], Awaitable[None]], events: list[str], daemon: bool = False
+) -> tuple[Any, threading.Thread, list[Any]]:
+    """Register ``_cleanup_flow(app, cleanup)`` and ``_cut_in_its_cleanup()`` its GET (the
+    cleanup says "cleanup began" in ``events`` first); return the app's WSGI callable, the
+    GET's thread and the list its answer goes to."""
+    inside = _cleanup_flow(app, cleanup)
+    wsgi = app.as_wsgi()
+    return (wsgi, *_cut_in_its_cleanup(wsgi, inside, events, daemon=daemon))
+
+
+def _timed_cleanup(events: list[str], seconds: float) -> Callable[[], Awaitable[None]]:
+    """A cleanup that says "cleanup began" in ``events``, takes ``seconds``, then says
+    "cleanup ended"."""
+
+    async def around() -> None:
+        events.append("cleanup began")
+        await asyncio.sleep(seconds)
+        events.append("cleanup ended")
+
+    return around
+
+
+def _held_cleanup(events: list[str], release: threading.Event) -> Callable[[], Awaitable[None]]:
+    """A cleanup that says "cleanup began" in ``events``, runs on until ``release`` is set,
+    then says "cleanup ended"."""
+
+    async def around() -> None:
+        events.append("cleanup began")
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        events.append("cleanup ended")
+
+    return around
+
+
+async def _never_ending(stubborn: bool) -> None:
+    """Wait for ever; cancelled, end by it, or (``stubborn``) ignore it and wait on for ever."""
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        if not stubborn:
+            raise
+        await asyncio.Event().wait()  # NOTE: ignores its cancellation too.
+
+
+async def _ignoring_its_cancellation(inside: threading.Event) -> None:
+    """Say it is ``inside`` and wait; cancelled, wait a second more."""
+    inside.set()
+    try:
+        await asyncio.sleep(5)
+    except asyncio.CancelledError:
+        await asyncio.sleep(1)  # NOTE: ignores its cancellation.
+
+
+def _start_closing(wsgi: Any, until: threading.Event) -> threading.Event:
+    """Start a thread whose cut closing is under way on ``wsgi``'s app loop until ``until`` is
+    set; return the event set once it is under way."""
+    entered = threading.Event()
+
+    def closing() -> None:
+        with _cut_closing._under_way(wsgi.app_loop):
+            entered.set()
+            until.wait(5)
+
+    threading.Thread(target=closing, daemon=True).start()
+    return entered
+
+
+def _timed_close(wsgi: Any, done: threading.Event) -> float:
+    """Close the app of ``wsgi``, then set ``done``; return the monotonic time the close ended."""
+    try:
+        wsgi.close()
+        return time.monotonic()
+    finally:
+        done.set()
+
+
+def _short_cleanup_wait(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Make ``CLEANUP_WAIT`` 0.3 s, and clear the log of what earlier tests left: the tasks
+    they left pending are collected, and said, now."""
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
+    gc.collect()
+    caplog.clear()
+
+
 def _get_raising_in_thread(wsgi: Any) -> tuple[threading.Thread, list[BaseException]]:
     """Start a GET of "/" in a thread of its own; return it and the list what the GET raised
     goes to."""
@@ -225,34 +340,18 @@ def test_an_async_flow_whose_cleanup_never_ends_holds_its_thread_no_longer_than_
     events: list[str] = []
     app = App()
     _outer_flow(app, events)
-    inside = _waiting_index(app)
 
-    @app.middleware
-    async def stuck(request: Request) -> AsyncIterator[None]:
+    async def stuck() -> None:
         try:
-            yield
+            await _never_ending(stubborn)
         finally:
-            try:
-                try:
-                    await asyncio.Event().wait()
-                except asyncio.CancelledError:
-                    if not stubborn:
-                        raise
-                    await asyncio.Event().wait()  # NOTE: ignores its cancellation too.
-            finally:
-                events.append("stuck let go")
+            events.append("stuck let go")
 
-    wsgi = app.as_wsgi()
-    thread, answered = _get_in_thread(wsgi, daemon=True)
-    assert inside.wait(5)
-    wsgi.close()
-    thread.join(3)
-    assert not thread.is_alive()
+    _closed_while_inside(app, _cleanup_flow(app, stuck))
     # NOTE: one that ignores its cancellation too is closed after (on 3.13; earlier, its
     # closing does not reach the flow, left to its collection).
     assert events[-1] == "outer closed", events
     assert stubborn or events == ["stuck let go", "outer closed"], events
-    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
     said = [r for r in caplog.records if "stuck" in r.getMessage()]
     assert len(said) == 1, caplog.text
     assert said[0].levelname == "WARNING" and said[0].exc_info is None, caplog.text
@@ -281,28 +380,18 @@ def test_a_cut_flows_cleanup_that_keeps_yielding_past_its_cancellation_leaves_no
     # "Task exception was never retrieved" (review387).
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
     app = App()
-    inside = _waiting_index(app)
 
-    @app.middleware
-    async def busy(request: Request) -> AsyncIterator[None]:
+    async def busy() -> None:
         try:
-            yield
-        finally:
-            try:
-                await asyncio.sleep(5)
-            except asyncio.CancelledError:
-                until = time.monotonic() + 1  # NOTE: ignores its cancellation, ready each turn.
-                while time.monotonic() < until:
-                    await asyncio.sleep(0)
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            until = time.monotonic() + 1  # NOTE: ignores its cancellation, ready each turn.
+            while time.monotonic() < until:
+                await asyncio.sleep(0)
 
-    wsgi = app.as_wsgi()
-    thread, answered = _get_in_thread(wsgi, daemon=True)
-    assert inside.wait(5)
-    wsgi.close()
-    thread.join(3)
+    _closed_while_inside(app, _cleanup_flow(app, busy))
     gc.collect()
     assert "never retrieved" not in caplog.text, caplog.text
-    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
 
 
 _VAR: contextvars.ContextVar[str] = contextvars.ContextVar("_VAR", default="unset")
@@ -367,7 +456,6 @@ def test_an_async_generator_a_cut_flows_cleanup_left_open_is_closed_as_on_the_ap
     # their finally blocks never ran (review356).
     events: list[str] = []
     app = App()
-    inside = _waiting_index(app)
 
     async def ticks() -> AsyncIterator[int]:
         try:
@@ -378,22 +466,13 @@ def test_an_async_generator_a_cut_flows_cleanup_left_open_is_closed_as_on_the_ap
             await asyncio.sleep(0)
             events.append("ticks closed")
 
-    @app.middleware
-    async def around(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            app.state.ticks = ticking = ticks()
-            await ticking.__anext__()
-            events.append("around closed")
+    async def around() -> None:
+        app.state.ticks = ticking = ticks()
+        await ticking.__anext__()
+        events.append("around closed")
 
-    wsgi = app.as_wsgi()
-    thread, answered = _get_in_thread(wsgi)
-    assert inside.wait(5)
-    wsgi.close()
-    thread.join(5)
+    _closed_while_inside(app, _cleanup_flow(app, around))
     assert events == ["around closed", "ticks closed"]
-    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
 
 
 def test_a_request_that_took_the_app_loop_just_before_its_close_is_cut_off_not_failed(
@@ -507,15 +586,11 @@ def test_a_request_cut_off_in_a_thread_that_runs_an_event_loop_is_still_answered
     # thread's own can run there; the closing of that loop raised "Cannot run the event loop
     # while another loop is running" out of the call, in the place of the cut (review356).
     app = App()
-    inside = _waiting_index(app)
 
-    @app.middleware
-    async def around(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await asyncio.sleep(0)
+    async def around() -> None:
+        await asyncio.sleep(0)
 
+    inside = _cleanup_flow(app, around)
     wsgi = app.as_wsgi()
     answered: list[Any] = []
 
@@ -537,17 +612,6 @@ def test_the_shutdown_hooks_start_once_a_cut_flows_cleanup_has_ended(hook: str) 
     # closed what the cleanup still used (review364).
     events: list[str] = []
     app = App()
-    inside = _waiting_index(app)
-
-    @app.middleware
-    async def around(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            events.append("cleanup began")
-            await asyncio.sleep(0.3)
-            events.append("cleanup ended")
-
     if hook == "def":
         app.on_shutdown(lambda: events.append("shutdown"))
     else:
@@ -556,8 +620,7 @@ def test_the_shutdown_hooks_start_once_a_cut_flows_cleanup_has_ended(hook: str) 
         async def shutdown() -> None:
             events.append("shutdown")
 
-    wsgi = app.as_wsgi()
-    thread, answered = _cut_in_its_cleanup(wsgi, inside, events)
+    wsgi, thread, answered = _cut_with_cleanup(app, _timed_cleanup(events, 0.3), events)
     wsgi.close()
     thread.join(5)
     assert events == ["cleanup began", "cleanup ended", "shutdown"]
@@ -570,19 +633,13 @@ def test_the_shutdown_hooks_wait_for_a_cut_flows_cleanup_no_longer_than_its_clea
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
     events: list[str] = []
     app = App()
-    inside = _waiting_index(app)
 
-    @app.middleware
-    async def around(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            events.append("cleanup began")
-            await asyncio.Event().wait()
+    async def around() -> None:
+        events.append("cleanup began")
+        await asyncio.Event().wait()
 
     app.on_shutdown(lambda: events.append("shutdown"))
-    wsgi = app.as_wsgi()
-    thread, _ = _cut_in_its_cleanup(wsgi, inside, events, daemon=True)
+    wsgi, thread, _ = _cut_with_cleanup(app, around, events, daemon=True)
     began = time.monotonic()
     wsgi.close()
     assert 0.2 < time.monotonic() - began < 2.0
@@ -598,11 +655,7 @@ def _stubborn_step(app: App) -> threading.Event:
     @app.middleware
     async def stubborn(request: Request) -> AsyncIterator[None]:
         yield
-        inside.set()
-        try:
-            await asyncio.sleep(5)
-        except asyncio.CancelledError:
-            await asyncio.sleep(1)  # NOTE: ignores its cancellation.
+        await _ignoring_its_cancellation(inside)
 
     @app.get("/")
     async def index(request: Request) -> str:
@@ -617,16 +670,9 @@ def test_a_flow_whose_step_ignores_its_cancellation_past_the_cleanup_wait_is_not
     # NOTE: its step still running on the stopped app loop, the flow's closing called its
     # aclose(), and Python's "aclose(): asynchronous generator is already running" was logged
     # as the flow's failure (review364).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
-    gc.collect()  # NOTE: the tasks earlier tests left pending are said now, not below.
-    caplog.clear()
+    _short_cleanup_wait(monkeypatch, caplog)
     app = App()
-    inside = _stubborn_step(app)
-    wsgi = app.as_wsgi()
-    thread, answered = _get_in_thread(wsgi, daemon=True)
-    assert inside.wait(5)
-    wsgi.close()
-    thread.join(5)
+    _closed_while_inside(app, _stubborn_step(app))
     gc.collect()
     # NOTE: asyncio's word for the task that ran its step, where microweb's names the flow
     # (review371).
@@ -636,7 +682,6 @@ def test_a_flow_whose_step_ignores_its_cancellation_past_the_cleanup_wait_is_not
     assert len(said) == 1, caplog.text
     assert said[0].levelname == "WARNING" and said[0].exc_info is None
     assert "ignored its cancellation" in said[0].getMessage()
-    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
 
 
 def test_a_cut_flows_cleanup_that_ignores_its_cancellation_on_the_app_loop_is_named(
@@ -645,27 +690,19 @@ def test_a_cut_flows_cleanup_that_ignores_its_cancellation_on_the_app_loop_is_na
     # NOTE: begun on the app loop (a server's cut), then left pending there by its stop, it
     # was named by no line of microweb's: only asyncio's "Task was destroyed but it is
     # pending!", naming a task of the app loop's, once collected (review364).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
-    gc.collect()  # NOTE: the tasks earlier tests left pending are said now, not below.
-    caplog.clear()
+    _short_cleanup_wait(monkeypatch, caplog)
     events: list[str] = []
     app = App()
     _outer_flow(app, events)
-    inside = _waiting_index(app)
 
-    @app.middleware
-    async def stubborn(request: Request) -> AsyncIterator[None]:
+    async def stubborn() -> None:
+        events.append("cleanup began")
         try:
-            yield
-        finally:
-            events.append("cleanup began")
-            try:
-                await asyncio.sleep(5)
-            except asyncio.CancelledError:
-                await asyncio.sleep(5)  # NOTE: ignores its cancellation.
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            await asyncio.sleep(5)  # NOTE: ignores its cancellation.
 
-    wsgi = app.as_wsgi()
-    thread, answered = _cut_in_its_cleanup(wsgi, inside, events, daemon=True)
+    wsgi, thread, answered = _cut_with_cleanup(app, stubborn, events, daemon=True)
     wsgi.close()
     thread.join(5)
     gc.collect()
@@ -712,30 +749,20 @@ def test_cut_closings_begun_while_the_close_waits_do_not_hold_it_past_its_cleanu
     # NOTE: each closing was waited for up to CLEANUP_WAIT from its own start: closings that
     # kept beginning while the close waited (calls cut again and again) held it for as long as
     # they came (review371).
-    from microweb import _cut_closing
-
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
     wsgi = App().as_wsgi()
     done = threading.Event()
 
-    def one_closing() -> None:
-        with _cut_closing._under_way(wsgi.app_loop):
-            done.wait(5)
-
     def feeder() -> None:
         until = time.monotonic() + 5
         while not done.is_set() and time.monotonic() < until:
-            threading.Thread(target=one_closing, daemon=True).start()
+            _start_closing(wsgi, done)
             time.sleep(0.05)
 
     threading.Thread(target=feeder, daemon=True).start()
     time.sleep(0.1)
     began = time.monotonic()
-    try:
-        wsgi.close()
-        took = time.monotonic() - began
-    finally:
-        done.set()
+    took = _timed_close(wsgi, done) - began
     # NOTE: a wide margin past CLEANUP_WAIT for a busy machine (a thread started every 50 ms
     # competes with the close); closings that held it would have held it 5 s (review386).
     assert 0.2 < took < 2.0, took
@@ -748,25 +775,15 @@ def test_a_call_that_ignores_its_cancellation_past_the_loops_stop_is_not_said_to
     # NOTE: the loop closed by the time its thread saw it stopped, the cut was taken for a call
     # made once the app was closed: "GET / reached async code after the app was closed", of a
     # request that had begun long before (review371).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
-    gc.collect()  # NOTE: the tasks earlier tests left pending are said now, not below.
-    caplog.clear()
+    _short_cleanup_wait(monkeypatch, caplog)
     app = App()
     inside = threading.Event()
-
-    async def stubborn() -> None:
-        inside.set()
-        try:
-            await asyncio.sleep(5)
-        except asyncio.CancelledError:
-            await asyncio.sleep(1)  # NOTE: ignores its cancellation.
-
     if where == "flow":
 
         @app.middleware
         async def around(request: Request) -> AsyncIterator[None]:
             yield
-            await stubborn()
+            await _ignoring_its_cancellation(inside)
 
         @app.get("/")
         async def index(request: Request) -> str:
@@ -781,15 +798,10 @@ def test_a_call_that_ignores_its_cancellation_past_the_loops_stop_is_not_said_to
 
         @app.get("/")
         async def index(request: Request) -> str:
-            await stubborn()
+            await _ignoring_its_cancellation(inside)
             return "late"
 
-    wsgi = app.as_wsgi()
-    thread, answered = _get_in_thread(wsgi, daemon=True)
-    assert inside.wait(5)
-    wsgi.close()
-    thread.join(5)
-    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+    _closed_while_inside(app, inside)
     assert "after the app was closed" not in caplog.text, caplog.text
     gc.collect()
     # NOTE: a flow's step, and a handler's call (review380), are named by microweb's warning,
@@ -806,9 +818,7 @@ def test_an_async_handler_that_ignores_its_cancellation_past_the_loops_stop_is_n
     # collected, at any later time ("Task was destroyed but it is pending!", naming
     # _run_hop(), not the request: one such line came at the end of a full run of the suite),
     # where a flow's step is named by microweb (review380).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
-    gc.collect()  # NOTE: the tasks earlier tests left pending are said now, not below.
-    caplog.clear()
+    _short_cleanup_wait(monkeypatch, caplog)
     app = App()
     inside = threading.Event()
     if flows:
@@ -819,26 +829,17 @@ def test_an_async_handler_that_ignores_its_cancellation_past_the_loops_stop_is_n
 
     @app.get("/")
     async def index(request: Request) -> str:
-        inside.set()
-        try:
-            await asyncio.sleep(5)
-        except asyncio.CancelledError:
-            await asyncio.sleep(1)  # NOTE: ignores its cancellation.
+        await _ignoring_its_cancellation(inside)
         return "late"
 
-    wsgi = app.as_wsgi()
-    thread, answered = _get_in_thread(wsgi, daemon=True)
-    assert inside.wait(5)
-    wsgi.close()
-    thread.join(5)
-    del wsgi, app, index, thread
+    _closed_while_inside(app, inside)
+    del app, index
     gc.collect()
     assert "Task was destroyed" not in caplog.text, caplog.text
     said = [r for r in caplog.records if "ignored its cancellation" in r.getMessage()]
     assert len(said) == 1, caplog.text
     assert said[0].levelname == "WARNING" and said[0].exc_info is None
     assert said[0].getMessage().startswith("GET / "), said[0].getMessage()
-    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
 
 
 def test_a_call_the_loops_stop_cancels_in_order_is_not_said_to_ignore_its_cancellation(
@@ -887,32 +888,32 @@ def test_a_call_the_loops_stop_cancels_in_order_is_not_said_to_ignore_its_cancel
     assert len(got) == 1 and got[0][0].startswith("5"), got
 
 
+@pytest.mark.parametrize("caller", ["thread", "event-loop"])
 def test_the_shutdown_hooks_start_as_a_cut_flows_cleanup_ends_not_at_its_cleanup_wait(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caller: str
 ) -> None:
     # NOTE: the app's close is told of the cleanup's end: it waits no longer than the cleanup.
+    # It skipped its wait wherever an event loop ran in its thread (a test's asyncio.run(),
+    # say), though the cut closing ran on the app loop, in another thread: the shutdown hooks
+    # ran beside the cleanup (review387).
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
     events: list[str] = []
     app = App()
-    inside = _waiting_index(app)
-
-    @app.middleware
-    async def around(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            events.append("cleanup began")
-            await asyncio.sleep(0.2)
-            events.append("cleanup ended")
-
     app.on_shutdown(lambda: events.append("shutdown"))
-    wsgi = app.as_wsgi()
-    thread, _ = _cut_in_its_cleanup(wsgi, inside, events)
-    began = time.monotonic()
-    wsgi.close()
-    assert time.monotonic() - began < 1.5
+    wsgi, thread, _ = _cut_with_cleanup(app, _timed_cleanup(events, 0.3), events)
+
+    def close() -> float:
+        began = time.monotonic()
+        wsgi.close()
+        return time.monotonic() - began
+
+    async def close_in_a_loop() -> float:
+        return close()
+
+    took = close() if caller == "thread" else asyncio.run(close_in_a_loop())
     thread.join(5)
-    assert events == ["cleanup began", "cleanup ended", "shutdown"]
+    assert events == ["cleanup began", "cleanup ended", "shutdown"], events
+    assert took < 1.5, took
 
 
 def test_an_apps_close_does_not_wait_for_the_cut_flows_cleanup_of_another_app(
@@ -921,26 +922,12 @@ def test_an_apps_close_does_not_wait_for_the_cut_flows_cleanup_of_another_app(
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
     events: list[str] = []
     busy, idle = App(), App()
-    inside = _waiting_index(busy)
     release = threading.Event()
-
-    @busy.middleware
-    async def around(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            events.append("cleanup began")
-            while not release.is_set():
-                await asyncio.sleep(0.01)
-            events.append("cleanup ended")
-
     idle.on_shutdown(lambda: events.append("other shutdown"))
-    busy_wsgi, idle_wsgi = busy.as_wsgi(), idle.as_wsgi()
-    thread, _ = _get_in_thread(busy_wsgi)
+    idle_wsgi = idle.as_wsgi()
+    cleanup = _held_cleanup(events, release)
+    busy_wsgi, thread, _ = _cut_with_cleanup(busy, cleanup, events, daemon=True)
     try:
-        assert inside.wait(5)
-        busy_wsgi.app_loop.cut_waiting()
-        _wait_until(lambda: "cleanup began" in events)
         began = time.monotonic()
         idle_wsgi.close()
         assert time.monotonic() - began < 1.5
@@ -973,41 +960,6 @@ def test_a_cut_flows_cleanup_that_ends_the_process_leaves_no_closing_for_the_app
     assert time.monotonic() - began < 1.5
 
 
-def test_an_apps_close_from_an_event_loop_of_its_callers_waits_for_a_cut_closing(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # NOTE: the close skipped its wait wherever an event loop ran in its thread (a test's
-    # asyncio.run(), say), though the cut closing ran on the app loop, in another thread: the
-    # shutdown hooks ran beside the cleanup (review387).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
-    events: list[str] = []
-    app = App()
-    inside = _waiting_index(app)
-
-    @app.middleware
-    async def around(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            events.append("cleanup began")
-            await asyncio.sleep(0.3)
-            events.append("cleanup ended")
-
-    app.on_shutdown(lambda: events.append("shutdown"))
-    wsgi = app.as_wsgi()
-    thread, _ = _cut_in_its_cleanup(wsgi, inside, events)
-
-    async def close() -> float:
-        began = time.monotonic()
-        wsgi.close()
-        return time.monotonic() - began
-
-    took = asyncio.run(close())
-    thread.join(5)
-    assert events == ["cleanup began", "cleanup ended", "shutdown"], events
-    assert took < 1.5, took
-
-
 def test_an_apps_close_on_its_app_loop_does_not_wait_for_a_cut_closing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -1015,17 +967,7 @@ def test_an_apps_close_on_its_app_loop_does_not_wait_for_a_cut_closing(
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 3.0)
     events: list[str] = []
     app = App()
-    inside = _waiting_index(app)
     release = threading.Event()
-
-    @app.middleware
-    async def around(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            events.append("cleanup began")
-            while not release.is_set():
-                await asyncio.sleep(0.01)
 
     @app.get("/close")
     async def close(request: Request) -> str:
@@ -1035,12 +977,9 @@ def test_an_apps_close_on_its_app_loop_does_not_wait_for_a_cut_closing(
         return "closed"
 
     app.on_shutdown(lambda: events.append("shutdown"))
-    wsgi = app.as_wsgi()
-    thread, _ = _get_in_thread(wsgi, daemon=True)
+    cleanup = _held_cleanup(events, release)
+    wsgi, thread, _ = _cut_with_cleanup(app, cleanup, events, daemon=True)
     try:
-        _wait_until(inside.is_set)
-        wsgi.app_loop.cut_waiting()
-        _wait_until(lambda: "cleanup began" in events)
         wsgi_get(wsgi, "/close")  # NOTE: its answer is cut off by the app loop's stop.
         # NOTE: then the flow around this request closes too.
         assert events[:3] == ["cleanup began", "shutdown", "closed in 0.0 s"], events
@@ -1057,20 +996,15 @@ def test_a_flows_step_left_running_past_the_app_loops_stop_is_collected_quietly(
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
     app = App()
     inside = _stubborn_step(app)
-    wsgi = app.as_wsgi()
     unraisable: list[Any] = []
     hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
     try:
-        thread, answered = _get_in_thread(wsgi, daemon=True)
-        assert inside.wait(5)
-        wsgi.close()
-        thread.join(5)
-        del wsgi, app
+        _closed_while_inside(app, inside)
+        del app
         gc.collect()
     finally:
         sys.unraisablehook = hook
     assert [str(u.exc_value) for u in unraisable] == []
-    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
 
 
 def test_the_close_waits_for_the_latest_ending_cut_closing_under_way(
@@ -1078,29 +1012,14 @@ def test_the_close_waits_for_the_latest_ending_cut_closing_under_way(
 ) -> None:
     # NOTE: two stuck closings begun 0.3 s apart: the close waits until the later one's wait
     # is over, not only the earlier one's (mutation review384: max swapped for min).
-    from microweb import _cut_closing
-
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.6)
     wsgi = App().as_wsgi()
     done = threading.Event()
-    entered = [threading.Event(), threading.Event()]
-
-    def one_closing(index: int) -> None:
-        with _cut_closing._under_way(wsgi.app_loop):
-            entered[index].set()
-            done.wait(5)
-
-    threading.Thread(target=one_closing, args=(0,), daemon=True).start()
-    assert entered[0].wait(5)
+    assert _start_closing(wsgi, done).wait(5)
     time.sleep(0.3)
-    threading.Thread(target=one_closing, args=(1,), daemon=True).start()
-    assert entered[1].wait(5)
+    assert _start_closing(wsgi, done).wait(5)
     began = time.monotonic()
-    try:
-        wsgi.close()
-        took = time.monotonic() - began
-    finally:
-        done.set()
+    took = _timed_close(wsgi, done) - began
     # NOTE: the later one's wait ends some 0.6 s after it began; the earlier one's 0.3 s sooner.
     assert 0.45 < took < 0.9, took
 
@@ -1110,31 +1029,15 @@ def test_a_cut_closing_that_ends_does_not_end_the_wait_for_one_still_under_way(
 ) -> None:
     # NOTE: the close, woken as one closing ends, waits on for the other until its wait is
     # over, however little of it is left (mutation review384: returned 0.2 s early).
-    from microweb import _cut_closing
-
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.6)
     wsgi = App().as_wsgi()
     first_ends, done = threading.Event(), threading.Event()
-    entered = [threading.Event(), threading.Event()]
-    stuck_began: list[float] = []
-
-    def one_closing(index: int, until: threading.Event) -> None:
-        if index == 1:
-            stuck_began.append(time.monotonic())
-        with _cut_closing._under_way(wsgi.app_loop):
-            entered[index].set()
-            until.wait(5)
-
-    for index, until in enumerate([first_ends, done]):
-        threading.Thread(target=one_closing, args=(index, until), daemon=True).start()
-        assert entered[index].wait(5)
+    assert _start_closing(wsgi, first_ends).wait(5)
+    stuck_began = time.monotonic()
+    assert _start_closing(wsgi, done).wait(5)
     threading.Timer(0.5, first_ends.set).start()
-    try:
-        wsgi.close()
-        closed = time.monotonic()
-    finally:
-        done.set()
-    assert closed >= stuck_began[0] + 0.6, closed - stuck_began[0]
+    closed = _timed_close(wsgi, done)
+    assert closed >= stuck_began + 0.6, closed - stuck_began
 
 
 def test_the_close_waits_for_a_cut_closing_only_what_is_left_of_its_cleanup_wait(
@@ -1143,26 +1046,13 @@ def test_the_close_waits_for_a_cut_closing_only_what_is_left_of_its_cleanup_wait
     # NOTE: a closing's wait runs CLEANUP_WAIT from its own start: one begun 0.4 s before the
     # close holds it some 0.2 s more, not CLEANUP_WAIT from the close (mutation review384: the
     # wait of each closing made longer).
-    from microweb import _cut_closing
-
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.6)
     wsgi = App().as_wsgi()
-    entered, done = threading.Event(), threading.Event()
-
-    def one_closing() -> None:
-        with _cut_closing._under_way(wsgi.app_loop):
-            entered.set()
-            done.wait(5)
-
-    threading.Thread(target=one_closing, daemon=True).start()
-    assert entered.wait(5)
+    done = threading.Event()
+    assert _start_closing(wsgi, done).wait(5)
     time.sleep(0.4)
     began = time.monotonic()
-    try:
-        wsgi.close()
-        took = time.monotonic() - began
-    finally:
-        done.set()
+    took = _timed_close(wsgi, done) - began
     assert 0.1 < took < 0.35, took
 
 
@@ -1173,23 +1063,12 @@ def test_a_cut_flows_cleanup_that_raises_its_own_timeout_error_is_logged_as_fail
     # for its cleanup cut (review393).
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
     app = App()
-    inside = _waiting_index(app)
 
-    @app.middleware
-    async def timing(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await asyncio.sleep(0)
-            raise TimeoutError("its own")
+    async def timing() -> None:
+        await asyncio.sleep(0)
+        raise TimeoutError("its own")
 
-    wsgi = app.as_wsgi()
-    thread, answered = _get_in_thread(wsgi, daemon=True)
-    assert inside.wait(5)
-    wsgi.close()
-    thread.join(3)
-    assert not thread.is_alive()
-    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+    _closed_while_inside(app, _cleanup_flow(app, timing))
     said = [r for r in caplog.records if "timing" in r.getMessage()]
     assert len(said) == 1, caplog.text
     assert said[0].levelname == "ERROR" and said[0].exc_info is not None, caplog.text
@@ -1207,28 +1086,14 @@ def test_a_stubborn_cut_flows_cleanup_that_fails_as_it_is_closed_is_logged(
     # suppressed with no word (review393).
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
     app = App()
-    inside = _waiting_index(app)
 
-    @app.middleware
-    async def failing(request: Request) -> AsyncIterator[None]:
+    async def failing() -> None:
         try:
-            yield
+            await _never_ending(stubborn=True)
         finally:
-            try:
-                try:
-                    await asyncio.Event().wait()
-                except asyncio.CancelledError:
-                    await asyncio.Event().wait()  # NOTE: ignores its cancellation too.
-            finally:
-                raise ValueError("failed as it was closed")
+            raise ValueError("failed as it was closed")
 
-    wsgi = app.as_wsgi()
-    thread, answered = _get_in_thread(wsgi, daemon=True)
-    assert inside.wait(5)
-    wsgi.close()
-    thread.join(3)
-    assert not thread.is_alive()
-    assert len(answered) == 1 and answered[0][0].startswith("5"), answered
+    _closed_while_inside(app, _cleanup_flow(app, failing))
     said = [r for r in caplog.records if "failing" in r.getMessage()]
     assert len(said) == 1, caplog.text
     assert said[0].levelname == "ERROR", caplog.text
