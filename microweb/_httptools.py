@@ -25,86 +25,44 @@ every byte read after the handshake's head.
 A request asking for another ``Upgrade`` (``h2c``) stays HTTP, as under Waitress and h11:
 httptools ends it at its head, and Uvicorn parsed its body as the next request, and dropped
 a request pipelined after it. Here one with a body is refused (400), and the rest is parsed.
+
+Here is the protocol's request lifecycle: a request's cycle set up, the pipeline answered in
+order, a WebSocket upgrade, the stall timer's hooks. How reads are given to httptools is in
+``_httptools_reads``, the answers it writes itself in ``_httptools_refusals``, the targets it
+reads where ``httptools.parse_url()`` cannot in ``_httptools_targets``.
 """
 
 from __future__ import annotations
 
 import contextvars
-import functools
-import itertools
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from ._parsing import (
-    CONNECT_BODY,
-    UNSUPPORTED_CODING,
-    UPGRADE_BODY,
-    has_body,
-    transfer_coding_refusal,
-)
-from ._percent import percent_decode_bytes
+from ._httptools_reads import HttpToolsReads
+from ._httptools_targets import stand_in_target, with_path
 from ._stall import (
     AnswersAfterEnd,
     IdleOnceSent,
     StallTimer,
     Transport,
     UpgradeWarnedOnce,
-    body_begun,
-    hand_over,
     read_whole_unanswered,
-    with_default_fields,
 )
-from ._target import authority_refusal
 from ._types import Message
 from ._unix import NoUnixAddress
-
-# NOTE: Waitress's default max_request_header_size, so that both servers refuse the same heads.
-MAX_HEAD_SIZE = 256 * 1024
-# NOTE: seconds a refused connection is still read (what comes is dropped) before it closes.
-LINGER = 2.0
-# NOTE: requests parsed ahead of the one being answered; Uvicorn answers them one at a time
-# anyway. A read is parsed in slices of SLICE bytes, so that a read of small requests (one per
-# 18 bytes) stops being parsed near the bound. The slices cost a 9 MiB upload about 1 ms of
-# server CPU over 16 (20 uploads, three times each way, 2026-12-01).
-MAX_PIPELINED = 8
-SLICE = 16 * 1024
-# NOTE: httptools joins the pieces of a field (the target, a header's name or value) that
-# come in several reads, each to all before it: a 250 KB value sent a byte a packet took 1 s
-# of CPU, in 16-byte packets 60 ms (review280). Past LONG_LINE bytes of a line, the reads
-# that go on with it are held, and given to httptools once a line ends in one, or SLICE bytes
-# of them have come: 1K joins of up to LONG_LINE bytes, then a join per SLICE.
-LONG_LINE = 1024
-# NOTE: what a held read may not hold back: a line's end, or a control byte other than a tab,
-# which httptools refuses at once (review282).
-_ENDS_OR_REFUSED = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-# NOTE: a target in absolute-form: a scheme, then "://" (RFC 3986 3.1).
-_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://")
-# NOTE: the longest target httptools.parse_url() reads (its offsets are 16-bit).
-MAX_PARSED_TARGET = 65535
-
-
-def _closing_refusal(status: bytes, text: bytes) -> bytes:
-    """The bytes of a plain-text answer with ``status`` that closes the connection."""
-    head = b"HTTP/1.1 %s\r\ncontent-type: text/plain; charset=utf-8\r\n" % status
-    return head + b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(text), text)
-
-
-_REFUSAL = _closing_refusal(
-    b"431 Request Header Fields Too Large", b"request header fields too large"
-)
-_VERSION_REFUSAL = _closing_refusal(b"400 Bad Request", b"HTTP version not served")
-_UPGRADE_REFUSAL = _closing_refusal(b"400 Bad Request", UPGRADE_BODY.encode())
-_CONNECT_REFUSAL = _closing_refusal(b"400 Bad Request", CONNECT_BODY.encode())
-_CODING_REFUSAL = _closing_refusal(b"501 Not Implemented", UNSUPPORTED_CODING.encode())
 
 
 # NOTE: Uvicorn types eof_received() as returning None; AnswersAfterEnd's may return True.
 class BoundedHttpTools(  # type: ignore[misc]
-    NoUnixAddress, UpgradeWarnedOnce, AnswersAfterEnd, IdleOnceSent, StallTimer, HttpToolsProtocol
+    HttpToolsReads,
+    NoUnixAddress,
+    UpgradeWarnedOnce,
+    AnswersAfterEnd,
+    IdleOnceSent,
+    StallTimer,
+    HttpToolsProtocol,
 ):
     """``HttpToolsProtocol`` that answers 431, and closes, once a head reaches ``MAX_HEAD_SIZE``.
 
@@ -115,36 +73,6 @@ class BoundedHttpTools(  # type: ignore[misc]
     before a refused one, or before one that httptools cannot parse (400), are answered first.
     """
 
-    # NOTE: class attributes, read on each use, so that a test can lower them.
-    max_head_size = MAX_HEAD_SIZE
-    max_pipelined = MAX_PIPELINED
-
-    # NOTE: the state starts from these class values, instead of in an __init__ that would
-    # repeat Uvicorn's signature. reading_head: from the end of a message (or the start of the
-    # connection) to the end of the next head; heads: how many heads have ended.
-    reading_head, refused = True, False
-    # NOTE: whether a refusal written by _answer_refusal() (which closes after it) has gone.
-    refusal_sent = False
-    read_in_head = heads = 0
-    # NOTE: bytes of a chunked body's reads that held no data (chunk lines, the trailer), since
-    # its data last came; and whether a read being parsed held any (see _parse).
-    read_in_trailer = 0
-    body_read = False
-    # NOTE: the request read before the last one (``self.cycle``), answered or not.
-    earlier: RequestResponseCycle | None = None
-    # NOTE: what was read past a full pipeline, parsed once it has room; and whether the
-    # connection is the WebSocket protocol's (parsing ends there).
-    held = b""
-    upgraded = False
-    # NOTE: what was read after a WebSocket handshake's head, for the WebSocket protocol.
-    after_handshake = b""
-    # NOTE: bytes of the head's last line that httptools has had (as far as reads that were
-    # all head tell), and the reads of a long line held from it (see LONG_LINE).
-    line_read = 0
-    line_held: bytearray | None = None
-    # NOTE: whether a head is due: from the connection's start, or a head's first byte, to the
-    # head's end (after an answer, Uvicorn's keep-alive timer closes an idle connection).
-    head_due = True
     # NOTE: the request being answered, which is not the last one read (``self.cycle``) when
     # requests are pipelined behind it.
     answering: RequestResponseCycle | None = None
@@ -171,39 +99,6 @@ class BoundedHttpTools(  # type: ignore[misc]
         """Begin a request as Uvicorn does; its head is due from here."""
         super().on_message_begin()
         self.head_due = True
-
-    def data_received(self, data: bytes) -> None:
-        """Parse ``data`` in slices, until the pipeline of requests waiting is full."""
-        if self.refused:
-            if self.upgraded:
-                # NOTE: a handshake waiting for the answers before it, while one of those
-                # reads (a stream watches for its client's departure): what comes is the
-                # WebSocket's, and was dropped. One read, and reading stops again.
-                self._hand_over(data)
-                self.flow.pause_reading()
-            return
-        if self.held:
-            self.held += data
-            # NOTE: reading was paused with the bytes held, but the request being answered
-            # resumes it when it waits on receive() (a stream's disconnect watcher does, for
-            # as long as it streams): each read was held, and the next one taken, with no
-            # bound (54 MB in 5 s behind a stream). One read, and reading stops again.
-            self.flow.pause_reading()
-            return
-        if len(data) <= SLICE:
-            self._parse(data)
-            return
-        for start in range(0, len(data), SLICE):
-            if self.upgraded:
-                self._hand_over(data[start:])
-                return
-            if self.refused or self.transport.is_closing():
-                return
-            if len(self.pipeline) >= self.max_pipelined:
-                self.held = data[start:]
-                self.flow.pause_reading()
-                return
-            self._parse(data[start : start + SLICE])
 
     def on_response_complete(self) -> None:
         """Start the next request as Uvicorn does; read on only once none is waiting.
@@ -251,94 +146,6 @@ class BoundedHttpTools(  # type: ignore[misc]
         cycles = [self.answering, *(cycle for cycle, _ in self.pipeline)]
         return any(read_whole_unanswered(cycle) for cycle in cycles)
 
-    def _parse(self, data: bytes) -> None:
-        """Feed ``data`` to the parser; refuse the request once its head is too large."""
-        if self.refused or self._held_back(data):
-            return
-        if self.line_held:
-            data, self.line_held = bytes(self.line_held) + data, None
-        in_head, heads = self.reading_head, self.heads
-        self.body_read = False
-        self._feed(data)
-        if self.refused:
-            return
-        if not in_head and heads == self.heads and data:
-            # NOTE: bytes of a body, though perhaps only its chunks' framing (no on_body).
-            self.continue_expected = False
-        elif heads != self.heads and not self.reading_head and body_begun(data):
-            self.continue_expected = False
-        if self.request_due():
-            self.request_moved()
-        if not (in_head or self.reading_head or self.body_read):
-            self._measure_trailer(len(data))
-            return
-        # NOTE: only a read that a head went on through, with no head ending in it, is all
-        # head: one that ended a head and began another holds the requests between them.
-        if not (in_head and self.reading_head and heads == self.heads):
-            return
-        self.read_in_head += len(data)
-        line_end = data.rfind(b"\n")
-        self.line_read = self.line_read + len(data) if line_end < 0 else len(data) - line_end - 1
-        # NOTE: the head goes on after these bytes, so it is longer than they are.
-        if self.read_in_head >= self.max_head_size:
-            self._refuse()
-
-    def _held_back(self, data: bytes) -> bool:
-        """Hold ``data`` from httptools if it only goes on with a long line of a head that is
-        due; the hold ends with a read that ends a line, or at ``SLICE`` bytes, or at the
-        head cap, so that a head is refused at the same byte."""
-        if not (self.line_read >= LONG_LINE and self.head_due and self.reading_head):
-            return False
-        held = self.line_held
-        size = len(data) + (len(held) if held else 0)
-        if size >= SLICE or self.read_in_head + size >= self.max_head_size:
-            return False
-        if _ENDS_OR_REFUSED.search(data):
-            return False  # NOTE: a line's end, or a control byte httptools answers with 400.
-        if held is None:
-            held = self.line_held = bytearray()
-        held += data
-        if self.request_due():
-            self.request_moved()
-        return True
-
-    def _feed(self, data: bytes) -> None:
-        """Give ``data`` to httptools, as Uvicorn's ``data_received`` does; keep what follows
-        a WebSocket handshake's head for the WebSocket protocol."""
-        self._unset_keepalive_if_required()
-        while data:
-            try:
-                self.parser.feed_data(data)
-            except httptools.HttpParserError:
-                message = "Invalid HTTP request received."
-                self.logger.warning(message)
-                self.send_400_response(message)
-            except httptools.HttpParserUpgrade as upgrade:
-                rest = data[upgrade.args[0] :]
-                if not self._should_upgrade():
-                    if not self.refused:
-                        # NOTE: a refused one was logged as refused.
-                        self._unsupported_upgrade_warning()
-                    # NOTE: an upgrade not taken (h2c, which curl --http2 asks for) stays
-                    # HTTP: Uvicorn dropped the rest of the read, and a request pipelined
-                    # there was never answered. httptools parses on from there.
-                    data = b"" if self.refused else rest
-                    continue
-                # NOTE: httptools tells where the head ended; Uvicorn dropped what came after
-                # it, and so the frames a client sent with its handshake (RFC 6455 4.1 asks it
-                # to wait for the 101, but the bytes were on the connection): it waited.
-                self.after_handshake = rest
-                self.handle_websocket_upgrade()
-            return
-
-    def _hand_over(self, data: bytes) -> None:
-        """Give ``data``, read after a WebSocket handshake, to the WebSocket protocol; or keep
-        it for that protocol, while the handshake waits for the requests before it."""
-        if self.transport.get_protocol() is self:
-            self.after_handshake += data
-        else:
-            hand_over(self.transport, data)
-
     def on_headers_complete(self) -> None:
         """Start the request as Uvicorn does, or refuse it (``_head_refusal()``)."""
         self.head_due, self.line_read = False, 0
@@ -363,25 +170,12 @@ class BoundedHttpTools(  # type: ignore[misc]
             # loop: 250 KB of "%" took 0.2-0.5 s of CPU (fuzz3). A handshake's path is its
             # WebSocket protocol's to read.
             escaped = b"%" in target.partition(b"?")[0] and not self.parser.should_upgrade()
-            # NOTE: a target neither in origin-form nor in absolute-form (a CONNECT's
-            # authority-form, "x:443"), which httptools.parse_url() refuses: Uvicorn answered
-            # 400 and closed, where Waitress and h11 hand it to the app (a 400: not a path).
-            other_form = target[:1] != b"/" and not _ABSOLUTE_FORM.match(target)
-            # NOTE: httptools.parse_url() also refuses authorities RFC 3986 allows, that
-            # Waitress and h11 serve ("h~", "a!b", "[v1.x]"): an absolute-form target is read
-            # here, its authority checked before (authority_refusal()).
-            absolute = target[:1] != b"/" and not other_form
-            stand_in = len(target) > MAX_PARSED_TARGET or escaped or other_form or absolute
+            own = stand_in_target(target, escaped, self.root_path)
+            stand_in = own is not None
             if stand_in:
-                # NOTE: Uvicorn reads the target with httptools.parse_url(), which refuses one
-                # past 64 KiB: the request was a 400, where Waitress and h11 serve it. Uvicorn
-                # reads a stand-in; the scope gets this one's path and query as it would, as
-                # its cycle is set up (_set_up()).
-                path, query = (target, b"") if other_form else split_target(target)
-                # NOTE: a target that is no path takes no root path before it (review338).
-                root = "" if other_form else self.root_path
-                self.own_target = (root + decoded_path(path), root.encode("ascii") + path, query)
-                self.url = b"/"
+                # NOTE: read with a stand-in target; the scope gets this one's path and query,
+                # as its cycle is set up (_set_up()).
+                self.own_target, self.url = own, b"/"
             self.making = True
             try:
                 super().on_headers_complete()
@@ -453,75 +247,6 @@ class BoundedHttpTools(  # type: ignore[misc]
             end_by_closing(cycle)
         if self.expect_100_continue:
             self.expect_continue(cycle)
-
-    def _head_refusal(self) -> bytes | None:
-        """Return the refusal of the request whose head was just read, or ``None``: 431 for a
-        head too large, 400 for a version not served or a switch with a body, 501 for a
-        transfer coding before ``chunked``."""
-        if self._head_size() >= self.max_head_size:
-            return _REFUSAL
-        if self.parser.get_http_version() not in ("1.0", "1.1"):
-            # SPEC: RFC 9112 2.3. NOTE: httptools reads HTTP/2.0, and a request line without
-            # a version (0.9), which Uvicorn served; Waitress and h11 answer 400.
-            self.logger.warning("HTTP version not served: refused with 400")
-            return _VERSION_REFUSAL
-        if self.parser.should_upgrade() and has_body(self.headers):
-            # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade, and then reads the request as
-            # any other. NOTE: httptools ends the request at its head all the same (the body
-            # is taken for the new protocol's), and Uvicorn parsed that body as the next
-            # requests: a body was answered as a request of its own where Waitress and h11,
-            # and a proxy before the app, read it as a body.
-            # NOTE: httptools takes CONNECT for a switch too (RFC 9110 9.3.6: it has no
-            # content): its refusal spoke of an Upgrade. A WebSocket handshake with a body is
-            # refused too, as Waitress and h11 refuse it (switch_refusal()): the body was
-            # handed to the WebSocket protocol as frames (review317).
-            connect = self.parser.get_method() == b"CONNECT"
-            kind = "CONNECT" if connect else "Upgrade"
-            self.logger.warning("%s request with a body: refused with 400", kind)
-            return _CONNECT_REFUSAL if connect else _UPGRADE_REFUSAL
-        # PERF: an origin-form target ("/...") has no authority: no call (0.17 us).
-        authority = None if self.url[:1] == b"/" else authority_refusal(self.url)
-        if authority is not None:
-            # NOTE: httptools served userinfo ("http://u@host/"), which Waitress and h11 refuse.
-            self.logger.warning("%s: refused with 400", authority)
-            return _closing_refusal(b"400 Bad Request", authority.encode())
-        if self._coding_not_understood():
-            # SPEC: RFC 9112 6.1, a server SHOULD answer 501 to a transfer coding it does not
-            # understand. NOTE: httptools frames "gzip, chunked" by its chunks and Uvicorn
-            # handed the body on still gzip-coded: the app answered 501 and the connection was
-            # kept, where Waitress and h11 refuse it at the head and close. Refused so here.
-            self.logger.warning("a transfer coding before chunked: refused with 501")
-            return _CODING_REFUSAL
-        return None
-
-    def _coding_not_understood(self) -> bool:
-        """Return whether the request's ``Transfer-Encoding`` names a coding before
-        ``chunked`` (httptools refuses the other faulty ones itself)."""
-        codings = [value for name, value in self.headers if name == b"transfer-encoding"]
-        if not codings:
-            return False
-        refusal = transfer_coding_refusal(value.decode("latin-1") for value in codings)
-        return refusal is not None and refusal.status == 501
-
-    def _head_size(self) -> int:
-        # NOTE: "GET " + target + " HTTP/1.1\r\n", ": " and CRLF per header, the blank line;
-        # Waitress counts these bytes, and refuses a head of MAX_HEAD_SIZE of them.
-        headers = self.headers
-        # NOTE: summed in C from what Uvicorn kept: an on_header of ours would add a Python
-        # call for each header line of each request.
-        fields = sum(map(len, itertools.chain.from_iterable(headers)))
-        return len(self.parser.get_method()) + len(self.url) + 14 + fields + 4 * len(headers)
-
-    def _measure_trailer(self, size: int) -> None:
-        """Count ``size`` bytes of a body's read that held no data; past ``max_head_size``
-        of them, answer 400 and close, as h11 does."""
-        # NOTE: httptools gathers a trailer field's value whole, and by appending each read
-        # to it: one 16 MiB trailer field took 0.7 s of the event loop and 30 MiB of memory,
-        # 64 MiB took seconds more (its square), while the request was served in the end.
-        self.read_in_trailer += size
-        if self.read_in_trailer >= self.max_head_size:
-            self.logger.warning("chunk lines or trailer of %d bytes or more", self.max_head_size)
-            self.send_400_response("chunked body framing or trailer too large")
 
     def on_body(self, body: bytes) -> None:
         """Pass on the body as Uvicorn does; after a refusal, the parser's rest is dropped."""
@@ -597,116 +322,6 @@ class BoundedHttpTools(  # type: ignore[misc]
         rest, self.after_handshake = self.after_handshake, b""
         if rest:
             self._hand_over(rest)
-
-    def send_400_response(self, msg: str) -> None:
-        """Answer a request httptools could not parse with 400, after the requests before it."""
-        if self.refused:
-            # NOTE: httptools parses on after a head refused with 431 (sent, or due after the
-            # answers before it): what it cannot parse there is dropped with the rest. A 400
-            # after the 431 was written past the end of the writing side (asyncio's "Fatal
-            # error: protocol.data_received() call failed"), or in its place.
-            return
-        cycle = self.cycle
-        if cycle is None or cycle.response_complete:
-            super().send_400_response(msg)
-            return
-        if not self.reading_head:
-            # NOTE: a bad chunk in the body of the last request read. If its handler runs,
-            # this is its 400, now: the handler waits for the rest of the body, which never
-            # comes, and the requests before it are answered. If it still waits for those
-            # answers, it never runs, and its 400 comes after them.
-            queued = [entry for entry in self.pipeline if entry[0] is cycle]
-            if not queued or self.earlier is None:
-                self._answer_400_now(cycle, msg)
-                return
-            self.pipeline.remove(queued[0])
-            cycle = self.earlier
-        # NOTE: Uvicorn closed the connection at once, under the answers still due to requests
-        # pipelined before the bad one, which their clients lost; Waitress sends them first.
-        self.refused = True
-        self._after_earlier(cycle, functools.partial(super().send_400_response, msg))
-
-    def _answer_400_now(self, cycle: RequestResponseCycle, msg: str) -> None:
-        if cycle.response_started:
-            # NOTE: the handler's answer is on its way: Uvicorn wrote the 400 inside it, where
-            # the client read a status line as body. The cut connection is the error.
-            self.transport.close()
-            return
-        super().send_400_response(msg)
-
-    def _refuse(self, refusal: bytes = _REFUSAL) -> None:
-        """Answer the request whose head was just read with ``refusal`` (by default, 431 for
-        a head too large), after the requests before it, and close."""
-        self.refused = True
-        if refusal is _REFUSAL:
-            size = self.max_head_size
-            self.logger.warning("request head of %d bytes or more: refused with 431", size)
-        answer = functools.partial(self._answer_refusal, refusal)
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            self._after_earlier(cycle, answer)
-            return
-        answer()
-
-    def _after_earlier(self, cycle: RequestResponseCycle, answer: Callable[[], None]) -> None:
-        """Send ``answer()`` once ``cycle``, the last request read, is answered: requests
-        before a refused one are answered first, as under Waitress (the last read is the last
-        to answer)."""
-        cycle.on_response = functools.partial(self._answer_after, cycle.on_response, answer)
-
-    def _answer_after(self, on_response: Callable[[], None], answer: Callable[[], None]) -> None:
-        on_response()
-        if not self.transport.is_closing():
-            self._unset_keepalive_if_required()
-            answer()
-
-    def _answer_refusal(self, refusal: bytes) -> None:
-        self.refusal_sent = True
-        # NOTE: with Uvicorn's Date and Server, as its own 400 has them; the refusals are made
-        # once, without.
-        self.transport.write(with_default_fields(self.server_state, refusal))
-        # NOTE: closed at once, with the client still sending, the socket would answer with a
-        # reset that can reach the client before the 431: end the writing side, drop what
-        # still comes, and close after a pause.
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-        self.loop.call_later(LINGER, self.transport.close)
-
-
-def with_path(target: bytes) -> bytes:
-    """Return an absolute-form target without a path (``http://x?q=1``) as ``/?q=1``.
-
-    Any other target is returned as it is.
-    """
-    # SPEC: RFC 9112 3.2.2, a server MUST accept the absolute-form; RFC 9110 4.2.3, its
-    # empty path is "/". httptools gave no path for it, and Uvicorn answered 400.
-    try:
-        parsed = httptools.parse_url(target)
-    except httptools.HttpParserInvalidURLError:
-        return target
-    if parsed.path is not None:
-        return target
-    return b"/?" + parsed.query if parsed.query else b"/"
-
-
-def split_target(target: bytes) -> tuple[bytes, bytes]:
-    """Return the path and the query of ``target`` (origin-form or absolute-form), as
-    ``httptools.parse_url()`` reads them, for a target too long for it; ``/`` for no path."""
-    target = target.partition(b"#")[0]
-    if target[:1] != b"/":
-        # NOTE: absolute-form: the path starts after the authority, at its first "/" or "?".
-        after = target.partition(b"://")[2]
-        ends = [end for end in (after.find(b"/"), after.find(b"?")) if end >= 0]
-        target = after[min(ends) :] if ends else b""
-    path, _, query = target.partition(b"?")
-    return path or b"/", query
-
-
-def decoded_path(path: bytes) -> str:
-    """Return ``path`` as Uvicorn gives it in the scope: ASCII, percent-decoded."""
-    text = path.decode("ascii")  # NOTE: raised in httptools' callback, a 400 as in Uvicorn.
-    # NOTE: urllib.parse.unquote(text), its escapes decoded in C (see on_headers_complete).
-    return percent_decode_bytes(path).decode("utf-8", "replace") if "%" in text else text
 
 
 def end_by_closing(cycle: RequestResponseCycle) -> None:

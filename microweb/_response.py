@@ -1,5 +1,5 @@
-"""The response: ``Response``, its factories and its checks, and a file's response
-(``described_file``)."""
+"""The response: ``Response``, its factories and the checks of what is assigned to it, and a
+file's response (``described_file``). What it refuses, and why, is in ``_response_checks``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 from ._datastructures import HeaderItems, Headers, trusted_headers
 from ._errors import OtherSpelling, refuse_other_spellings
-from ._file_bodies import OPEN_FILES, SVG, FileBlocks, content_disposition, guess_type
+from ._file_bodies import SVG, content_disposition, guess_type
 from ._files import FileInfo, stat_file
 from ._media import HTML, JSON, OCTETS, TEXT, encode_json, utf8
 from ._percent import encode_location
+from ._response_checks import (
+    OTHER_SPELLINGS,
+    bytes_of,
+    check_subclass,
+    checked_chunks,
+    checked_length,
+    pairs_of,
+)
 from ._response_cookies import CookieMethods
 from ._sse import AsyncSSEChunks, SSEChunks, check_events
 from ._status import checked_status
@@ -57,11 +65,11 @@ class Response(CookieMethods):
             body = body.encode("utf-8") if type(body) is str else utf8(body)
             media_type = media_type or TEXT
         elif type(body) is not bytes:
-            body = _bytes_of(body)
+            body = bytes_of(body)
         self._body: bytes = body
         self.status = status  # NOTE: through the setter, which checks it.
         if headers:
-            self._headers = Headers(_pairs_of(headers))
+            self._headers = Headers(pairs_of(headers))
             # NOTE: a Content-Type in the headers is the app's own choice (an
             # application/problem+json error, a text template); it was silently replaced.
             if media_type is not None and "content-type" not in self.headers:
@@ -80,30 +88,7 @@ class Response(CookieMethods):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if _hides(cls, "status"):
-            # NOTE: a class-level status (Django's style) hides the checked property, and the
-            # drivers, which read the checked value, failed every response with a 500.
-            raise TypeError(
-                f"{_where(cls, 'status')} sets 'status' as a class attribute, which hides "
-                "Response.status; pass the status to Response.__init__ instead, e.g. "
-                "super().__init__(body, status=410)"
-            )
-        for name in ("body", "headers", "length"):
-            if _hides(cls, name):
-                # NOTE: the drivers read what the checked property keeps: a subclass's own
-                # "body" (a property that renders late, say) was silently never sent.
-                raise TypeError(
-                    f"{_where(cls, name)} defines '{name}', which hides Response.{name}; give "
-                    f"the body to Response.__init__, or assign response.{name} once it is made"
-                )
-        if _hides(cls, "status_code"):
-            # NOTE: Django's own spelling (HttpResponseGone's status_code = 410) was ignored:
-            # every response of the class went out as a 200.
-            raise TypeError(
-                f"{_where(cls, 'status_code')} sets 'status_code' as a class attribute, which "
-                "microweb does not read; pass the status to Response.__init__ instead, e.g. "
-                "super().__init__(body, status=410)"
-            )
+        check_subclass(cls, Response)
 
     if not TYPE_CHECKING:
         # NOTE: hidden from type checkers: read as Any, response.status_code = 404 passed
@@ -149,7 +134,7 @@ class Response(CookieMethods):
         # counted characters (Waitress cut "héllo" to "héll" and kept the connection); a list,
         # under one of its item count.
         if type(body) is not bytes:
-            body = utf8(body) if isinstance(body, str) else _bytes_of(body)
+            body = utf8(body) if isinstance(body, str) else bytes_of(body)
         self._body = body
 
     @property
@@ -173,13 +158,7 @@ class Response(CookieMethods):
         # NOTE: checked where the app sets it, as the status is: a negative length went out as
         # "Content-Length: -1" under Waitress (h11 refused it and sent nothing at all).
         if length is not None and (type(length) is not int or length < 0):
-            if isinstance(length, bool) or not isinstance(length, int):
-                raise TypeError(
-                    f"a Response's length is an int or None, not {type(length).__name__}"
-                )
-            if length < 0:
-                raise ValueError(f"a Response's length is 0 or more, not {length}")
-            length = int(length)
+            length = checked_length(length)
         self._length = length
 
     @property
@@ -290,23 +269,7 @@ class Response(CookieMethods):
             TypeError: If ``iterable`` is ``bytes``, ``bytearray``, ``memoryview`` or ``str``
                 (give ``Response(body)``), or is not iterable.
         """
-        if isinstance(iterable, (bytes, bytearray, memoryview, str)):
-            # NOTE: a bytearray or memoryview was iterated as ints: a 200 went out, then the
-            # stream was cut with "yields bytes or str chunks, not int" (review158).
-            raise TypeError(
-                f"Response.stream() takes an iterable of chunks, not {type(iterable).__name__}: "
-                "give a whole body to Response(body)"
-            )
-        if not isinstance(iterable, (Iterable, AsyncIterable)):
-            # NOTE: None was sent as an empty 200, another value failed once the headers had
-            # gone (under ASGI) or outside the stream's handling (under WSGI).
-            raise TypeError(
-                f"Response.stream() takes an iterable of chunks, not {type(iterable).__name__}"
-            )
-        if isinstance(iterable, OPEN_FILES):
-            # NOTE: a file iterates by lines: a 50 MiB binary file with no line break went out
-            # as one chunk of 50 MiB (100 MiB at the peak), and 16 such were made ahead.
-            iterable = FileBlocks(iterable)
+        iterable = checked_chunks(iterable)
         response = cls(b"", status, headers, media_type)
         response.chunks = iterable
         return response
@@ -392,45 +355,6 @@ class Response(CookieMethods):
 REDIRECTS = frozenset({300, 301, 302, 303, 307, 308})
 
 
-def _hides(cls: type, name: str) -> bool:
-    """Tell whether ``cls``, or a class before ``Response`` in its MRO, defines ``name``."""
-    # NOTE: not cls.__dict__ alone: a mixin listed before Response (class Page(Lazy,
-    # Response)) hid Response.body as the subclass's own would, and was let through.
-    for owner in cls.__mro__:
-        if owner is Response:
-            return False
-        if name in owner.__dict__:
-            return True
-    return False
-
-
-def _where(cls: type, name: str) -> str:
-    """Name ``cls``, and the class before ``Response`` in its MRO that defines ``name``."""
-    owner = next(owner for owner in cls.__mro__ if name in owner.__dict__)
-    return cls.__name__ if owner is cls else f"{cls.__name__} (through {owner.__name__})"
-
-
-def _pairs_of(headers: HeaderItems) -> HeaderItems:
-    """Return ``headers``, or the pairs of a ``Headers`` (which is no mapping)."""
-    # NOTE: iterated, a Headers gives its names: a two-letter one ("ab") became the header
-    # "a: b", any other a ValueError about unpacking (review168).
-    return headers.items() if isinstance(headers, Headers) else headers
-
-
-def _bytes_of(body: object) -> bytes:
-    """Return a bytes-like body as ``bytes``, or raise for one that cannot be sent."""
-    if isinstance(body, (bytes, bytearray, memoryview)):
-        return bytes(body)
-    # NOTE: a generator was accepted here and failed with a 500 only when the response was
-    # sent (its length is asked for then), far from the line that made it.
-    hint = (
-        "; to send chunks as they are made, return Response.stream(...)"
-        if isinstance(body, (Iterable, AsyncIterable))
-        else ""
-    )
-    raise TypeError(f"Response body must be bytes or str, not {type(body).__name__}{hint}")
-
-
 def _is_svgz(path: str, headers: HeaderItems | None) -> bool:
     """Tell whether ``path`` is an SVG image compressed by its author, sent as the image."""
     # NOTE: browsers show a .svgz only as an SVG labelled Content-Encoding: gzip, as nginx and
@@ -439,7 +363,7 @@ def _is_svgz(path: str, headers: HeaderItems | None) -> bool:
     # by clients as the SVG itself, and a download was saved unpacked under the .svgz name.
     if not path.lower().endswith(".svgz"):
         return False
-    own = Headers(_pairs_of(headers or ()))
+    own = Headers(pairs_of(headers or ()))
     return "content-type" not in own and "content-disposition" not in own
 
 
@@ -468,16 +392,4 @@ def described_file(
     return response
 
 
-# NOTE: what other frameworks' responses call what a Response spells otherwise (Falcon's
-# resp.media, Flask's response.content_type); status_code is a refusal of the class's own.
-_OTHER_SPELLINGS = {
-    "media": "Response.json(value), or return the dict or list",
-    "content_type": 'response.headers["content-type"]',
-    "mimetype": 'response.headers["content-type"]',
-    "location": 'response.headers["location"]',
-    "set_header": "response.headers[name] = value",
-    "append_header": "response.headers.add(name, value)",
-    "data": "response.body",
-}
-
-refuse_other_spellings(Response, _OTHER_SPELLINGS)
+refuse_other_spellings(Response, OTHER_SPELLINGS)

@@ -32,7 +32,9 @@ from microweb import App, Request, Response
 from microweb._asgi_body import SENDS_DROPPED
 from microweb._h11 import BoundedH11
 from microweb._h11_connection import FramedConnection
-from microweb._httptools import MAX_HEAD_SIZE, BoundedHttpTools, split_target, with_path
+from microweb._httptools import BoundedHttpTools
+from microweb._httptools_refusals import MAX_HEAD_SIZE
+from microweb._httptools_targets import split_target, with_path
 
 SMALL = b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n"
 UPGRADE = (

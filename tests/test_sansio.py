@@ -212,7 +212,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "core": (
         "_parts", "_streamed_parts", "_uploads", "_forms", "_request_head", "_body_cache",
-        "_request_body", "_request", "_response_cookies",
+        "_request_body", "_request", "_response_checks", "_response_cookies",
         "_response", "_results", "_emission", "_plugins", "_plan", "_port_hints", "_error_logs",
         "_calls", "_flow_closing", "_endpoint_call", "_flows", "_ws_handshake", "_pipeline",
     ),
@@ -235,7 +235,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_testing_sides", "_testing_content", "_testing_handshake", "_template_names",
         "templating", "_importer", "_serve_options", "_serve_log", "_serving", "_cli",
         "_waitress", "_waitress_parser", "_waitress_tasks", "_waitress_channel",
-        "_chunked", "_uvicorn", "_httptools", "_h11", "_h11_connection", "_h11_framing",
+        "_chunked", "_uvicorn", "_httptools_targets", "_httptools_refusals", "_httptools_reads",
+        "_httptools", "_h11", "_h11_connection", "_h11_framing",
         "_stall", "_ws_flow",
         "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "_sockets", "plugins",
     ),
