@@ -279,3 +279,38 @@ def test_starlettes_mount_and_other_values_given_to_include() -> None:
         app.include([])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not a Route \(what"):
         app.include(Route("/x", frozenset({"GET"}), _endpoint, "x", False))  # type: ignore[arg-type]
+
+
+def _theirs(module: str, name: str) -> object:
+    """An instance of ``module``'s class ``name``, as a port has it (no Starlette needed)."""
+    return type(name, (), {"__module__": module})()
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "said"),
+    [
+        ("starlette.routing", "Router", "Starlette's Router: add its routes to a Router"),
+        ("starlette.applications", "Starlette", "a Starlette app: add its routes to a Router"),
+        ("fastapi.routing", "APIRouter", "FastAPI's APIRouter: add its routes to a Router"),
+        ("fastapi.applications", "FastAPI", "a FastAPI app: add its routes to a Router"),
+        ("fastapi.routing", "APIRoute", "FastAPI's APIRoute: add each route with app.route("),
+        ("fastapi.routing", "APIWebSocketRoute", "FastAPI's APIWebSocketRoute: add each one"),
+    ],
+)
+def test_starlettes_and_fastapis_routers_and_apps_given_to_include(
+    module: str, name: str, said: str
+) -> None:
+    # NOTE: Starlette's Router read "include() takes a Router, not Router: <...>", as if it
+    # were the one wanted; FastAPI's routes and routers (what app.routes holds) had no advice.
+    app = App()
+    for given in (_theirs(module, name), [_theirs(module, name)]):
+        with pytest.raises(TypeError) as raised:
+            app.include(given)  # type: ignore[arg-type]
+        assert str(raised.value).startswith(f"include() takes a Router, not {said}")
+
+
+def test_only_starlettes_and_fastapis_own_modules_get_their_advice() -> None:
+    app = App()
+    for module in ("starlette_extras", "fastapi_utils.routing", "mystarlette.routing"):
+        with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not Router: <"):
+            app.include(_theirs(module, "Router"))  # type: ignore[arg-type]
