@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour
+from drive import http_scope
 
 import microweb
 from microweb import App, HTTPError, Request, Response
@@ -599,3 +600,64 @@ def test_an_attribute_that_raises_an_ending_raises_it_as_a_handlers_own(
             pytest.raises(raised, match="status_code read"),
         ):
             client.post("/")
+
+
+def _cancelled_then_raising(raised: type[BaseException] | None) -> tuple[object, list[object]]:
+    """Run an ``async def`` handler that the server cancels as it waits (the client left):
+    it raises, in place of the cancellation, the port's error whose ``status_code`` raises
+    ``raised``, or a RuntimeError with ``None``. Return the class of what ended the ASGI
+    call (``None`` if it returned) and the statuses sent."""
+    started = asyncio.Event()
+    app = App()
+
+    @app.post("/")
+    async def handler(request: Request) -> Any:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if raised is None:
+                raise RuntimeError("converted") from None
+            raise _foreign_error(raised)() from None
+
+    asgi = app.as_asgi()
+    sent: list[object] = []
+
+    async def call() -> object:
+        async def receive() -> dict[str, Any]:
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message.get("status", message["type"]))
+
+        task = asyncio.ensure_future(asgi(http_scope("POST", "/"), receive, send))
+        await started.wait()
+        task.cancel()
+        try:
+            await task
+        except BaseException as exc:
+            return type(exc)
+        return None
+
+    return asyncio.run(call()), sent
+
+
+def test_a_cancelled_error_of_a_read_in_a_cancelled_request_is_the_apps_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: ASGI only: no WSGI server cancels a call. The handler made the server's
+    # cancellation its own error; a CancelledError of the read is no second cancellation:
+    # the 500 and its line, as for any error the handler raised in its place.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    assert _cancelled_then_raising(None) == (None, [500, "http.response.body"])
+    assert _cancelled_then_raising(asyncio.CancelledError) == (None, [500, "http.response.body"])
+    messages = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert messages == ["unhandled error in POST /"] * 2
+
+
+@pytest.mark.parametrize("raised", [GeneratorExit, _Stop])
+def test_an_ending_of_a_read_in_a_cancelled_request_goes_to_the_server(
+    raised: type[BaseException],
+) -> None:
+    assert _cancelled_then_raising(raised) == (raised, [])
