@@ -18,7 +18,7 @@ import re
 import sys
 from dis import get_instructions, opmap
 from types import FrameType, ModuleType
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from ._errors import OtherName, refuse_other_spellings
 from ._routing import Route
@@ -107,9 +107,15 @@ def routing_advice(given: object) -> str:
         given: What ``include()`` was given in place of a ``Router``.
     """
     # NOTE: type() alone, no attribute of the app's objects read: this is an error path.
+    # NOTE: a subclass's list too (routes kept in one of the app's), read by list's own
+    # methods: its __len__ and __getitem__ are the app's code.
     first = given
-    if isinstance(given, (list, tuple)) and type(given) in (list, tuple) and given:
-        first = given[0]
+    if issubclass(type(given), list):
+        listed = cast("list[object]", given)
+        first = list.__getitem__(listed, 0) if list.__len__(listed) else given
+    elif issubclass(type(given), tuple):
+        kept = cast("tuple[object, ...]", given)
+        first = tuple.__getitem__(kept, 0) if tuple.__len__(kept) else given
     cls = type(first)
     if issubclass(cls, Route):
         return (
