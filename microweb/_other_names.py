@@ -18,7 +18,7 @@ import re
 import sys
 from dis import get_instructions, opmap
 from types import FrameType, ModuleType
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from ._errors import OtherName, refuse_other_spellings
 from ._routing import Route
@@ -78,38 +78,58 @@ def add_other_names(cls: type, variable: str) -> None:
     refuse_other_spellings(cls, advice, OtherName)
 
 
-# NOTE: what a Starlette port hands include(): its routes list, or one of its items.
+# NOTE: what a Starlette or FastAPI port hands include(): its routes list, or one of its
+# items, its router or its app.
+_ROUTES = (
+    "add each route with app.route(path, methods=[...])(endpoint), or put them on a "
+    "Router(prefix=...) and include that"
+)
+_WEBSOCKET_ROUTES = "add each one with app.websocket(path)(endpoint)"
+_ROUTERS = "add its routes to a Router(prefix=...) of microweb's and include that"
 _STARLETTE_ROUTING = {
-    "Route": (
-        "add each route with app.route(path, methods=[...])(endpoint), or put them on a "
-        "Router(prefix=...) and include that"
-    ),
+    "Route": _ROUTES,
     "Mount": "put its routes on a Router(prefix=...) and include that",
-    "WebSocketRoute": "add each one with app.websocket(path)(endpoint)",
+    "WebSocketRoute": _WEBSOCKET_ROUTES,
+    # NOTE: Starlette's Router read "include() takes a Router, not Router: <...>".
+    "Router": _ROUTERS,
+    "APIRoute": _ROUTES,
+    "APIWebSocketRoute": _WEBSOCKET_ROUTES,
+    "APIRouter": _ROUTERS,
 }
+_APPS = {"Starlette": "a Starlette app", "FastAPI": "a FastAPI app"}
 
 
 def routing_advice(given: object) -> str:
-    """Say what to write for ``given``, microweb's ``Route`` or Starlette's routing object (or
-    a list of them), that ``include()`` refused; else ``""``.
+    """Say what to write for ``given``, microweb's ``Route`` or Starlette's or FastAPI's routing
+    object or app (or a list of them), that ``include()`` refused; else ``""``.
 
     Args:
         given: What ``include()`` was given in place of a ``Router``.
     """
     # NOTE: type() alone, no attribute of the app's objects read: this is an error path.
+    # NOTE: a subclass's list too (routes kept in one of the app's), read by list's own
+    # methods: its __len__ and __getitem__ are the app's code.
     first = given
-    if isinstance(given, (list, tuple)) and type(given) in (list, tuple) and given:
-        first = given[0]
+    if issubclass(type(given), list):
+        listed = cast("list[object]", given)
+        first = list.__getitem__(listed, 0) if list.__len__(listed) else given
+    elif issubclass(type(given), tuple):
+        kept = cast("tuple[object, ...]", given)
+        first = tuple.__getitem__(kept, 0) if tuple.__len__(kept) else given
     cls = type(first)
     if issubclass(cls, Route):
         return (
             "a Route (what a plugin's apply() reads, made by the app): add a route with "
             "app.route(path, methods=[...])(handler)"
         )
-    if str(cls.__module__).partition(".")[0] not in ("starlette", "fastapi"):
+    package = str(cls.__module__).partition(".")[0]
+    if package not in ("starlette", "fastapi"):
         return ""
+    if cls.__name__ in _APPS:
+        return f"{_APPS[cls.__name__]}: {_ROUTERS}"
     advice = _STARLETTE_ROUTING.get(cls.__name__)
-    return f"Starlette's {cls.__name__}: {advice}" if advice else ""
+    whose = "FastAPI's" if package == "fastapi" else "Starlette's"
+    return f"{whose} {cls.__name__}: {advice}" if advice else ""
 
 
 _FLASK, _STARLETTE, _FALCON = "Flask's", "Starlette's", "Falcon's"

@@ -15,7 +15,7 @@ import re
 import sys
 from types import FrameType, ModuleType, TracebackType
 
-from ._errors import HTTPError, only_of
+from ._errors import HTTPError, is_asyncio_cancellation, only_of
 from ._request import Request
 
 
@@ -26,7 +26,8 @@ def port_hint(exc: Exception) -> str:
     same name (``request.form["x"]``, ``request.json.get("x")``) or Starlette's
     ``request.url.path``: Python's own message named no ``Request`` and said nothing of why.
     Only on the error path: the names stay plain methods, with nothing in front of them.
-    Never raises, but the ``KeyboardInterrupt`` or ``SystemExit`` of the app's code it reads.
+    Never raises, but a ``BaseException`` of the app's code it reads that is no ``Exception``
+    or ``CancelledError`` (a ``KeyboardInterrupt``, a ``SystemExit``), as a handler's goes on.
     """
     try:
         return (
@@ -35,16 +36,16 @@ def port_hint(exc: Exception) -> str:
             or _foreign_keyword(exc)
             or _grouped_http_error(exc)
         )
-    except (KeyboardInterrupt, SystemExit):
-        # NOTE: Ctrl-C or sys.exit() in the app's code read here (a property's) goes on, as
-        # it does out of a handler: to the server, which stops; a test, which stops too.
-        raise
-    except BaseException:
+    except BaseException as exc_of_read:
+        if not isinstance(exc_of_read, Exception) and not is_asyncio_cancellation(exc_of_read):
+            raise
         # NOTE: the app's error is what counts: its str() or its obj (a property of a
         # subclass's) raised out of the log line, which was lost, and the error in the error
-        # path went on to the server in place of the 500. Any BaseException of a read (the
-        # app's own, a GeneratorExit or CancelledError raised by hand) too: none of them is
-        # a generator's close or a task's cancellation, which never arrive in sync code.
+        # path went on to the server in place of the 500. A CancelledError raised by a read is
+        # the app's own (a task's cancellation never arrives in sync code), an error as out of
+        # a handler. Any other BaseException goes on, as out of a handler: Ctrl-C, sys.exit(),
+        # a GeneratorExit, an app's own, such as gevent's Timeout, which does arrive in sync
+        # code that waits (a property's query): caught, it was lost (review402).
         return ""
 
 

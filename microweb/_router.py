@@ -533,7 +533,12 @@ def check_includable(router: object) -> None:
     advice = routing_advice(router)
     if advice:
         raise TypeError(f"include() takes a Router, not {advice}")
-    raise TypeError(f"include() takes a Router, not {type(router).__name__}: {router!r}")
+    try:
+        shown = repr(router)
+    except Exception:
+        # NOTE: its repr's error went out of include() in place of this one.
+        shown = object.__repr__(router)
+    raise TypeError(f"include() takes a Router, not {type(router).__name__}: {shown}")
 
 
 @contextlib.contextmanager

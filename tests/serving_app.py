@@ -294,18 +294,32 @@ def _exit() -> None:
 
 @app.get("/exits")
 def exits(request: Request) -> Response | str:
-    """``sys.exit()`` in the handler (``where=handler``), in a stream midway (``where=stream``
-    a ``def`` generator's, ``astream`` an ``async def`` one's) or in an after-response
-    callback."""
+    """``sys.exit()`` in the handler (``where=handler``), in a property of its error that
+    microweb reads for the log line's port hint (``where=read``), in a stream midway
+    (``where=stream`` a ``def`` generator's, ``astream`` an ``async def`` one's) or in an
+    after-response callback."""
     where = request.query.get("where")
     if where == "handler":
         _exit()
+    if where == "read":
+        raise _ExitingHTTPException()
     if where == "stream":
         return Response.stream(_exit_midway())
     if where == "astream":
         return Response.stream(_aexit_midway())
     request.after_response(_exit)
     return "answered"
+
+
+class _ExitingHTTPException(Exception):
+    """Starlette's HTTPException as a port raises it, whose ``status_code`` exits."""
+
+    __module__ = "starlette.exceptions"
+
+    @property
+    def status_code(self) -> int:
+        _exit()
+        return 500
 
 
 def _exit_midway() -> Iterator[str]:

@@ -1662,14 +1662,16 @@ def test_app_codes_own_system_exit_is_answered_and_ends_its_connection(
     # NOTE: Waitress's channel handles only an Exception: a handler's SystemExit left the
     # client waiting for an answer, and a callback's its kept-alive connection, which the
     # stop then counted in flight until the grace period ran out. Uvicorn answers 500, or
-    # closes the connection once the answer went out.
+    # closes the connection once the answer went out. One raised as the log line's port hint
+    # reads the handler's error (a property's) is the same: answered, and the server serves on.
     with serving(tmp_path, server) as (url, log):
         assert httpx.get(f"{url}/exits?where=handler", timeout=3).status_code == 500
+        assert httpx.get(f"{url}/exits?where=read", timeout=3).status_code == 500
         received = exchange(url, b"GET /exits?where=callback HTTP/1.1\r\nHost: x\r\n\r\n")
         assert httpx.get(f"{url}/where", timeout=3).status_code == 200
     assert received.startswith(b"HTTP/1.1 200 OK\r\n"), read_log(log)
     assert received.endswith(b"\r\n\r\nanswered"), received
-    assert read_log(log).count("SystemExit: app code's own exit") == 2, read_log(log)
+    assert read_log(log).count("SystemExit: app code's own exit") == 3, read_log(log)
 
 
 @pytest.mark.servers

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour
+from drive import http_scope
 
 import microweb
 from microweb import App, HTTPError, Request, Response
@@ -546,10 +547,7 @@ def _foreign_error(raised: type[BaseException], name: str = "status_code") -> ty
     return cls
 
 
-_ENDINGS_OF_A_READ = [_Stop, GeneratorExit, asyncio.CancelledError]
-
-
-@pytest.mark.parametrize("raised", _ENDINGS_OF_A_READ)
+@pytest.mark.parametrize("raised", [asyncio.CancelledError])
 @pytest.mark.parametrize("name", ["status_code", "code"])
 def test_an_attribute_that_raises_a_base_exception_leaves_no_hint(
     make_client: MakeClient,
@@ -558,8 +556,9 @@ def test_an_attribute_that_raises_a_base_exception_leaves_no_hint(
     raised: type[BaseException],
     name: str,
 ) -> None:
-    # NOTE: only an Exception was caught: the property's BaseException went out of the log
-    # line, and the app's error with it, to the server in place of the 500.
+    # NOTE: only an Exception was caught: the property's CancelledError went out of the log
+    # line, and the app's error with it, to the server in place of the 500. Raised in sync
+    # code, it is the app's own, an error of the request as out of a handler.
     error = _foreign_error(raised, name)
 
     def handler(request: Request) -> Any:
@@ -574,21 +573,91 @@ def test_an_attribute_that_raises_a_base_exception_leaves_no_hint(
     assert (response.status_code, "Traceback" in response.text) == (500, True)
 
 
-@pytest.mark.parametrize("raised", [KeyboardInterrupt, SystemExit])
-def test_an_attribute_that_raises_keyboard_interrupt_or_system_exit_raises_it(
+_ENDINGS = [KeyboardInterrupt, SystemExit, GeneratorExit, _Stop]
+
+
+@pytest.mark.parametrize("raised", _ENDINGS)
+def test_an_attribute_that_raises_an_ending_raises_it_as_a_handlers_own(
     interface: str, colour: str, raised: type[BaseException]
 ) -> None:
-    # NOTE: as a handler's own: Ctrl-C and sys.exit() go on to the server, here the test.
+    # NOTE: as a handler's own: Ctrl-C, sys.exit() and any BaseException that is no Exception
+    # go on to the server, here the test. A GeneratorExit or an app's own (gevent's Timeout,
+    # which arrives in sync code that waits) was taken for a failed read and lost, where the
+    # same raised by the handler went on.
     error = _foreign_error(raised)
 
     def handler(request: Request) -> Any:
         raise error()
 
+    def direct(request: Request) -> Any:
+        raise raised("status_code read")
+
     with pytest.raises(raised, match="status_code read"):
         port_hint(error())
-    app = _app(colour, handler)
-    with (
-        TestClient(app, interface=interface, raise_server_exceptions=False) as client,
-        pytest.raises(raised, match="status_code read"),
-    ):
-        client.post("/")
+    for app in (_app(colour, handler), _app(colour, direct), _app(colour, handler, debug=True)):
+        with (
+            TestClient(app, interface=interface, raise_server_exceptions=False) as client,
+            pytest.raises(raised, match="status_code read"),
+        ):
+            client.post("/")
+
+
+def _cancelled_then_raising(raised: type[BaseException] | None) -> tuple[object, list[object]]:
+    """Run an ``async def`` handler that the server cancels as it waits (the client left):
+    it raises, in place of the cancellation, the port's error whose ``status_code`` raises
+    ``raised``, or a RuntimeError with ``None``. Return the class of what ended the ASGI
+    call (``None`` if it returned) and the statuses sent."""
+    started = asyncio.Event()
+    app = App()
+
+    @app.post("/")
+    async def handler(request: Request) -> Any:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if raised is None:
+                raise RuntimeError("converted") from None
+            raise _foreign_error(raised)() from None
+
+    asgi = app.as_asgi()
+    sent: list[object] = []
+
+    async def call() -> object:
+        async def receive() -> dict[str, Any]:
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message.get("status", message["type"]))
+
+        task = asyncio.ensure_future(asgi(http_scope("POST", "/"), receive, send))
+        await started.wait()
+        task.cancel()
+        try:
+            await task
+        except BaseException as exc:
+            return type(exc)
+        return None
+
+    return asyncio.run(call()), sent
+
+
+def test_a_cancelled_error_of_a_read_in_a_cancelled_request_is_the_apps_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: ASGI only: no WSGI server cancels a call. The handler made the server's
+    # cancellation its own error; a CancelledError of the read is no second cancellation:
+    # the 500 and its line, as for any error the handler raised in its place.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    assert _cancelled_then_raising(None) == (None, [500, "http.response.body"])
+    assert _cancelled_then_raising(asyncio.CancelledError) == (None, [500, "http.response.body"])
+    messages = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert messages == ["unhandled error in POST /"] * 2
+
+
+@pytest.mark.parametrize("raised", [GeneratorExit, _Stop])
+def test_an_ending_of_a_read_in_a_cancelled_request_goes_to_the_server(
+    raised: type[BaseException],
+) -> None:
+    assert _cancelled_then_raising(raised) == (raised, [])

@@ -279,3 +279,73 @@ def test_starlettes_mount_and_other_values_given_to_include() -> None:
         app.include([])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not a Route \(what"):
         app.include(Route("/x", frozenset({"GET"}), _endpoint, "x", False))  # type: ignore[arg-type]
+
+
+def _theirs(module: str, name: str) -> object:
+    """An instance of ``module``'s class ``name``, as a port has it (no Starlette needed)."""
+    return type(name, (), {"__module__": module})()
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "said"),
+    [
+        ("starlette.routing", "Router", "Starlette's Router: add its routes to a Router"),
+        ("starlette.applications", "Starlette", "a Starlette app: add its routes to a Router"),
+        ("fastapi.routing", "APIRouter", "FastAPI's APIRouter: add its routes to a Router"),
+        ("fastapi.applications", "FastAPI", "a FastAPI app: add its routes to a Router"),
+        ("fastapi.routing", "APIRoute", "FastAPI's APIRoute: add each route with app.route("),
+        ("fastapi.routing", "APIWebSocketRoute", "FastAPI's APIWebSocketRoute: add each one"),
+    ],
+)
+def test_starlettes_and_fastapis_routers_and_apps_given_to_include(
+    module: str, name: str, said: str
+) -> None:
+    # NOTE: Starlette's Router read "include() takes a Router, not Router: <...>", as if it
+    # were the one wanted; FastAPI's routes and routers (what app.routes holds) had no advice.
+    app = App()
+    for given in (_theirs(module, name), [_theirs(module, name)]):
+        with pytest.raises(TypeError) as raised:
+            app.include(given)  # type: ignore[arg-type]
+        assert str(raised.value).startswith(f"include() takes a Router, not {said}")
+
+
+def test_only_starlettes_and_fastapis_own_modules_get_their_advice() -> None:
+    app = App()
+    for module in ("starlette_extras", "fastapi_utils.routing", "mystarlette.routing"):
+        with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not Router: <"):
+            app.include(_theirs(module, "Router"))  # type: ignore[arg-type]
+
+
+class _Listed(list):  # type: ignore[type-arg]
+    """A list of the app's own class, whose reads raise: none of them is made."""
+
+    def __getitem__(self, index: Any) -> Any:
+        raise AssertionError("read")
+
+    def __len__(self) -> int:
+        raise AssertionError("read")
+
+    def __bool__(self) -> bool:
+        raise AssertionError("read")
+
+    def __repr__(self) -> str:
+        return "_Listed"
+
+
+def test_a_list_subclass_of_starlettes_routes_given_to_include() -> None:
+    # NOTE: a list of another class (routes kept in one of the app's) had no advice.
+    app = App()
+    with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not Starlette's Route: "):
+        app.include(_Listed([_starlettes("Route")("/links", _endpoint)]))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not _Listed: _Listed$"):
+        app.include(_Listed())  # type: ignore[arg-type]
+
+
+def test_a_value_whose_repr_raises_given_to_include_gets_the_type_error() -> None:
+    # NOTE: the message showed repr(value), whose error went out of include() in its place.
+    class Shown:
+        def __repr__(self) -> str:
+            raise RuntimeError("repr")
+
+    with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not Shown: <.*Shown object"):
+        App().include(Shown())  # type: ignore[arg-type]
