@@ -12,6 +12,7 @@ from waitress.task import ErrorTask, WSGITask
 
 from ._parsing import names_option
 from ._wsgi import AFTER_SENT
+from ._wsgi_request import HEADER_LINES
 
 
 class Escaped(Exception):
@@ -99,6 +100,7 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
         server."""
         environ: dict[str, Any] = super().get_environment()
         environ[AFTER_SENT] = self.after_sent.append
+        environ[HEADER_LINES] = getattr(self.request, "header_count", 0)
         arrival = _arrival_address(self.channel)
         if arrival is not None:
             # NOTE: SERVER_NAME stands for a missing Host (HTTP/1.0). It was Waitress's
