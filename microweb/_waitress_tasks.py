@@ -38,12 +38,20 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
     def build_response_header(self) -> bytes:
         """Build the head as Waitress does, keeping the connection open where Waitress would
         close it with no need (``set_close_on_finish``), and closing it where Waitress
-        would keep it: for ``close`` among the ``Connection`` options."""
+        would keep it: for ``close`` among the ``Connection`` options, and after any HTTP/1.0
+        answer."""
         if self.version == "1.1" and names_option(self.request.headers.get("CONNECTION"), "close"):
             # SPEC: RFC 9112 9.6, a server that receives the "close" option closes after its
             # answer, and SHOULD NOT process further requests. NOTE: Waitress closed only for
             # a value of "close" alone ("keep-alive, close", two lines: kept), and answered the
             # request pipelined after it, where Uvicorn closes.
+            self.set_close_on_finish()
+        if self.version == "1.0":
+            # SPEC: RFC 9112 9.3, a server MAY close a connection; RFC 9112 C.2.2, HTTP/1.0's
+            # keep-alive is a leftover that proxies mishandle. NOTE: Waitress kept an HTTP/1.0
+            # connection that asked for "keep-alive", and answered the requests pipelined
+            # after it, where Uvicorn (h11 or httptools) closes after each HTTP/1.0 answer
+            # (hostile8).
             self.set_close_on_finish()
         if getattr(self.channel.server, "microweb_stopping", False):
             # SPEC: RFC 9112 9.6, a server that will close the connection after its answer
