@@ -83,6 +83,8 @@ LONG_LINE = 1024
 _ENDS_OR_REFUSED = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # NOTE: a target in absolute-form: a scheme, then "://" (RFC 3986 3.1).
 _ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://")
+# NOTE: bytes of a read kept for the next one, where a head goes on (BoundedHttpTools.tail).
+TAIL = 16
 # NOTE: the longest target httptools.parse_url() reads (its offsets are 16-bit).
 MAX_PARSED_TARGET = 65535
 
@@ -96,6 +98,7 @@ def _closing_refusal(status: bytes, text: bytes) -> bytes:
 _REFUSAL = _closing_refusal(
     b"431 Request Header Fields Too Large", b"request header fields too large"
 )
+_SPACED_REFUSAL = _closing_refusal(b"400 Bad Request", b"request line spaced wrong")
 _VERSION_REFUSAL = _closing_refusal(b"400 Bad Request", b"HTTP version not served")
 _UPGRADE_REFUSAL = _closing_refusal(b"400 Bad Request", UPGRADE_BODY.encode())
 _CONNECT_REFUSAL = _closing_refusal(b"400 Bad Request", CONNECT_BODY.encode())
@@ -157,6 +160,26 @@ class BoundedHttpTools(  # type: ignore[misc]
     # NOTE: how many on_response_complete() calls are starting the next request's app, one
     # inside another (under an eager task factory, see _start_asgi_task()).
     completing = 0
+    # NOTE: the read httptools is parsing (_feed()), where on_url() looks at the request line:
+    # where in it the next request line starts, after the message before (CR and LF may come
+    # first), or -1 where that is not known (after a chunked body); where the request's target
+    # ends in it (-1: not in it); where its body starts in it (-1: not known) and how much of
+    # the body has been read from there; whether the request line had its whitespace doubled.
+    feeding = b""
+    line_from = url_end = body_from = -1
+    body_seen = 0
+    spaced_line = False
+    # NOTE: how a read ended in a request line after its target's first bytes: None, it did
+    # not; 0, at the end of the target's bytes (more may come); 1, in one space after them.
+    line_open: int | None = None
+    # NOTE: whether the head being read began in an earlier read (head_started: it has begun
+    # and not ended), and that read's last bytes (TAIL of them, with those before it, where
+    # it began earlier still): the method, with its space, is never longer.
+    head_started = began_before = False
+    tail = b""
+    # NOTE: whether the body of the request read last has a Transfer-Encoding (its chunk lines
+    # are not counted in body_seen).
+    coded_body = False
     # NOTE: the context the connection was made in, which each request's task starts from
     # (a copy of it), as the first one does.
     start_context: contextvars.Context
@@ -170,7 +193,66 @@ class BoundedHttpTools(  # type: ignore[misc]
     def on_message_begin(self) -> None:
         """Begin a request as Uvicorn does; its head is due from here."""
         super().on_message_begin()
-        self.head_due = True
+        self.head_due, self.spaced_line, self.url_end, self.line_open = True, False, -1, None
+        self.head_started, self.began_before = True, False
+
+    def on_url(self, url: bytes) -> None:
+        """Gather the target as Uvicorn does; see whether its request line is spaced right."""
+        if not self.url and self.began_before:
+            # NOTE: the line began in an earlier read, whose last bytes hold its start.
+            end = target_end_after(self.tail, self.feeding, self.parser.get_method(), url)
+            self.spaced_line, self.url_end = end < 0, end
+            self._keep_line_open(end)
+        elif not self.url and self.line_from >= 0:
+            # SPEC: RFC 9112 3, request-line = method SP request-target SP HTTP-version.
+            # NOTE: httptools skips any run of spaces around the target: "GET  /x" was
+            # served, where Waitress and h11 answer 400, and a proxy before may split the
+            # line elsewhere (hostile8).
+            end = target_end(self.feeding, self.line_from, self.parser.get_method(), url)
+            self.spaced_line, self.url_end = end < 0, end
+            self._keep_line_open(end)
+        elif self.url and self.line_open == 0:
+            # NOTE: the target goes on from the read before, from this one's start.
+            data = self.feeding
+            end = len(url) if data.startswith(url) else -1
+            if end < 0 or not (
+                end == len(data) or data[end : end + 2] == b" H" or data[end:] == b" "
+            ):
+                self.spaced_line, end = True, -1
+            self.url_end = end
+            self._keep_line_open(end)
+        self.url += url
+
+    def _head_end(self) -> int:
+        """Return where in this read the head just read ends (after its empty line), or -1
+        where that is not known."""
+        data, end = self.feeding, self.url_end
+        if end < 0 and not self.began_before:
+            return -1
+        if end < 0:
+            # NOTE: its empty line may have begun in the read before.
+            tail = self.tail[-3:]
+            straddling = (tail + data[:3]).find(b"\r\n\r\n")
+            if straddling >= 0:
+                return straddling + 4 - len(tail)
+        found = data.find(b"\r\n\r\n", max(end, 0))
+        return found + 4 if found >= 0 else -1
+
+    def _keep_line_open(self, end: int) -> None:
+        """Note whether the read being parsed ends in its request line, ``end`` being where
+        its target's bytes end in it (``-1``: nowhere, or refused)."""
+        left = len(self.feeding) - end
+        self.line_open = left if end >= 0 and left <= 1 else None
+
+    def _go_on_with_line(self, data: bytes) -> None:
+        """Check the start of ``data``, a read that goes on with a request line whose target
+        ended the read before (``line_open``), or a space after it."""
+        if self.line_open == 1:
+            self.line_open = None
+            self.spaced_line = self.spaced_line or data[:1] == b" "
+        elif data[:1] == b" ":
+            self.line_open = 1 if len(data) == 1 else None
+            self.spaced_line = self.spaced_line or data[1:2] == b" "
 
     def data_received(self, data: bytes) -> None:
         """Parse ``data`` in slices, until the pipeline of requests waiting is full."""
@@ -306,7 +388,21 @@ class BoundedHttpTools(  # type: ignore[misc]
         """Give ``data`` to httptools, as Uvicorn's ``data_received`` does; keep what follows
         a WebSocket handshake's head for the WebSocket protocol."""
         self._unset_keepalive_if_required()
+        # NOTE: positions are in this read: a target read before ends in none of it.
+        self.url_end = -1
+        self.began_before = self.reading_head and self.head_started
+        tail = self.tail if self.began_before else b""
+        if self.reading_head:
+            self.line_from, self.body_from = 0, -1
+            if self.line_open is not None:
+                self._go_on_with_line(data)
+        else:
+            # NOTE: a body that goes on from an earlier read starts this one, but for the
+            # chunks of one, whose end is not known here.
+            self.line_from, self.body_from = -1, -1 if self.coded_body else 0
+        self.body_seen = 0
         while data:
+            self.feeding = data
             try:
                 self.parser.feed_data(data)
             except httptools.HttpParserError:
@@ -314,6 +410,7 @@ class BoundedHttpTools(  # type: ignore[misc]
                 self.logger.warning(message)
                 self.send_400_response(message)
             except httptools.HttpParserUpgrade as upgrade:
+                self.feeding = b""
                 rest = data[upgrade.args[0] :]
                 if not self._should_upgrade():
                     if not self.refused:
@@ -323,12 +420,18 @@ class BoundedHttpTools(  # type: ignore[misc]
                     # HTTP: Uvicorn dropped the rest of the read, and a request pipelined
                     # there was never answered. httptools parses on from there.
                     data = b"" if self.refused else rest
+                    self.line_from = self.body_from = -1
                     continue
                 # NOTE: httptools tells where the head ended; Uvicorn dropped what came after
                 # it, and so the frames a client sent with its handshake (RFC 6455 4.1 asks it
                 # to wait for the 101, but the bytes were on the connection): it waited.
                 self.after_handshake = rest
                 self.handle_websocket_upgrade()
+            if self.reading_head and self.head_started:
+                self.tail = (tail + data)[-TAIL:] if len(data) < TAIL else data[-TAIL:]
+            else:
+                self.tail = b""
+            self.feeding = b""
             return
 
     def _hand_over(self, data: bytes) -> None:
@@ -341,7 +444,14 @@ class BoundedHttpTools(  # type: ignore[misc]
 
     def on_headers_complete(self) -> None:
         """Start the request as Uvicorn does, or refuse it (``_head_refusal()``)."""
-        self.head_due, self.line_read = False, 0
+        self.head_due, self.line_read, self.line_open = False, 0, None
+        # NOTE: the head ends at its first empty line (httptools takes CRLF only); its body
+        # starts there, but for a chunked one's, whose chunk lines are not counted.
+        head_end = self._head_end()
+        self.head_started = False
+        self.coded_body = any(name == b"transfer-encoding" for name, _ in self.headers)
+        unknown = head_end < 0 or self.coded_body
+        self.body_from, self.body_seen = -1 if unknown else head_end, 0
         if self.refused:
             return
         self.reading_head, self.heads = False, self.heads + 1
@@ -456,8 +566,8 @@ class BoundedHttpTools(  # type: ignore[misc]
 
     def _head_refusal(self) -> bytes | None:
         """Return the refusal of the request whose head was just read, or ``None``: 431 for a
-        head too large, 400 for a version not served or a switch with a body, 501 for a
-        transfer coding before ``chunked``."""
+        head too large, 400 for a version not served, a request line spaced wrong or a switch
+        with a body, 501 for a transfer coding before ``chunked``."""
         if self._head_size() >= self.max_head_size:
             return _REFUSAL
         if self.parser.get_http_version() not in ("1.0", "1.1"):
@@ -465,6 +575,9 @@ class BoundedHttpTools(  # type: ignore[misc]
             # a version (0.9), which Uvicorn served; Waitress and h11 answer 400.
             self.logger.warning("HTTP version not served: refused with 400")
             return _VERSION_REFUSAL
+        if self.spaced_line:
+            self.logger.warning("request line with whitespace doubled: refused with 400")
+            return _SPACED_REFUSAL
         if self.parser.should_upgrade() and has_body(self.headers):
             # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade, and then reads the request as
             # any other. NOTE: httptools ends the request at its head all the same (the body
@@ -526,6 +639,7 @@ class BoundedHttpTools(  # type: ignore[misc]
     def on_body(self, body: bytes) -> None:
         """Pass on the body as Uvicorn does; after a refusal, the parser's rest is dropped."""
         self.body_read, self.read_in_trailer = True, 0
+        self.body_seen += len(body)
         if not self.refused:
             self.continue_expected = False
             super().on_body(body)
@@ -534,6 +648,8 @@ class BoundedHttpTools(  # type: ignore[misc]
         """End the request as Uvicorn does, unless it was refused; a head may come next."""
         if not self.refused:
             self.reading_head, self.read_in_head, self.read_in_trailer = True, 0, 0
+            from_ = self.body_from
+            self.line_from = -1 if from_ < 0 else from_ + self.body_seen
             self.stop_stall_timer()
             super().on_message_complete()
 
@@ -671,6 +787,56 @@ class BoundedHttpTools(  # type: ignore[misc]
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER, self.transport.close)
+
+
+def target_end(data: bytes, start: int, method: bytes, url: bytes) -> int:
+    """Return where in ``data`` the first read of the target that httptools read (``url``)
+    ends, its request line starting at ``start`` (after any CR and LF); ``-1`` if the line is
+    not ``method``, one space, the target, then one space and "H" (or the end of ``data``).
+
+    A line at ``data``'s start may have begun in an earlier read: ``data`` then starts with
+    the rest of its method and space. Where that read ended in the space, a second space
+    starting ``data`` goes by.
+    """
+    size = len(data)
+    while start < size and data[start] in b"\r\n":
+        start += 1
+    lead = method + b" "
+    if data.startswith(lead, start):
+        at = start + len(lead)
+    elif start > 0:
+        return -1
+    else:
+        at = next(
+            (
+                len(lead) - cut
+                for cut in range(1, len(lead))
+                if lead[cut:] == data[: len(lead) - cut]
+            ),
+            0,
+        )
+    if not data.startswith(url, at):
+        return -1
+    end = at + len(url)
+    if end == size or data[end : end + 2] == b" H" or data[end:] == b" ":
+        return end
+    return -1
+
+
+def target_end_after(tail: bytes, data: bytes, method: bytes, url: bytes) -> int:
+    """Return where in ``data`` the first read of the target (``url``) ends, for a request
+    line that began in an earlier read, whose last bytes were ``tail``; ``-1`` if the line is
+    not ``method``, one space, the target, then one space and "H" (or the end of ``data``)."""
+    lead = method + b" "
+    joined = tail + data
+    found = joined.find(lead + url, max(0, len(tail) - len(lead)))
+    at = found + len(lead) - len(tail)
+    if found < 0 or not 0 <= at <= len(lead):
+        return -1
+    end = at + len(url)
+    if end == len(data) or data[end : end + 2] == b" H" or data[end:] == b" ":
+        return end
+    return -1
 
 
 def with_path(target: bytes) -> bytes:
