@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import time
+from urllib.parse import unquote_to_bytes
 
 import pytest
 from drive import wsgi_get
@@ -18,6 +19,7 @@ from servers import HOST, ServedWay, exchange, module_server, read_until_closed,
 
 from microweb import App, Limits, Request
 from microweb._httptools import target_end, target_end_after
+from microweb._percent import percent_decode_bytes
 from microweb._target import authority_refusal
 from microweb._wsgi_request import HEADER_LINES
 
@@ -249,3 +251,21 @@ def test_header_lines_a_wsgi_server_joined_count_as_it_says_they_came(
     assert answered.startswith(status), (answered, body)
     if status == "431 ":
         assert body == b"more than 30 header lines"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"%" * 1000,
+        b"%zz" * 300,
+        b"%%41" * 300,
+        b"=%41%" * 300,
+        b"%41=%3D%3d==%" * 50,
+        b"%%%41%4%4g%g4=\r\n%0A%0d" * 20,
+    ],
+    ids=["lone", "lone-letters", "lone-and-escapes", "equals", "equal-escapes", "lines"],
+)
+def test_percent_escapes_in_any_mix_decode_as_unquote_to_bytes_does(data: bytes) -> None:
+    # NOTE: the escapes' "%" were turned into "=" by a regex sub, a match each: 1 MB of "%%41"
+    # (one form field) took 61 ms of CPU; now they are added to as one integer (hostile8).
+    assert percent_decode_bytes(data) == unquote_to_bytes(data)
