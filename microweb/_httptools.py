@@ -22,6 +22,10 @@ Frames that a client sent with its WebSocket handshake (before the 101 it should
 were lost: Uvicorn handed the WebSocket protocol the handshake alone. Here that protocol gets
 every byte read after the handshake's head.
 
+httptools skips a run of spaces around the target: ``GET  /x`` was served, where Waitress and
+h11 answer 400. Here the request line is looked for in the read that holds it (and the end of
+the read before): one spaced wrong is refused (400).
+
 A request asking for another ``Upgrade`` (``h2c``) stays HTTP, as under Waitress and h11:
 httptools ends it at its head, and Uvicorn parsed its body as the next request, and dropped
 a request pipelined after it. Here one with a body is refused (400), and the rest is parsed.
