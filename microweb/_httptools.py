@@ -182,8 +182,9 @@ class BoundedHttpTools(  # type: ignore[misc]
     head_started = began_before = False
     tail = b""
     # NOTE: whether the body of the request read last has a Transfer-Encoding (its chunk lines
-    # are not counted in body_seen).
+    # are not counted in body_seen), and where its chunks start in this read (-1: not in it).
     coded_body = False
+    chunks_from = -1
     # NOTE: the context the connection was made in, which each request's task starts from
     # (a copy of it), as the first one does.
     start_context: contextvars.Context
@@ -393,7 +394,7 @@ class BoundedHttpTools(  # type: ignore[misc]
         a WebSocket handshake's head for the WebSocket protocol."""
         self._unset_keepalive_if_required()
         # NOTE: positions are in this read: a target read before ends in none of it.
-        self.url_end = -1
+        self.url_end = self.chunks_from = -1
         self.began_before = self.reading_head and self.head_started
         tail = self.tail if self.began_before else b""
         if self.reading_head:
@@ -456,6 +457,7 @@ class BoundedHttpTools(  # type: ignore[misc]
         self.coded_body = any(name == b"transfer-encoding" for name, _ in self.headers)
         unknown = head_end < 0 or self.coded_body
         self.body_from, self.body_seen = -1 if unknown else head_end, 0
+        self.chunks_from = head_end if self.coded_body else -1
         if self.refused:
             return
         self.reading_head, self.heads = False, self.heads + 1
@@ -653,7 +655,14 @@ class BoundedHttpTools(  # type: ignore[misc]
         if not self.refused:
             self.reading_head, self.read_in_head, self.read_in_trailer = True, 0, 0
             from_ = self.body_from
-            self.line_from = -1 if from_ < 0 else from_ + self.body_seen
+            if from_ >= 0:
+                self.line_from = from_ + self.body_seen
+            elif self.chunks_from >= 0:
+                # NOTE: a chunked body whose head came in this read: its chunk lines are read
+                # again (httptools has checked them), so that a line after it is checked too.
+                self.line_from = chunks_end(self.feeding, self.chunks_from)
+            else:
+                self.line_from = -1
             self.stop_stall_timer()
             super().on_message_complete()
 
@@ -824,6 +833,26 @@ def target_end(data: bytes, start: int, method: bytes, url: bytes) -> int:
     end = at + len(url)
     if end == size or data[end : end + 2] == b" H" or data[end:] == b" ":
         return end
+    return -1
+
+
+# NOTE: a chunk line httptools has taken: a size, any extensions, CRLF.
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]+)[^\r\n]*\r\n")
+
+
+def chunks_end(data: bytes, start: int) -> int:
+    """Return where in ``data`` the chunks (and trailer) of a body that starts at ``start``
+    end, as httptools has read them; ``-1`` if they go on past ``data``."""
+    while (line := _CHUNK_LINE.match(data, start)) is not None:
+        start = line.end()
+        size = int(line[1].lstrip(b"0") or b"0", 16)
+        if size:
+            start += size + 2
+        elif data.startswith(b"\r\n", start):
+            return start + 2
+        else:
+            end = data.find(b"\r\n\r\n", start)
+            return -1 if end < 0 else end + 4
     return -1
 
 

@@ -18,7 +18,7 @@ from drive import wsgi_get
 from servers import HOST, ServedWay, exchange, module_server, read_until_closed, statuses
 
 from microweb import App, Limits, Request
-from microweb._httptools import target_end, target_end_after
+from microweb._httptools import chunks_end, target_end, target_end_after
 from microweb._percent import percent_decode_bytes
 from microweb._target import authority_refusal
 from microweb._wsgi_request import HEADER_LINES
@@ -30,6 +30,10 @@ SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
 NEXT = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
 GET = b"GET /url HTTP/1.1\r\nHost: x\r\n\r\n"
 POST = b"POST /text HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\nGET  /url HTTP/1.1"
+CHUNKED = (
+    b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5;a=b\r\nGET /\r\n011\r\nGET /url HTTP/1.1\r\n0\r\nX-A: GET /url HTTP/1.1\r\n\r\n"
+)
 
 server = module_server(APP, SERVERS)
 
@@ -39,7 +43,9 @@ server = module_server(APP, SERVERS)
     [b"GET  /url HTTP/1.1", b"GET /url  HTTP/1.1", b"GET   /url   HTTP/1.1", b"GET /url\tHTTP/1.1"],
     ids=["before", "after", "both", "tab"],
 )
-@pytest.mark.parametrize("before", [b"", GET, POST], ids=["first", "after-get", "after-body"])
+@pytest.mark.parametrize(
+    "before", [b"", GET, POST, CHUNKED], ids=["first", "after-get", "after-body", "after-chunks"]
+)
 def test_whitespace_doubled_in_the_request_line_is_400_under_every_server(
     server: ServedWay, line: bytes, before: bytes
 ) -> None:
@@ -198,6 +204,22 @@ def test_the_target_of_a_request_line_is_found_where_one_space_puts_it(
     data: bytes, start: int, end: int
 ) -> None:
     assert target_end(data, start, b"GET", b"/x") == end
+
+
+@pytest.mark.parametrize(
+    ("data", "end"),
+    [
+        (b"0\r\n\r\nGET", 5),
+        (b"3\r\nabc\r\n0\r\n\r\n", 13),
+        (b"3;a=b\r\n\r\n\r\r\n00\r\nX: 1\r\nY: 2\r\n\r\nGET", 30),
+        (b"0003\r\n0\r\n\r\n0\r\n\r\n", 16),
+        (b"3\r\nabc\r\n", -1),
+        (b"0\r\nX: 1\r\n", -1),
+        (b"5\r\nab", -1),
+    ],
+)
+def test_a_chunked_body_read_whole_ends_after_its_trailer(data: bytes, end: int) -> None:
+    assert chunks_end(b"xx" + data, 2) == (end if end < 0 else end + 2)
 
 
 @pytest.mark.parametrize(
