@@ -22,6 +22,10 @@ Frames that a client sent with its WebSocket handshake (before the 101 it should
 were lost: Uvicorn handed the WebSocket protocol the handshake alone. Here that protocol gets
 every byte read after the handshake's head.
 
+httptools skips a run of spaces around the target: ``GET  /x`` was served, where Waitress and
+h11 answer 400. Here the request line is looked for in the read that holds it (and the end of
+the read before): one spaced wrong is refused (400).
+
 A request asking for another ``Upgrade`` (``h2c``) stays HTTP, as under Waitress and h11:
 httptools ends it at its head, and Uvicorn parsed its body as the next request, and dropped
 a request pipelined after it. Here one with a body is refused (400), and the rest is parsed.
@@ -40,7 +44,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from ._httptools_reads import HttpToolsReads
+from ._httptools_reads import HttpToolsReads, chunks_end, target_end, target_end_after
 from ._httptools_targets import stand_in_target, with_path
 from ._stall import (
     AnswersAfterEnd,
@@ -98,7 +102,56 @@ class BoundedHttpTools(  # type: ignore[misc]
     def on_message_begin(self) -> None:
         """Begin a request as Uvicorn does; its head is due from here."""
         super().on_message_begin()
-        self.head_due = True
+        self.head_due, self.spaced_line, self.url_end, self.line_open = True, False, -1, None
+        self.head_started, self.began_before = True, False
+
+    def on_url(self, url: bytes) -> None:
+        """Gather the target as Uvicorn does; see whether its request line is spaced right."""
+        if not self.url and self.began_before:
+            # NOTE: the line began in an earlier read, whose last bytes hold its start.
+            end = target_end_after(self.tail, self.feeding, self.parser.get_method(), url)
+            self.spaced_line, self.url_end = end < 0, end
+            self._keep_line_open(end)
+        elif not self.url and self.line_from >= 0:
+            # SPEC: RFC 9112 3, request-line = method SP request-target SP HTTP-version.
+            # NOTE: httptools skips any run of spaces around the target: "GET  /x" was
+            # served, where Waitress and h11 answer 400, and a proxy before may split the
+            # line elsewhere (hostile8).
+            end = target_end(self.feeding, self.line_from, self.parser.get_method(), url)
+            self.spaced_line, self.url_end = end < 0, end
+            self._keep_line_open(end)
+        elif self.url and self.line_open == 0:
+            # NOTE: the target goes on from the read before, from this one's start.
+            data = self.feeding
+            end = len(url) if data.startswith(url) else -1
+            if end < 0 or not (
+                end == len(data) or data[end : end + 2] == b" H" or data[end:] == b" "
+            ):
+                self.spaced_line, end = True, -1
+            self.url_end = end
+            self._keep_line_open(end)
+        self.url += url
+
+    def _head_end(self) -> int:
+        """Return where in this read the head just read ends (after its empty line), or -1
+        where that is not known."""
+        data, end = self.feeding, self.url_end
+        if end < 0 and not self.began_before:
+            return -1
+        if end < 0:
+            # NOTE: its empty line may have begun in the read before.
+            tail = self.tail[-3:]
+            straddling = (tail + data[:3]).find(b"\r\n\r\n")
+            if straddling >= 0:
+                return straddling + 4 - len(tail)
+        found = data.find(b"\r\n\r\n", max(end, 0))
+        return found + 4 if found >= 0 else -1
+
+    def _keep_line_open(self, end: int) -> None:
+        """Note whether the read being parsed ends in its request line, ``end`` being where
+        its target's bytes end in it (``-1``: nowhere, or refused)."""
+        left = len(self.feeding) - end
+        self.line_open = left if end >= 0 and left <= 1 else None
 
     def on_response_complete(self) -> None:
         """Start the next request as Uvicorn does; read on only once none is waiting.
@@ -148,7 +201,15 @@ class BoundedHttpTools(  # type: ignore[misc]
 
     def on_headers_complete(self) -> None:
         """Start the request as Uvicorn does, or refuse it (``_head_refusal()``)."""
-        self.head_due, self.line_read = False, 0
+        self.head_due, self.line_read, self.line_open = False, 0, None
+        # NOTE: the head ends at its first empty line (httptools takes CRLF only); its body
+        # starts there, but for a chunked one's, whose chunk lines are not counted.
+        head_end = self._head_end()
+        self.head_started = False
+        self.coded_body = any(name == b"transfer-encoding" for name, _ in self.headers)
+        unknown = head_end < 0 or self.coded_body
+        self.body_from, self.body_seen = -1 if unknown else head_end, 0
+        self.chunks_from = head_end if self.coded_body else -1
         if self.refused:
             return
         self.reading_head, self.heads = False, self.heads + 1
@@ -251,6 +312,7 @@ class BoundedHttpTools(  # type: ignore[misc]
     def on_body(self, body: bytes) -> None:
         """Pass on the body as Uvicorn does; after a refusal, the parser's rest is dropped."""
         self.body_read, self.read_in_trailer = True, 0
+        self.body_seen += len(body)
         if not self.refused:
             self.continue_expected = False
             super().on_body(body)
@@ -259,6 +321,15 @@ class BoundedHttpTools(  # type: ignore[misc]
         """End the request as Uvicorn does, unless it was refused; a head may come next."""
         if not self.refused:
             self.reading_head, self.read_in_head, self.read_in_trailer = True, 0, 0
+            from_ = self.body_from
+            if from_ >= 0:
+                self.line_from = from_ + self.body_seen
+            elif self.chunks_from >= 0:
+                # NOTE: a chunked body whose head came in this read: its chunk lines are read
+                # again (httptools has checked them), so that a line after it is checked too.
+                self.line_from = chunks_end(self.feeding, self.chunks_from)
+            else:
+                self.line_from = -1
             self.stop_stall_timer()
             super().on_message_complete()
 

@@ -29,6 +29,8 @@ LONG_LINE = 1024
 # NOTE: what a held read may not hold back: a line's end, or a control byte other than a tab,
 # which httptools refuses at once (review282).
 _ENDS_OR_REFUSED = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# NOTE: bytes of a read kept for the next one, where a head goes on (HttpToolsReads.tail).
+TAIL = 16
 
 
 class HttpToolsReads(HttpToolsRefusals):
@@ -58,6 +60,27 @@ class HttpToolsReads(HttpToolsRefusals):
     # NOTE: whether a head is due: from the connection's start, or a head's first byte, to the
     # head's end (after an answer, Uvicorn's keep-alive timer closes an idle connection).
     head_due = True
+    # NOTE: the read httptools is parsing (_feed()), where on_url() looks at the request line:
+    # where in it the next request line starts, after the message before (CR and LF may come
+    # first), or -1 where that is not known (after a chunked body); where the request's target
+    # ends in it (-1: not in it); where its body starts in it (-1: not known) and how much of
+    # the body has been read from there (whether the line's whitespace was doubled: spaced_line,
+    # with the refusals).
+    feeding = b""
+    line_from = url_end = body_from = -1
+    body_seen = 0
+    # NOTE: how a read ended in a request line after its target's first bytes: None, it did
+    # not; 0, at the end of the target's bytes (more may come); 1, in one space after them.
+    line_open: int | None = None
+    # NOTE: whether the head being read began in an earlier read (head_started: it has begun
+    # and not ended), and that read's last bytes (TAIL of them, with those before it, where
+    # it began earlier still): the method, with its space, is never longer.
+    head_started = began_before = False
+    tail = b""
+    # NOTE: whether the body of the request read last has a Transfer-Encoding (its chunk lines
+    # are not counted in body_seen), and where its chunks start in this read (-1: not in it).
+    coded_body = False
+    chunks_from = -1
 
     if TYPE_CHECKING:
         # NOTE: what the classes after this one in BoundedHttpTools' bases give it.
@@ -157,7 +180,21 @@ class HttpToolsReads(HttpToolsRefusals):
         """Give ``data`` to httptools, as Uvicorn's ``data_received`` does; keep what follows
         a WebSocket handshake's head for the WebSocket protocol."""
         self._unset_keepalive_if_required()
+        # NOTE: positions are in this read: a target read before ends in none of it.
+        self.url_end = self.chunks_from = -1
+        self.began_before = self.reading_head and self.head_started
+        tail = self.tail if self.began_before else b""
+        if self.reading_head:
+            self.line_from, self.body_from = 0, -1
+            if self.line_open is not None:
+                self._go_on_with_line(data)
+        else:
+            # NOTE: a body that goes on from an earlier read starts this one, but for the
+            # chunks of one, whose end is not known here.
+            self.line_from, self.body_from = -1, -1 if self.coded_body else 0
+        self.body_seen = 0
         while data:
+            self.feeding = data
             try:
                 self.parser.feed_data(data)
             except httptools.HttpParserError:
@@ -165,6 +202,7 @@ class HttpToolsReads(HttpToolsRefusals):
                 self.logger.warning(message)
                 self.send_400_response(message)
             except httptools.HttpParserUpgrade as upgrade:
+                self.feeding = b""
                 rest = data[upgrade.args[0] :]
                 if not self._should_upgrade():
                     if not self.refused:
@@ -174,13 +212,29 @@ class HttpToolsReads(HttpToolsRefusals):
                     # HTTP: Uvicorn dropped the rest of the read, and a request pipelined
                     # there was never answered. httptools parses on from there.
                     data = b"" if self.refused else rest
+                    self.line_from = self.body_from = -1
                     continue
                 # NOTE: httptools tells where the head ended; Uvicorn dropped what came after
                 # it, and so the frames a client sent with its handshake (RFC 6455 4.1 asks it
                 # to wait for the 101, but the bytes were on the connection): it waited.
                 self.after_handshake = rest
                 self.handle_websocket_upgrade()
+            if self.reading_head and self.head_started:
+                self.tail = (tail + data)[-TAIL:] if len(data) < TAIL else data[-TAIL:]
+            else:
+                self.tail = b""
+            self.feeding = b""
             return
+
+    def _go_on_with_line(self, data: bytes) -> None:
+        """Check the start of ``data``, a read that goes on with a request line whose target
+        ended the read before (``line_open``), or a space after it."""
+        if self.line_open == 1:
+            self.line_open = None
+            self.spaced_line = self.spaced_line or data[:1] == b" "
+        elif data[:1] == b" ":
+            self.line_open = 1 if len(data) == 1 else None
+            self.spaced_line = self.spaced_line or data[1:2] == b" "
 
     def _hand_over(self, data: bytes) -> None:
         """Give ``data``, read after a WebSocket handshake, to the WebSocket protocol; or keep
@@ -189,3 +243,73 @@ class HttpToolsReads(HttpToolsRefusals):
             self.after_handshake += data
         else:
             hand_over(self.transport, data)
+
+
+def target_end(data: bytes, start: int, method: bytes, url: bytes) -> int:
+    """Return where in ``data`` the first read of the target that httptools read (``url``)
+    ends, its request line starting at ``start`` (after any CR and LF); ``-1`` if the line is
+    not ``method``, one space, the target, then one space and "H" (or the end of ``data``).
+
+    A line at ``data``'s start may have begun in an earlier read: ``data`` then starts with
+    the rest of its method and space. Where that read ended in the space, a second space
+    starting ``data`` goes by.
+    """
+    size = len(data)
+    while start < size and data[start] in b"\r\n":
+        start += 1
+    lead = method + b" "
+    if data.startswith(lead, start):
+        at = start + len(lead)
+    elif start > 0:
+        return -1
+    else:
+        at = next(
+            (
+                len(lead) - cut
+                for cut in range(1, len(lead))
+                if lead[cut:] == data[: len(lead) - cut]
+            ),
+            0,
+        )
+    if not data.startswith(url, at):
+        return -1
+    end = at + len(url)
+    if end == size or data[end : end + 2] == b" H" or data[end:] == b" ":
+        return end
+    return -1
+
+
+# NOTE: a chunk line httptools has taken: a size, any extensions, CRLF.
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]+)[^\r\n]*\r\n")
+
+
+def chunks_end(data: bytes, start: int) -> int:
+    """Return where in ``data`` the chunks (and trailer) of a body that starts at ``start``
+    end, as httptools has read them; ``-1`` if they go on past ``data``."""
+    while (line := _CHUNK_LINE.match(data, start)) is not None:
+        start = line.end()
+        size = int(line[1].lstrip(b"0") or b"0", 16)
+        if size:
+            start += size + 2
+        elif data.startswith(b"\r\n", start):
+            return start + 2
+        else:
+            end = data.find(b"\r\n\r\n", start)
+            return -1 if end < 0 else end + 4
+    return -1
+
+
+def target_end_after(tail: bytes, data: bytes, method: bytes, url: bytes) -> int:
+    """Return where in ``data`` the first read of the target (``url``) ends, for a request
+    line that began in an earlier read, whose last bytes were ``tail``; ``-1`` if the line is
+    not ``method``, one space, the target, then one space and "H" (or the end of ``data``)."""
+    lead = method + b" "
+    joined = tail + data
+    found = joined.find(lead + url, max(0, len(tail) - len(lead)))
+    at = found + len(lead) - len(tail)
+    if found < 0 or not 0 <= at <= len(lead):
+        return -1
+    end = at + len(url)
+    if end == len(data) or data[end : end + 2] == b" H" or data[end:] == b" ":
+        return end
+    return -1

@@ -38,6 +38,7 @@ def _closing_refusal(status: bytes, text: bytes) -> bytes:
 _REFUSAL = _closing_refusal(
     b"431 Request Header Fields Too Large", b"request header fields too large"
 )
+_SPACED_REFUSAL = _closing_refusal(b"400 Bad Request", b"request line spaced wrong")
 _VERSION_REFUSAL = _closing_refusal(b"400 Bad Request", b"HTTP version not served")
 _UPGRADE_REFUSAL = _closing_refusal(b"400 Bad Request", UPGRADE_BODY.encode())
 _CONNECT_REFUSAL = _closing_refusal(b"400 Bad Request", CONNECT_BODY.encode())
@@ -57,6 +58,9 @@ class HttpToolsRefusals(HttpToolsProtocol):
     reading_head, refused = True, False
     # NOTE: whether a refusal written by _answer_refusal() (which closes after it) has gone.
     refusal_sent = False
+    # NOTE: whether the request line of the head being read had its whitespace doubled
+    # (BoundedHttpTools.on_url() sees it; hostile8).
+    spaced_line = False
     # NOTE: bytes of a chunked body's reads that held no data (chunk lines, the trailer), since
     # its data last came.
     read_in_trailer = 0
@@ -65,8 +69,8 @@ class HttpToolsRefusals(HttpToolsProtocol):
 
     def _head_refusal(self) -> bytes | None:
         """Return the refusal of the request whose head was just read, or ``None``: 431 for a
-        head too large, 400 for a version not served or a switch with a body, 501 for a
-        transfer coding before ``chunked``."""
+        head too large, 400 for a version not served, a request line spaced wrong or a switch
+        with a body, 501 for a transfer coding before ``chunked``."""
         if self._head_size() >= self.max_head_size:
             return _REFUSAL
         if self.parser.get_http_version() not in ("1.0", "1.1"):
@@ -74,6 +78,9 @@ class HttpToolsRefusals(HttpToolsProtocol):
             # a version (0.9), which Uvicorn served; Waitress and h11 answer 400.
             self.logger.warning("HTTP version not served: refused with 400")
             return _VERSION_REFUSAL
+        if self.spaced_line:
+            self.logger.warning("request line with whitespace doubled: refused with 400")
+            return _SPACED_REFUSAL
         if self.parser.should_upgrade() and has_body(self.headers):
             # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade, and then reads the request as
             # any other. NOTE: httptools ends the request at its head all the same (the body

@@ -213,6 +213,11 @@ class HeadProperties:
         first ``limit + 1``, as ``headers`` refuses more than ``limit``."""
         raise NotImplementedError
 
+    def _read_lines_sent(self) -> int:
+        """How many header lines the client sent, where the server joined lines of one name
+        (as WSGI servers do) and told how many there were; 0 where it did not tell."""
+        return 0
+
     def _read_content_type(self) -> str | None:
         """The ``Content-Type`` header; lines of it joined by ``, ``, as WSGI servers join them."""
         raise NotImplementedError
@@ -276,7 +281,7 @@ class HeadProperties:
         if self._headers is None:
             limit = self.limits.max_headers
             lines = self._read_header_lines(limit)
-            if len(lines) > limit:
+            if len(lines) > limit or self._read_lines_sent() > limit:
                 self._headers = trusted_headers(lines[:limit], RequestHeaders)
                 raise HTTPError(431, f"more than {limit} header lines")
             self._headers = trusted_headers(lines, RequestHeaders)

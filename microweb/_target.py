@@ -62,7 +62,8 @@ def target_path(target: bytes, method: str) -> bytes | None:
 _SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://")
 # SPEC: RFC 3986 3.2.2 and 3.2.3, host [":" port] with no userinfo (RFC 9110 4.2.4): a
 # reg-name of unreserved characters, sub-delims and escapes (not empty: RFC 9110 4.2.1), or a
-# bracketed IPv6 address (checked by ipaddress) or IPvFuture; a port of digits, not empty.
+# bracketed IPv6 address (checked by ipaddress) or IPvFuture; a port of digits, or empty (the
+# scheme's default: RFC 3986 3.2.3).
 # NOTE: each alternative starts with a byte of its own, so a match takes linear time. A
 # reg-name's "%" is taken as one of its bytes, and its escapes checked apart (_BAD_ESCAPE):
 # "(?:[...]|%XX)+" kept a backtracking point for each byte it repeated, a 64 KiB host took
@@ -71,8 +72,10 @@ _AUTHORITY = re.compile(
     rb"(?:[A-Za-z0-9._~!$&'()*+,;=%-]+"
     rb"|\[([0-9A-Fa-f:.]+)\]"
     rb"|\[v[0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+\])"
-    rb"(?::([0-9]+))?"
+    rb"(?::([0-9]*))?"
 )
+# NOTE: the schemes whose targets are served: RFC 9110 4.2's, in any case (RFC 3986 3.1).
+_SERVED_SCHEMES = (b"http://", b"https://")
 # NOTE: a "%" that starts no escape of two hex digits.
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
@@ -81,8 +84,9 @@ def authority_refusal(target: bytes) -> str | None:
     """Say why the authority of a request target in absolute-form is refused (a 400 under
     each way ``microweb serve`` runs); ``None`` for a good one, or a target in another form.
 
-    The authority is ``host[:port]`` (RFC 3986 3.2): no userinfo, a host not empty, a port
-    of digits up to 65535; the path starts after it (a ``/``, a ``?`` or nothing, not ``#``).
+    The scheme is ``http`` or ``https``, in any case. The authority is ``host[:port]``
+    (RFC 3986 3.2): no userinfo, a host not empty, a port of digits up to 65535, or empty; the
+    path starts after it (a ``/``, a ``?`` or nothing, not ``#``).
     """
     # SPEC: RFC 9112 3.2.2, absolute-form = absolute-URI. NOTE: h11 read "http://[/url" as
     # the path /url, where httptools and Waitress answer 400; Waitress and h11 served a port
@@ -91,6 +95,12 @@ def authority_refusal(target: bytes) -> str | None:
     if scheme is None:
         return None
     start = scheme.end()
+    if target[:start].lower() not in _SERVED_SCHEMES:
+        # SPEC: RFC 9110 4.2, an origin server is authoritative for http and https URIs.
+        # NOTE: RFC 3986 3.1 lets a scheme hold digits, "+", "." and "-", which httptools
+        # refuses as it parses the request line (400); Waitress and h11 served "svn+ssh://h/"
+        # as "http://h/" (hostile8). Each refuses any scheme but these two now.
+        return "absolute-form target of a scheme not served"
     ends = [end for end in (target.find(b"/", start), target.find(b"?", start)) if end >= 0]
     end = min(ends) if ends else len(target)
     authority = target[start:end]

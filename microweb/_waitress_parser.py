@@ -244,11 +244,14 @@ class OrderlyParser(ChunkedParser):
 
     headers: dict[str, str]
     version: str
+    # NOTE: the head's header lines, before Waitress joins those of one name (HEADER_LINES).
+    header_count = 0
 
     def _refused(self, header_plus: bytes) -> bool:
         """Parse the head as Waitress does, or refuse it unparsed (431, 413): tell which."""
         # NOTE: one LF a header line, after the request line's (the head ends in CRLF CRLF).
-        if header_plus.rstrip(b"\r\n").count(b"\n") > MAX_HEAD_LINES:
+        self.header_count = header_plus.rstrip(b"\r\n").count(b"\n")
+        if self.header_count > MAX_HEAD_LINES:
             # NOTE: as Waitress refuses a head past its size: a request to answer the error of.
             self._refuse(RequestHeaderFieldsTooLarge(f"more than {MAX_HEAD_LINES} header lines"))
             return True

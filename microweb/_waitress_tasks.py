@@ -12,6 +12,7 @@ from waitress.task import ErrorTask, WSGITask
 
 from ._parsing import names_option
 from ._wsgi_end import AFTER_SENT
+from ._wsgi_request import HEADER_LINES
 
 
 class Escaped(Exception):
@@ -37,12 +38,20 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
     def build_response_header(self) -> bytes:
         """Build the head as Waitress does, keeping the connection open where Waitress would
         close it with no need (``set_close_on_finish``), and closing it where Waitress
-        would keep it: for ``close`` among the ``Connection`` options."""
+        would keep it: for ``close`` among the ``Connection`` options, and after any HTTP/1.0
+        answer."""
         if self.version == "1.1" and names_option(self.request.headers.get("CONNECTION"), "close"):
             # SPEC: RFC 9112 9.6, a server that receives the "close" option closes after its
             # answer, and SHOULD NOT process further requests. NOTE: Waitress closed only for
             # a value of "close" alone ("keep-alive, close", two lines: kept), and answered the
             # request pipelined after it, where Uvicorn closes.
+            self.set_close_on_finish()
+        if self.version == "1.0":
+            # SPEC: RFC 9112 9.3, a server MAY close a connection; RFC 9112 C.2.2, HTTP/1.0's
+            # keep-alive is a leftover that proxies mishandle. NOTE: Waitress kept an HTTP/1.0
+            # connection that asked for "keep-alive", and answered the requests pipelined
+            # after it, where Uvicorn (h11 or httptools) closes after each HTTP/1.0 answer
+            # (hostile8).
             self.set_close_on_finish()
         if getattr(self.channel.server, "microweb_stopping", False):
             # SPEC: RFC 9112 9.6, a server that will close the connection after its answer
@@ -99,6 +108,7 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
         server."""
         environ: dict[str, Any] = super().get_environment()
         environ[AFTER_SENT] = self.after_sent.append
+        environ[HEADER_LINES] = getattr(self.request, "header_count", 0)
         arrival = _arrival_address(self.channel)
         if arrival is not None:
             # NOTE: SERVER_NAME stands for a missing Host (HTTP/1.0). It was Waitress's

@@ -19,6 +19,12 @@ _HEADER_NAMES: dict[str, str] = {}
 _HEADER_NAMES_SIZE = 1024
 _NAMED_KEY_SIZE = 64
 
+# NOTE: an environ key a server may set (microweb serve's Waitress does): how many header lines
+# the request came with, before the server joined those of one name into one value. Waitress
+# served 1,500 Cookie lines, one joined Cookie to the app, where Uvicorn's app counted 1,500
+# lines against Limits.max_headers and answered 431 (hostile8).
+HEADER_LINES = "microweb.header_lines"
+
 
 def _header_lines(environ: Environ) -> list[tuple[str, str]]:
     # NOTE: the server joined the lines of one name into one value (PEP 3333, CGI), so here
@@ -100,6 +106,10 @@ class WSGIRequest(ThreadHooks, Request):
 
     def _read_header_lines(self, limit: int) -> list[tuple[str, str]]:
         return _header_lines(self._raw)
+
+    def _read_lines_sent(self) -> int:
+        sent = self._raw.get(HEADER_LINES)
+        return sent if type(sent) is int else 0
 
     def _read_content_type(self) -> str | None:
         environ = self._raw
