@@ -74,12 +74,28 @@ async def send_rest(
 async def _close_unsent(host: StreamHost, stream: Any, request: Request) -> None:
     """Close a stream that is not sent, within ``CLOSE_WAIT`` (see ``close_unsent()``)."""
     if stream is not None:
-        # NOTE: a task only where there is a stream to close (not a file's HEAD or 304).
-        await close_unsent(_closed_unsent(host, stream, request), stream, request)
+        values: list[tuple[contextvars.Context, contextvars.Context]] = []
+        try:
+            # NOTE: a task only where there is a stream to close (not a file's HEAD or 304).
+            await close_unsent(_closed_unsent(host, stream, request, values), stream, request)
+        finally:
+            if values:
+                # NOTE: what its close set in its task is set in the request's, as for a sent
+                # stream's; a close given up on sets nothing (values come once it has run).
+                # Under WSGI the after-response work of a HEAD, a 204 or a 304 saw it; under
+                # ASGI it saw none (review403).
+                adopt_changed(*values[0])
 
 
-async def _closed_unsent(host: StreamHost, stream: Any, request: Request) -> None:
-    """Close a stream that is not sent; log what its close raises."""
+async def _closed_unsent(
+    host: StreamHost,
+    stream: Any,
+    request: Request,
+    values: list[tuple[contextvars.Context, contextvars.Context]],
+) -> None:
+    """Close a stream that is not sent; log what its close raises. Its task's context as it
+    began and as it ended is appended to ``values``."""
+    began = contextvars.copy_context()
     closing = ClosingFor(request)
     try:
         await _close_stream(host, stream)
@@ -90,6 +106,7 @@ async def _closed_unsent(host: StreamHost, stream: Any, request: Request) -> Non
         raise Carried(exc) from exc
     finally:
         closing.end()
+        values.append((began, contextvars.copy_context()))
 
 
 async def _stream_until_disconnect(
@@ -257,7 +274,16 @@ async def _close_stream(host: StreamHost, stream: Any) -> None:
         else:
             # NOTE: what is left to await, the async close of the stream inside gzip's,
             # SSE's or a declared length's, is awaited here, on the loop.
-            left = await run_in_pool(host.pool, stream.close)
+            # NOTE: what the close sets in its thread is set in this task once it has run (a
+            # stream not sent, or an async one with a sync close); cancelled, it may run on.
+            context = contextvars.copy_context()
+            began = context.copy()
+            closed = cast("asyncio.Future[Any]", run_in_pool(host.pool, context.run, stream.close))
+            try:
+                left = await closed
+            finally:
+                if closed.done() and not closed.cancelled():
+                    adopt_changed(began, context)
             if isawaitable(left):
                 await left
 

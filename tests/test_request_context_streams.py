@@ -374,3 +374,63 @@ def test_an_asgi_middleware_sees_what_the_stream_set_once_the_app_returns(stream
 
     assert asyncio.run(middleware()) == "the stream's"
     assert SEEN.get() == "unset"
+
+
+# --- attacks on the copy of a stream's values into the request's context (review403)
+
+
+class _ClosingStream:
+    """A sync stream object whose close() sets ``SEEN``; never iterated where it is not sent."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"a"
+
+    def close(self) -> None:
+        self.closed = True
+        SEEN.set("the stream's close")
+
+
+class _AsyncClosingStream:
+    """An async stream object whose aclose() sets ``SEEN``."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        yield b"a"
+
+    async def aclose(self) -> None:
+        self.closed = True
+        SEEN.set("the stream's close")
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+@pytest.mark.parametrize("answer", ["HEAD", "204", "304"])
+def test_the_close_of_a_stream_not_sent_is_seen_by_the_after_response_work(
+    make_client: MakeClient, stream: str, answer: str
+) -> None:
+    seen: list[str] = []
+    streams: list[Any] = []
+    app = App()
+
+    @app.route("/", methods=["GET", "HEAD"])
+    def index(request: Request) -> Response:
+        request.after_response(_after(seen, "def"))
+        body = _ClosingStream() if stream == "sync" else _AsyncClosingStream()
+        streams.append(body)
+        status = 200 if answer == "HEAD" else int(answer)
+        return Response.stream(body, status=status)
+
+    client = make_client(app)
+    response = client.request("HEAD" if answer == "HEAD" else "GET", "/")
+    assert response.content == b""
+    assert streams[0].closed
+    assert seen == ["after: the stream's close"]
+    assert client.get("/get").status_code == 404
+    assert SEEN.get() == "unset"
