@@ -331,8 +331,10 @@ def _end_of_stream(hop: Hop, app_loop: AppLoop, ended: bool) -> None:
             # which logged it): it ended as asked, whoever cancelled it first. Raised from the
             # body's close(), LoopStopped was Waitress's "Exception while serving" traceback.
             return
+        # NOTE: set before a close's error is raised too: the after-response work saw nothing
+        # of a stream whose finally failed, under ASGI it sees what it set (review403).
+        adopt_hop(hop)
         if error is not None:
             raise error
-        adopt_hop(hop)
     finally:
         del error  # NOTE: no cycle through this frame and the traceback.

@@ -434,3 +434,179 @@ def test_the_close_of_a_stream_not_sent_is_seen_by_the_after_response_work(
     assert seen == ["after: the stream's close"]
     assert client.get("/get").status_code == 404
     assert SEEN.get() == "unset"
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_a_stream_whose_close_raises_is_seen_by_the_after_response_work(
+    make_client: MakeClient, stream: str
+) -> None:
+    seen: list[str] = []
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            while True:
+                yield b"a"
+        finally:
+            SEEN.set("the failing close's")
+            raise ValueError("the close's own")
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"a"
+        finally:
+            SEEN.set("the failing close's")
+            raise ValueError("the close's own")
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        request.after_response(_after(seen, "def"))
+        return Response.stream(chunks() if stream == "sync" else async_chunks())
+
+    client = make_client(app)
+    with pytest.raises(ValueError, match="the close's own"), client.stream("GET", "/") as response:
+        assert next(response.iter_bytes()) == b"a"
+    assert seen == ["after: the failing close's"]
+    assert SEEN.get() == "unset"
+
+
+NO_DEFAULT: contextvars.ContextVar[str] = contextvars.ContextVar("no_default_streams")
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_a_variable_the_stream_set_and_reset_to_no_value_has_none_after_it(
+    make_client: MakeClient, stream: str
+) -> None:
+    seen: list[str] = []
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        token = NO_DEFAULT.set("the stream's")
+        try:
+            yield b"a"
+        finally:
+            NO_DEFAULT.reset(token)
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        for chunk in chunks():
+            yield chunk
+
+    def after() -> None:
+        seen.append(NO_DEFAULT.get("no value"))
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        request.after_response(after)
+        return Response.stream(chunks() if stream == "sync" else async_chunks())
+
+    assert make_client(app).get("/").text == "a"
+    assert seen == ["no value"]
+
+
+class _Unequal:
+    """A value whose comparison raises: the copy compares by identity alone."""
+
+    def __eq__(self, other: object) -> bool:
+        raise AssertionError("compared")
+
+    def __ne__(self, other: object) -> bool:
+        raise AssertionError("compared")
+
+    __hash__ = object.__hash__
+
+
+ODD: contextvars.ContextVar[Any] = contextvars.ContextVar("odd_streams", default=None)
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_values_are_told_apart_by_identity_alone(make_client: MakeClient, stream: str) -> None:
+    # NOTE: the handler's value, the stream's equal one (another object), and one that raises
+    # as it is compared.
+    seen: list[Any] = []
+    app = App()
+    handler_s, streams = "x" * 50, [_Unequal(), "".join(["x"] * 50)]
+
+    def chunks() -> Iterator[bytes]:
+        ODD.set(streams[0])
+        SEEN.set(streams[1])
+        yield b"a"
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        for chunk in chunks():
+            yield chunk
+
+    def after() -> None:
+        seen.extend([ODD.get(), SEEN.get()])
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        ODD.set(_Unequal())
+        SEEN.set(handler_s)
+        request.after_response(after)
+        return Response.stream(chunks() if stream == "sync" else async_chunks())
+
+    assert make_client(app).get("/").text == "a"
+    assert seen[0] is streams[0]
+    assert seen[1] is streams[1]
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_the_driver_s_own_variables_are_not_set_for_the_after_response_work(
+    make_client: MakeClient, stream: str
+) -> None:
+    from microweb._stream_ahead import CLOSING_FOR
+
+    seen: list[Any] = []
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        yield b"a"
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        yield b"a"
+
+    def after() -> None:
+        seen.append(CLOSING_FOR.get())
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        request.after_response(after)
+        return Response.stream(chunks() if stream == "sync" else async_chunks())
+
+    client = make_client(app)
+    assert client.get("/").text == "a"
+    with client.stream("GET", "/") as response:
+        assert next(response.iter_bytes()) == b"a"
+    assert seen == [None, None]
+
+
+MANY = [contextvars.ContextVar(f"many_{number}", default=0) for number in range(2000)]
+
+
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_a_stream_that_sets_many_variables(make_client: MakeClient, stream: str) -> None:
+    seen: list[int] = []
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        for number, var in enumerate(MANY):
+            var.set(number)
+        yield b"a"
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        for chunk in chunks():
+            yield chunk
+
+    def after() -> None:
+        seen.append(sum(var.get() for var in MANY))
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        request.after_response(after)
+        return Response.stream(chunks() if stream == "sync" else async_chunks())
+
+    client = make_client(app)
+    assert client.get("/").text == "a"
+    assert seen == [sum(range(2000))]
+    assert all(var.get() == 0 for var in MANY)
