@@ -20,7 +20,7 @@ from ._error_logs import stream_failed, unsent_stream_failed, was_reported
 from ._errors import ClientDisconnect
 from ._file_threads import aiter_file_read
 from ._files import bound_to_no_thread
-from ._in_pool import iterate_in_pool
+from ._in_pool import iterate_in_pool, stepped_of
 from ._pool import WorkerPool
 from ._pool_futures import run_in_pool
 from ._routing import is_async_callable
@@ -143,11 +143,18 @@ async def _stream_until_disconnect(
         try:
             await close_awaited(sender, sending, stream, request, host.made_pool)
         finally:
-            if sender.done() and (values := sending.values) is not None:
+            if (values := sending.values) is not None:
                 # NOTE: what the stream set, in the sending task or in its thread, is set in
                 # the request's task once it has closed, as under WSGI, where the request's
                 # after-response work saw it; it saw none (review398).
                 adopt_changed(*values)
+                # NOTE: a close given up on (values as it began): what the stream set
+                # before, a sync one's in its thread too, as under WSGI an async one's; the
+                # after-response work saw none of it (review403).
+                if (stepped := sending.stepped) is not None and (
+                    in_thread := stepped()
+                ) is not None:
+                    adopt_changed(*in_thread)
         await asyncio.wait({watcher})
     if sending.given_up:
         if sending.ended:
@@ -234,10 +241,14 @@ async def _send_stream(
                 # NOTE: closed in this task, where it ran: in another (a task of its own), its
                 # finally reset a context variable's token in another context (ValueError),
                 # and left a scope entered in this task from another one.
+                # NOTE: what it set so far, for a close given up on (_stream_until_disconnect()).
+                sending.values = (began, contextvars.copy_context())
+                sending.stepped = stepped_of(chunks)
                 sending.closing.set_result(None)
                 await _aclose_logged(_close_sent(host, iterator, chunks), request)
                 sending.closed = True
         finally:
+            sending.stepped = None  # NOTE: in the values now.
             sending.values = (began, contextvars.copy_context())
     await _end_body(send, sending)
 
