@@ -382,11 +382,11 @@ def test_an_asgi_middleware_sees_what_the_stream_set_once_the_app_returns(stream
 class _ClosingStream:
     """A sync stream object whose close() sets ``SEEN``; never iterated where it is not sent."""
 
-    def __init__(self) -> None:
-        self.closed = False
+    def __init__(self, chunk: bytes | str = b"a") -> None:
+        self.closed, self.chunk = False, chunk
 
-    def __iter__(self) -> Iterator[bytes]:
-        yield b"a"
+    def __iter__(self) -> Iterator[bytes | str]:
+        yield self.chunk
 
     def close(self) -> None:
         self.closed = True
@@ -396,14 +396,14 @@ class _ClosingStream:
 class _AsyncClosingStream:
     """An async stream object whose aclose() sets ``SEEN``."""
 
-    def __init__(self) -> None:
-        self.closed = False
+    def __init__(self, chunk: bytes | str = b"a") -> None:
+        self.closed, self.chunk = False, chunk
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes | str]:
         return self._chunks()
 
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        yield b"a"
+    async def _chunks(self) -> AsyncIterator[bytes | str]:
+        yield self.chunk
 
     async def aclose(self) -> None:
         self.closed = True
@@ -712,3 +712,29 @@ def test_nothing_keeps_what_a_stream_set_once_its_request_has_ended(
     assert seen == [True]
     gc.collect()
     assert refs[0]() is None
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("wrapper", ["gzip", "sse", "length"])
+@pytest.mark.parametrize("stream", ["sync", "async"])
+def test_the_close_of_a_wrapped_stream_object_is_seen_by_the_after_response_work(
+    make_client: MakeClient, stream: str, wrapper: str, method: str
+) -> None:
+    seen: list[str] = []
+    app = App()
+    app.install(GZip(minimum_size=1))
+
+    @app.route("/", methods=["GET", "HEAD"])
+    def index(request: Request) -> Response:
+        request.after_response(_after(seen, "def"))
+        chunk = "a" if wrapper == "sse" else b"a"
+        body = _ClosingStream(chunk) if stream == "sync" else _AsyncClosingStream(chunk)
+        if wrapper == "sse":
+            return Response.sse(body)
+        if wrapper == "length":
+            return Response.stream(body, headers={"content-length": "1"})
+        return Response.stream(body, media_type="text/plain")
+
+    response = make_client(app).request(method, "/", headers={"accept-encoding": "gzip"})
+    assert response.status_code == 200
+    assert seen == ["after: the stream's close"]
