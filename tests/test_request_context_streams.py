@@ -613,7 +613,7 @@ def test_a_stream_that_sets_many_variables(make_client: MakeClient, stream: str)
 
 
 @pytest.mark.parametrize("stream", ["sync", "async"])
-def test_a_close_given_up_on_sets_nothing_for_this_request_or_the_next(
+def test_a_close_given_up_on_sets_nothing_of_its_own_here_or_in_the_next_request(
     make_client: MakeClient, interface: str, stream: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # NOTE: under ASGI, and for an async stream under WSGI, the response ends without the close
