@@ -738,3 +738,44 @@ def test_the_close_of_a_wrapped_stream_object_is_seen_by_the_after_response_work
     response = make_client(app).request(method, "/", headers={"accept-encoding": "gzip"})
     assert response.status_code == 200
     assert seen == ["after: the stream's close"]
+
+
+class _AsyncStreamSyncClose:
+    """An async stream object whose close() is sync, and sets ``SEEN``."""
+
+    def __init__(self, chunk: bytes | str) -> None:
+        self.chunk = chunk
+
+    def __aiter__(self) -> AsyncIterator[bytes | str]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes | str]:
+        yield self.chunk
+
+    def close(self) -> None:
+        SEEN.set("the stream's close")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("wrapper", ["none", "gzip", "sse", "length"])
+def test_the_sync_close_of_an_async_stream_is_seen_by_the_after_response_work(
+    make_client: MakeClient, wrapper: str, method: str
+) -> None:
+    seen: list[str] = []
+    app = App()
+    app.install(GZip(minimum_size=1))
+
+    @app.route("/", methods=["GET", "HEAD"])
+    def index(request: Request) -> Response:
+        request.after_response(_after(seen, "def"))
+        body = _AsyncStreamSyncClose("a" if wrapper == "sse" else b"a")
+        if wrapper == "sse":
+            return Response.sse(body)
+        if wrapper == "length":
+            return Response.stream(body, headers={"content-length": "1"})
+        media_type = "text/plain" if wrapper == "gzip" else "application/octet-stream"
+        return Response.stream(body, media_type=media_type)
+
+    response = make_client(app).request(method, "/", headers={"accept-encoding": "gzip"})
+    assert response.status_code == 200
+    assert seen == ["after: the stream's close"]
