@@ -872,3 +872,26 @@ def test_a_generator_whose_finally_is_given_up_on(
     assert seen == ["after: the late finally's" if in_thread else "after: chunk"]
     assert client.get("/get").status_code == 404
     assert SEEN.get() == "unset"
+
+
+def test_a_wsgi_server_thread_keeps_nothing_of_an_async_stream_it_closed_early() -> None:
+    # NOTE: what the stream set is set in the request's context as the server closes the body
+    # (review403), never in the server thread's own.
+    seen: list[str] = []
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        request.after_response(_after(seen, "def"))
+        return Response.stream(_endless("async"))
+
+    wsgi = app.as_wsgi()
+    try:
+        body = wsgi(_environ("/"), _start)
+        chunks = iter(body)
+        assert next(chunks) == b"a"
+        getattr(body, "close", lambda: None)()
+    finally:
+        wsgi.close()
+    assert seen == ["after: chunk, finally"]
+    assert SEEN.get() == "unset"
