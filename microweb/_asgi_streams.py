@@ -20,7 +20,7 @@ from ._error_logs import stream_failed, unsent_stream_failed, was_reported
 from ._errors import ClientDisconnect
 from ._file_threads import aiter_file_read
 from ._files import bound_to_no_thread
-from ._in_pool import iterate_in_pool
+from ._in_pool import iterate_in_pool, stepped_of
 from ._pool import WorkerPool
 from ._pool_futures import run_in_pool
 from ._routing import is_async_callable
@@ -74,12 +74,28 @@ async def send_rest(
 async def _close_unsent(host: StreamHost, stream: Any, request: Request) -> None:
     """Close a stream that is not sent, within ``CLOSE_WAIT`` (see ``close_unsent()``)."""
     if stream is not None:
-        # NOTE: a task only where there is a stream to close (not a file's HEAD or 304).
-        await close_unsent(_closed_unsent(host, stream, request), stream, request)
+        values: list[tuple[contextvars.Context, contextvars.Context]] = []
+        try:
+            # NOTE: a task only where there is a stream to close (not a file's HEAD or 304).
+            await close_unsent(_closed_unsent(host, stream, request, values), stream, request)
+        finally:
+            if values:
+                # NOTE: what its close set in its task is set in the request's, as for a sent
+                # stream's; a close given up on sets nothing (values come once it has run).
+                # Under WSGI the after-response work of a HEAD, a 204 or a 304 saw it; under
+                # ASGI it saw none (review403).
+                adopt_changed(*values[0])
 
 
-async def _closed_unsent(host: StreamHost, stream: Any, request: Request) -> None:
-    """Close a stream that is not sent; log what its close raises."""
+async def _closed_unsent(
+    host: StreamHost,
+    stream: Any,
+    request: Request,
+    values: list[tuple[contextvars.Context, contextvars.Context]],
+) -> None:
+    """Close a stream that is not sent; log what its close raises. Its task's context as it
+    began and as it ended is appended to ``values``."""
+    began = contextvars.copy_context()
     closing = ClosingFor(request)
     try:
         await _close_stream(host, stream)
@@ -90,6 +106,7 @@ async def _closed_unsent(host: StreamHost, stream: Any, request: Request) -> Non
         raise Carried(exc) from exc
     finally:
         closing.end()
+        values.append((began, contextvars.copy_context()))
 
 
 async def _stream_until_disconnect(
@@ -126,11 +143,18 @@ async def _stream_until_disconnect(
         try:
             await close_awaited(sender, sending, stream, request, host.made_pool)
         finally:
-            if sender.done() and (values := sending.values) is not None:
+            if (values := sending.values) is not None:
                 # NOTE: what the stream set, in the sending task or in its thread, is set in
                 # the request's task once it has closed, as under WSGI, where the request's
                 # after-response work saw it; it saw none (review398).
                 adopt_changed(*values)
+                # NOTE: a close given up on (values as it began): what the stream set
+                # before, a sync one's in its thread too, as under WSGI an async one's; the
+                # after-response work saw none of it (review403).
+                if (stepped := sending.stepped) is not None and (
+                    in_thread := stepped()
+                ) is not None:
+                    adopt_changed(*in_thread)
         await asyncio.wait({watcher})
     if sending.given_up:
         if sending.ended:
@@ -217,10 +241,14 @@ async def _send_stream(
                 # NOTE: closed in this task, where it ran: in another (a task of its own), its
                 # finally reset a context variable's token in another context (ValueError),
                 # and left a scope entered in this task from another one.
+                # NOTE: what it set so far, for a close given up on (_stream_until_disconnect()).
+                sending.values = (began, contextvars.copy_context())
+                sending.stepped = stepped_of(chunks)
                 sending.closing.set_result(None)
                 await _aclose_logged(_close_sent(host, iterator, chunks), request)
                 sending.closed = True
         finally:
+            sending.stepped = None  # NOTE: in the values now.
             sending.values = (began, contextvars.copy_context())
     await _end_body(send, sending)
 
@@ -257,7 +285,16 @@ async def _close_stream(host: StreamHost, stream: Any) -> None:
         else:
             # NOTE: what is left to await, the async close of the stream inside gzip's,
             # SSE's or a declared length's, is awaited here, on the loop.
-            left = await run_in_pool(host.pool, stream.close)
+            # NOTE: what the close sets in its thread is set in this task once it has run (a
+            # stream not sent, or an async one with a sync close); cancelled, it may run on.
+            context = contextvars.copy_context()
+            began = context.copy()
+            closed = cast("asyncio.Future[Any]", run_in_pool(host.pool, context.run, stream.close))
+            try:
+                left = await closed
+            finally:
+                if closed.done() and not closed.cancelled():
+                    adopt_changed(began, context)
             if isawaitable(left):
                 await left
 

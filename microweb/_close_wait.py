@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from functools import partial
 from threading import Thread
 from typing import Any, cast
@@ -30,15 +30,18 @@ class Sending:
     """What the driver knows of a stream's sending task: whether it closes the stream (done
     from then on), whether the close returned, whether its chunks all went out, and whether
     the driver gave up on it (then the driver, not the sender, sends the end of the body);
-    and the sender's context as it began and as it ended (``values``), what the stream set in
-    it, once its close has run."""
+    and the sender's context as it began and as it is (``values``), what the stream set in it,
+    as its close begins, then once its close has run; where a sync stream's thread ran it,
+    what ``stepped()`` gives: its context as it began and as its close began, once it has."""
 
-    __slots__ = ("closed", "closing", "ended", "given_up", "values")
+    __slots__ = ("closed", "closing", "ended", "given_up", "stepped", "values")
 
     def __init__(self, closing: asyncio.Future[None]) -> None:
         self.closing = closing
         self.closed = self.ended = self.given_up = False
         self.values: tuple[contextvars.Context, contextvars.Context] | None = None
+        self.stepped: Callable[[], tuple[contextvars.Context, contextvars.Context] | None] | None
+        self.stepped = None
 
 
 # NOTE: how long a sent stream's close() may hold its response (seconds): past it, the response

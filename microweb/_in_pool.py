@@ -48,6 +48,14 @@ def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncIterator[T]
     return _InPool(iterable, pool)
 
 
+def stepped_of(
+    chunks: object,
+) -> Callable[[], tuple[contextvars.Context, contextvars.Context] | None] | None:
+    """``chunks.stepped`` where ``iterate_in_pool()`` gave ``chunks`` a thread, else ``None``
+    (a stream of the app's own may have an attribute of that name)."""
+    return chunks.stepped if type(chunks) is _InPool else None
+
+
 async def _items(items: Iterable[T]) -> AsyncIterator[T]:
     for item in items:
         yield item
@@ -122,6 +130,12 @@ class _InPool(AsyncIterator[T]):
             finally:
                 pinned.adopt()
 
+    def stepped(self) -> tuple[contextvars.Context, contextvars.Context] | None:
+        """The stream's context in its thread as it began and as its close began, once it has
+        (``None`` before): what it set in its steps, for a close given up on; on the loop."""
+        pinned = self._pinned
+        return None if pinned is None else pinned.stepped
+
 
 class _Pinned:
     """A sync iterable iterated in one thread, up to ``AHEAD`` items (and ``AHEAD_BYTES``
@@ -137,6 +151,8 @@ class _Pinned:
         # those it began with: what it changed is set in the caller's once it has closed.
         self._context = contextvars.copy_context()
         self._began = self._context.copy()
+        # NOTE: set by the thread as the close begins: (_began, the context as it is then).
+        self.stepped: tuple[contextvars.Context, contextvars.Context] | None = None
         # NOTE: the items made and not yet taken: the thread appends, the loop pops.
         self.ready: deque[Any] = deque()
         # NOTE: guards the loop's "nothing ready, wake me" against the thread's append, and
@@ -223,6 +239,7 @@ class _Pinned:
             # the WSGI driver makes it; raised as it is in an async generator, Python's own.
             self._put(Raised(own_stop(exc) if isinstance(exc, StopIteration) else exc))
         finally:
+            self.stepped = (self._began, self._context.copy())
             try:
                 left = self._context.run(close_both, iterator, self._iterable)
             except BaseException as exc:

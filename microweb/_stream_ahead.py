@@ -18,6 +18,7 @@ from ._app_loop import (
     AppLoop,
     Hop,
     LoopStopped,
+    adopt,
     adopt_hop,
     loop_stopped,
     wait_for,
@@ -125,8 +126,10 @@ def iterate_on_loop(
                 hop.task = None
                 _end_of_stream(hop, app_loop, ended)
             elif late is not None:
-                # NOTE: the iterable's aclose() has not returned: it runs on; nothing of its
-                # task's context crosses back, and its error is late()'s to log.
+                # NOTE: the iterable's aclose() has not returned: it runs on; what it sets does
+                # not cross back, and its error is late()'s to log. What the stream set before
+                # its close began does, as under ASGI (review403).
+                ahead.adopt_iterated()
                 late(hop, loop)
 
 
@@ -214,6 +217,8 @@ class _Ahead:
         self._room_waiter: asyncio.Future[None] | None = None
         self._stopping = False
         self.closing = False
+        # NOTE: the task's context as the iterable's close begins, for a close given up on.
+        self.iterated: contextvars.Context | None = None
 
     async def produce(self) -> None:
         """Make items while there is room, until the end, an error or stop(); on the loop."""
@@ -245,6 +250,7 @@ class _Ahead:
             # NOTE: from here on, stop() cancels nothing: its cancellation, come late, cut the
             # iterable's own closing short where it awaited.
             self.closing = True
+            self.iterated = contextvars.copy_context()
             try:
                 aclose = getattr(iterator, "aclose", None)
                 if aclose is not None:
@@ -255,6 +261,12 @@ class _Ahead:
                         closing.end()
             finally:
                 self._put(_END)
+
+    def adopt_iterated(self) -> None:
+        """Set in this thread what the stream set before its close began, once it has; in the
+        server's thread, whose context the task's began as a copy of."""
+        if (iterated := self.iterated) is not None:
+            adopt(iterated)
 
     async def _wait_for_room(self) -> bool:
         while not self._stopping:
@@ -331,9 +343,15 @@ def _end_of_stream(hop: Hop, app_loop: AppLoop, ended: bool) -> None:
             # NOTE: the server closed the stream (its client gone, or cut off by its stop,
             # which logged it): it ended as asked, whoever cancelled it first. Raised from the
             # body's close(), LoopStopped was Waitress's "Exception while serving" traceback.
+            if not (app_loop.stopped or hop.cut):
+                # NOTE: closed in its task, its finally run: the after-response work of a
+                # stream its client left saw nothing it set, under ASGI all (review403).
+                adopt_hop(hop)
             return
+        # NOTE: set before a close's error is raised too: the after-response work saw nothing
+        # of a stream whose finally failed, under ASGI it sees what it set (review403).
+        adopt_hop(hop)
         if error is not None:
             raise error
-        adopt_hop(hop)
     finally:
         del error  # NOTE: no cycle through this frame and the traceback.

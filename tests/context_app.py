@@ -16,7 +16,8 @@ def context_app() -> App:
     """``/set``, ``/set-in-def`` (a ``def`` handler), ``/set-slowly`` (which answers after a
     pause) and ``POST /set-and-read`` (which then reads the body) set ``SEEN``; ``/get``
     answers with its value; ``/empties`` streams empty chunks among others, and sets ``SEEN``
-    as it streams."""
+    as it streams; ``/closes-setting`` streams an object that sets it as it streams and as it
+    is closed, sent or not (a HEAD)."""
     app = App()
 
     @app.get("/set")
@@ -46,6 +47,18 @@ def context_app() -> App:
             yield bytearray(b"c")
 
         return Response.stream(chunks())
+
+    @app.route("/closes-setting", methods=["GET", "HEAD"])
+    def closes_setting(request: Request) -> Response:
+        class Chunks:
+            def __iter__(self) -> Iterator[bytes]:
+                SEEN.set("an earlier stream's")
+                yield b"a"
+
+            def close(self) -> None:
+                SEEN.set("an earlier stream's close")
+
+        return Response.stream(Chunks())
 
     @app.get("/get")
     async def get_it(request: Request) -> str:

@@ -54,6 +54,20 @@ def test_what_a_stream_set_is_unset_in_the_request_pipelined_after_it(server: Se
     assert _bodies(server, [b"/empties", b"/get"])[-1] == b"unset"
 
 
+@pytest.mark.parametrize("method", [b"GET", b"HEAD"])
+def test_what_a_stream_s_close_set_is_unset_in_the_request_pipelined_after_it(
+    server: ServedWay, method: bytes
+) -> None:
+    # NOTE: a stream not sent (a HEAD's) is closed in a task of its own, whose values are set
+    # in the request's task before it sends the end of the answer (review403).
+    heads = [b"%s /closes-setting HTTP/1.1\r\nHost: x\r\n\r\n" % method]
+    heads.append(b"GET /get HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(b"".join(heads))
+        answer = read_until_closed(sock)
+    assert answer.endswith(b"\r\n\r\nunset"), answer
+
+
 def test_a_context_variable_set_by_a_request_that_read_a_large_body_is_unset_in_the_next(
     server: ServedWay,
 ) -> None:
