@@ -37,8 +37,9 @@ from ._stall import (
 )
 from ._unix import NoUnixAddress
 
-# NOTE: Waitress's default max_request_header_size, as _httptools' MAX_HEAD_SIZE (which this
-# module can't import: it needs httptools), and its LINGER.
+# NOTE: Waitress's default max_request_header_size, as _httptools_refusals' MAX_HEAD_SIZE
+# (which this module can't import: it needs httptools), and its LINGER (tests/test_httptools.py
+# checks both are the same).
 MAX_HEAD_SIZE = 256 * 1024
 LINGER = 2.0
 

@@ -1739,3 +1739,5 @@ def test_the_drivers_requests_are_made_with_no_init_or_new_of_their_own(cls: typ
     for klass in cls.__mro__[:-1]:
         assert "__init__" not in vars(klass), klass
         assert "__new__" not in vars(klass), klass
+    # NOTE: nor a metaclass, whose __call__ would run for every request as well.
+    assert type(cls) is type
