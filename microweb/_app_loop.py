@@ -544,7 +544,14 @@ class AppLoop:
             # join itself; the loop stops once this step of the task ends, and closes itself.
             loop.stop()
             return
-        loop.call_soon_threadsafe(loop.stop)
+        try:
+            loop.call_soon_threadsafe(loop.stop)
+        except RuntimeError:
+            # NOTE: closed already: its run_forever() ended by an exception (a task's
+            # SystemExit), not by a stop. The app's close raised "Event loop is closed"
+            # (review404).
+            if not loop.is_closed():
+                raise
         thread.join(timeout=10)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from drive import wsgi_get
 
-from microweb import App, Request, _app_loop
+from microweb import App, Request, Response, _app_loop
 from microweb._effects import Colored
 from microweb._flow_closing import _runs_on
 
@@ -1280,3 +1280,72 @@ def test_an_async_flow_is_said_to_run_only_while_a_step_or_its_cleanup_runs() ->
         "in its cleanup": True,
         "cleanup cancelled": False,
     }
+
+
+def _crash(loop: asyncio.AbstractEventLoop) -> None:
+    # NOTE: a callback's SystemExit (a task's too) leaves run_forever() at once:
+    # run_until_stopped() runs no cleanup, and closes the loop with the calls still pending.
+    def leave() -> None:
+        raise SystemExit
+
+    loop.call_soon_threadsafe(leave)
+
+
+# NOTE: the loop's thread ends by the SystemExit, and what was left on the loop is collected
+# unclosed (no cleanup ran): a crash, not a stop.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("shape", ["call", "stream"])
+def test_a_loop_that_crashed_in_run_forever_holds_no_waiting_thread(shape: str) -> None:
+    # NOTE: loop_stopped() counts a loop run by run_until_stopped() as running until its
+    # cleanup ends: one that left run_forever() by an exception, its cleanup unrun, has
+    # stopped for good, and a thread waiting on a call (wait_for) or on a stream's next piece
+    # (_stream_ahead's take()) learns it within STOP_CHECK; the app's close then raised
+    # "Event loop is closed" (review404).
+    app = App()
+    inside = threading.Event()
+
+    @app.get("/call")
+    async def call(request: Request) -> str:
+        inside.set()
+        await asyncio.sleep(60)
+        return "late"
+
+    async def pieces() -> AsyncIterator[str]:
+        yield "first"
+        inside.set()
+        await asyncio.sleep(60)
+        yield "late"
+
+    @app.get("/stream")
+    async def stream(request: Request) -> Response:
+        return Response.stream(pieces())
+
+    wsgi = app.as_wsgi()
+    got: list[Any] = []
+    raised: list[BaseException] = []
+
+    def get() -> None:
+        try:
+            got.append(wsgi_get(wsgi, f"/{shape}"))
+        except BaseException as exc:  # NOTE: a stream cut mid-way may raise.
+            raised.append(exc)
+
+    thread = threading.Thread(target=get, daemon=True)
+    thread.start()
+    assert inside.wait(5)
+    loop = wsgi.app_loop.loop
+    _crash(loop)
+    thread.join(10)
+    assert not thread.is_alive(), "the waiting thread is held by a loop that crashed"
+    assert loop.is_closed()
+    assert _app_loop.loop_stopped(loop)
+    if shape == "call":
+        assert len(got) == 1 and got[0][0].startswith("5"), (got, raised)
+    wsgi.close()
+    wsgi.close()  # NOTE: a second close does nothing.
+    with pytest.raises(_app_loop.AppClosed):
+        wsgi.app_loop.run(asyncio.sleep(0))
+    got.clear()
+    raised.clear()
+    gc.collect()
