@@ -480,6 +480,38 @@ def test_under_reload_a_signal_during_a_reload_stops_the_old_process_and_starts_
     assert "Traceback" not in log, log
 
 
+def test_under_reload_a_new_process_that_has_not_begun_its_hooks_is_killed_after_a_reload(
+    tmp_path: Path,
+) -> None:
+    # NOTE: the old process ran its shutdown hooks at the reload, and said so in the memory the
+    # reloader's processes share: without its reset, the new one, its loop held, was taken for
+    # one whose hooks had begun and held the reloader after a second signal (review404).
+    source = tmp_path / "reloaded_shim.py"
+    source.write_text(RELOADED_SHIM.format(version="one"))
+    served = Served(
+        tmp_path, "uvicorn", "--reload", "--graceful-timeout", "60", target="reloaded_shim:app"
+    )
+    # NOTE: Uvicorn's reloader notes the files' times a moment after it starts the app.
+    time.sleep(1)
+    source.write_text(RELOADED_SHIM.format(version="two"))
+    later = time.time() + 2  # NOTE: a later mtime, even on a coarse clock.
+    os.utime(source, (later, later))
+    wait_for(lambda: read_log(served.log).count("serving on") == 2, "the new process", served.log)
+    assert served.recorded().count("shutdown") == 1, read_log(served.log)
+    thread, _ = _get_in_background(f"{served.url}/ablock?seconds=600")
+    served.wait_for_event("blocking", timeout=15)
+    served.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    served.process.send_signal(signal.SIGTERM)
+    assert served.ended_within(timeout=30) < 20
+    thread.join(timeout=20)
+    log = read_log(served.log)
+    assert served.process.returncode == -signal.SIGTERM, log
+    assert "after the second signal; killing it" in log, log
+    assert served.recorded().count("shutdown") == 1, log
+    assert "Traceback" not in log, log
+
+
 @pytest.mark.parametrize("hang", [True, False], ids=["hooks hang", "hooks end"])
 def test_under_reload_a_process_whose_hooks_begin_late_after_a_second_signal_is_not_killed(
     tmp_path: Path, hang: bool
