@@ -544,7 +544,14 @@ class AppLoop:
             # join itself; the loop stops once this step of the task ends, and closes itself.
             loop.stop()
             return
-        loop.call_soon_threadsafe(loop.stop)
+        try:
+            loop.call_soon_threadsafe(loop.stop)
+        except RuntimeError:
+            # NOTE: closed already: its run_forever() ended by an exception (a task's
+            # SystemExit), not by a stop. The app's close raised "Event loop is closed"
+            # (review404).
+            if not loop.is_closed():
+                raise
         thread.join(timeout=10)
 
 
@@ -585,6 +592,11 @@ def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
     _RUN_TO_THE_END.add(loop)
     try:
         loop.run_forever()
+        # NOTE: here, not in the cleanup: a call handed over before the cleanup's first step
+        # ran made its task then, which the cleanup cancelled before its own first step: its
+        # coroutine was never awaited, and its thread got LoopStopped for a call begun, not
+        # AppClosed (review404).
+        _CLEANING.add(loop)
         # NOTE: without this, a request cut off by stop() or a startup hook's background task
         # would be destroyed pending ("Task was destroyed but it is pending!"), its cleanup unrun.
         loop.run_until_complete(_clean_up(loop))
@@ -596,7 +608,6 @@ def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
 
 
 async def _clean_up(loop: asyncio.AbstractEventLoop) -> None:
-    _CLEANING.add(loop)
     tasks = asyncio.all_tasks(loop) - {asyncio.current_task()}
     for task in tasks:
         task.cancel()

@@ -177,6 +177,47 @@ def test_a_second_signal_ends_the_workers_wait_and_their_hooks_still_run(
     )
 
 
+@pytest.mark.parametrize("second", ["main", "group"])
+@pytest.mark.parametrize("first", ["main", "group"])
+def test_under_reload_signals_to_the_main_process_and_to_the_group_mix(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    # NOTE: kill -TERM to the reloader, Ctrl+C (SIGINT) to every process, in either order: the
+    # app's process takes the one it gets from the terminal and the reloader's copy as one, the
+    # second signal ends its wait, its hooks run once, and the reloader, which sees them
+    # begin, kills nothing (review404).
+    port, log, events = free_port(), tmp_path / "serve.log", tmp_path / "events.txt"
+    variables = environment(SERVING_EVENTS=str(events))
+    command = _command(port, "--reload", "--graceful-timeout", "30")
+    process = _start_as_group(command, variables, log)
+
+    def send(to: str) -> signal.Signals:
+        if to == "group":
+            os.killpg(process.pid, signal.SIGINT)
+            return signal.SIGINT
+        process.send_signal(signal.SIGTERM)
+        return signal.SIGTERM
+
+    try:
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log, timeout=15)
+        thread = _slow_in_background(port, 40)
+        wait_for(lambda: "started" in _events(events), "a request in flight", log)
+        send(first)
+        time.sleep(0.5)
+        began = time.monotonic()
+        last = send(second)
+        process.wait(timeout=15)
+        took = time.monotonic() - began
+    finally:
+        stop(process)
+    thread.join(timeout=5)
+    text = read_log(log)
+    assert process.returncode == -last, text
+    assert _events(events) == ["started", "shutdown"], text
+    assert took < 10, text  # NOTE: well short of the grace period (30 s).
+    assert "Traceback" not in text and "killing it" not in text, text
+
+
 @pytest.mark.parametrize("mode", MODE_PROCESSES)
 def test_ctrl_c_to_every_process_runs_each_hook_once(tmp_path: Path, mode: str) -> None:
     # NOTE: a terminal sends SIGINT to the whole process group: each child gets it from there

@@ -463,6 +463,140 @@ def test_under_reload_a_signal_during_a_reload_stops_the_old_process_and_starts_
     assert "Traceback" not in log, log
 
 
+def test_under_reload_a_new_process_that_has_not_begun_its_hooks_is_killed_after_a_reload(
+    tmp_path: Path,
+) -> None:
+    # NOTE: the old process ran its shutdown hooks at the reload, and said so in the memory the
+    # reloader's processes share: without its reset, the new one, its loop held, was taken for
+    # one whose hooks had begun and held the reloader after a second signal (review404).
+    source = tmp_path / "reloaded_shim.py"
+    source.write_text(RELOADED_SHIM.format(version="one"))
+    served = Served(
+        tmp_path, "uvicorn", "--reload", "--graceful-timeout", "60", target="reloaded_shim:app"
+    )
+    # NOTE: Uvicorn's reloader notes the files' times a moment after it starts the app.
+    time.sleep(1)
+    source.write_text(RELOADED_SHIM.format(version="two"))
+    later = time.time() + 2  # NOTE: a later mtime, even on a coarse clock.
+    os.utime(source, (later, later))
+    wait_for(lambda: read_log(served.log).count("serving on") == 2, "the new process", served.log)
+    assert served.recorded().count("shutdown") == 1, read_log(served.log)
+    thread, _ = _get_in_background(f"{served.url}/ablock?seconds=600")
+    served.wait_for_event("blocking", timeout=15)
+    served.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    served.process.send_signal(signal.SIGTERM)
+    assert served.ended_within(timeout=30) < 20
+    thread.join(timeout=20)
+    log = read_log(served.log)
+    assert served.process.returncode == -signal.SIGTERM, log
+    assert "after the second signal; killing it" in log, log
+    assert served.recorded().count("shutdown") == 1, log
+    assert "Traceback" not in log, log
+
+
+@pytest.mark.parametrize("hang", [True, False], ids=["hooks hang", "hooks end"])
+def test_under_reload_a_process_whose_hooks_begin_late_after_a_second_signal_is_not_killed(
+    tmp_path: Path, hang: bool
+) -> None:
+    # NOTE: its loop held by an async def handler for a second after the second signal, the
+    # app's process begins its hooks then, inside the reloader's margin (HURRY_MARGIN, 2 s):
+    # the reloader's wait wakes at the margin's end, sees them begun, and kills nothing; hooks
+    # that hang are cut short by a third signal only (review404).
+    env = {"SERVING_HANG_SHUTDOWN": "sync"} if hang else {}
+    served = Served(tmp_path, "uvicorn", "--reload", "--graceful-timeout", "60", env=env)
+    thread, _ = _get_in_background(f"{served.url}/ablock?seconds=1.2")
+    served.wait_for_event("blocking", timeout=15)
+    served.process.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    served.process.send_signal(signal.SIGTERM)
+    if hang:
+        served.wait_for_event("hanging", timeout=10)
+        # NOTE: nothing says that the reloader did not kill: the wait is for what would have.
+        time.sleep(3)
+        assert served.process.poll() is None, read_log(served.log)
+        served.process.send_signal(signal.SIGINT)
+    assert served.ended_within(timeout=20) < 15
+    thread.join(timeout=20)
+    log = read_log(served.log)
+    assert served.process.returncode == -(signal.SIGINT if hang else signal.SIGTERM), log
+    hooks = ["shutdown", "hanging"] if hang else ["shutdown"]
+    assert served.recorded() == ["blocking", *hooks], log
+    assert "killing it" not in log, log
+    assert "Traceback" not in log, log
+
+
+@pytest.mark.parametrize("changes", [1, 2])
+def test_under_reload_a_change_during_a_startup_hook_that_hangs_restarts_the_app(
+    tmp_path: Path, changes: int
+) -> None:
+    # NOTE: the reload's SIGTERM ends a process whose startup hook hangs (it has nothing to shut
+    # down), a new one starts, and a stop signal then ends that one; two changes in a row
+    # start one process or two, never two at once (review404).
+    source = tmp_path / "reloaded_shim.py"
+    source.write_text(RELOADED_SHIM.format(version="one"))
+    events, log = tmp_path / "events.txt", tmp_path / "serve.log"
+    command = [sys.executable, "-m", "microweb", "serve", "reloaded_shim:app"]
+    command += ["--server", "uvicorn", "--reload", "--port", str(free_port())]
+    variables = environment(SERVING_EVENTS=str(events), SERVING_HANG_STARTUP="sync")
+
+    def recorded() -> list[str]:
+        return events.read_text().split() if events.exists() else []
+
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            pinned(command),
+            cwd=tmp_path,
+            env=variables,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: "startup-hanging" in recorded(), "hook", log)
+        # NOTE: Uvicorn's reloader notes the files' times a moment after it starts the app.
+        time.sleep(1)
+        for change in range(changes):
+            source.write_text(RELOADED_SHIM.format(version=f"v{change}"))
+            later = time.time() + 2 + change  # NOTE: a later mtime, even on a coarse clock.
+            os.utime(source, (later, later))
+        wait_for(lambda: recorded().count("startup-hanging") >= 2, "the new process", log)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    finally:
+        stop(process)
+    text = read_log(log)
+    assert process.returncode == -signal.SIGTERM, text
+    assert set(recorded()) == {"imported", "startup-hanging"}, text
+    assert "Traceback" not in text, text
+    started = text.count("Started server process")
+    assert started == recorded().count("startup-hanging") and 2 <= started <= 1 + changes, text
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["SIGTERM", "SIGTERM and SIGINT"])
+def test_under_reload_a_storm_of_signals_ends_every_process_quietly(
+    tmp_path: Path, mixed: bool
+) -> None:
+    # NOTE: ten signals in half a second: the reloader kills its child from the third on, each one
+    # wakes its wait, and it ends by the last signal it got, its child gone (review404).
+    served = Served(tmp_path, "uvicorn", "--reload", "--graceful-timeout", "60")
+    thread, _ = _get_in_background(f"{served.url}/slow?seconds=60")
+    served.wait_for_event("started", timeout=15)
+    sent = [signal.SIGINT if mixed and index % 2 else signal.SIGTERM for index in range(10)]
+    for sig in sent:
+        served.process.send_signal(sig)
+        # NOTE: two of one kind pending are one: a pause lets each come on its own.
+        time.sleep(0.05)
+    assert served.ended_within(timeout=20) < 15
+    thread.join(timeout=20)
+    log = read_log(served.log)
+    assert served.process.returncode in {-sig for sig in sent}, log
+    assert "Traceback" not in log, log
+    assert "finished" not in served.recorded(), log
+    # NOTE: the child, which holds the listening socket too, has gone with the reloader.
+    wait_for(lambda: refuses_connections(served.port), "the child's end", served.log)
+
+
 @pytest.mark.parametrize("colour", ["sync", "async"])
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
 @pytest.mark.parametrize("server", SERVERS)
@@ -482,7 +616,9 @@ def test_a_second_signal_ends_a_shutdown_hook_that_hangs(
 
 @pytest.mark.parametrize("colour", ["sync", "async"])
 @pytest.mark.parametrize(
-    "options", [["waitress"], ["uvicorn"], ["uvicorn", "--workers", "2"]], ids=" ".join
+    "options",
+    [["waitress"], ["uvicorn"], ["uvicorn", "--workers", "2"], ["uvicorn", "--reload"]],
+    ids=" ".join,
 )
 def test_a_signal_ends_a_startup_hook_that_hangs(
     tmp_path: Path, options: list[str], colour: str
