@@ -63,6 +63,8 @@ IO_MODULES = frozenset(
         "_waitress_tasks.py",
         "_waitress_channel.py",
         "_uvicorn.py",
+        "_uvicorn_shared.py",
+        "_conn_end.py",
         "_stall.py",
         # NOTE: the Uvicorn protocols microweb serve runs: they read the request's scope.
         "_httptools.py",
@@ -237,7 +239,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_waitress", "_waitress_parser", "_waitress_tasks", "_waitress_channel",
         "_chunked", "_uvicorn", "_httptools_targets", "_httptools_refusals", "_httptools_reads",
         "_httptools", "_h11", "_h11_connection", "_h11_framing",
-        "_stall", "_ws_flow",
+        "_uvicorn_shared", "_conn_end", "_stall", "_ws_flow",
         "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "_sockets", "plugins",
     ),
 }  # fmt: skip
