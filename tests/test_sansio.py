@@ -229,7 +229,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_asgi_streams", "_asgi_lifespan", "_asgi",
     ),
     "facade": (
-        "_other_names", "_router", "_app_registries", "_app", "__init__", "__main__", "testing",
+        "_other_names", "_route_nesting", "_handler_checks", "_router", "_app_registries",
+        "_app", "__init__", "__main__", "testing",
         "_testing_wsgi",
         "_testing_asgi",
         "_testing_http", "_testing_websocket", "_testing_cookies", "_testing_cookie_order",
