@@ -13,6 +13,7 @@ from ._app_registries import ConverterRegistry, HookRegistry
 from ._checkpoint import Checkpoint
 from ._effects import Colored
 from ._errors import InterfaceWarning
+from ._handler_checks import as_flow
 from ._limits import Limits, resolve_limits
 from ._other_names import add_other_names
 from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, StartupSteps, endpoint
@@ -23,7 +24,6 @@ from ._route_templates import BUILTIN_CONVERTERS, Converter
 from ._router import (
     Router,
     RouteRegistry,
-    as_flow,
     check_includable,
     compiled_marks_kept,
     error_registrar,

@@ -22,20 +22,18 @@ from typing import TYPE_CHECKING, Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
+from ._conn_end import AnswersAfterEnd, IdleOnceSent, read_whole_unanswered
 from ._h11_connection import FramedConnection, decoded_path
 from ._parsing import UNSUPPORTED_CODING
-from ._stall import (
-    AnswersAfterEnd,
-    IdleOnceSent,
-    StallTimer,
+from ._stall import StallTimer
+from ._unix import NoUnixAddress
+from ._uvicorn_shared import (
     Transport,
     UpgradeWarnedOnce,
     body_begun,
     hand_over,
-    read_whole_unanswered,
     with_default_fields,
 )
-from ._unix import NoUnixAddress
 
 # NOTE: Waitress's default max_request_header_size, as _httptools_refusals' MAX_HEAD_SIZE
 # (which this module can't import: it needs httptools), and its LINGER (tests/test_httptools.py

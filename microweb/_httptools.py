@@ -44,18 +44,13 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from ._conn_end import AnswersAfterEnd, IdleOnceSent, read_whole_unanswered
 from ._httptools_reads import HttpToolsReads, chunks_end, target_end, target_end_after
 from ._httptools_targets import stand_in_target, with_path
-from ._stall import (
-    AnswersAfterEnd,
-    IdleOnceSent,
-    StallTimer,
-    Transport,
-    UpgradeWarnedOnce,
-    read_whole_unanswered,
-)
+from ._stall import StallTimer
 from ._types import Message
 from ._unix import NoUnixAddress
+from ._uvicorn_shared import Transport, UpgradeWarnedOnce
 
 
 # NOTE: Uvicorn types eof_received() as returning None; AnswersAfterEnd's may return True.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from ._httptools_refusals import HttpToolsRefusals
-from ._stall import body_begun, hand_over
+from ._uvicorn_shared import body_begun, hand_over
 
 # NOTE: requests parsed ahead of the one being answered; Uvicorn answers them one at a time
 # anyway. A read is parsed in slices of SLICE bytes, so that a read of small requests (one per

@@ -20,8 +20,8 @@ from ._parsing import (
     has_body,
     transfer_coding_refusal,
 )
-from ._stall import with_default_fields
 from ._target import authority_refusal
+from ._uvicorn_shared import with_default_fields
 
 # NOTE: Waitress's default max_request_header_size, so that both servers refuse the same heads.
 MAX_HEAD_SIZE = 256 * 1024

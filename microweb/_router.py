@@ -4,31 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from ._effects import Colored
-from ._errors import ClientDisconnect
+from ._handler_checks import as_flow, check_error_key, error_handler_entry
 from ._limits import RouteLimits, check_route_limits
 from ._other_names import add_other_names, routing_advice
 from ._plan import ErrorHandler
-from ._route_templates import Param, parse_template
+from ._route_nesting import check_prefix_template, join_prefix, with_options
+from ._route_templates import parse_template
 from ._routing import (
     HTTP_METHODS,
     NO_CONFIG,
     Handler,
     Route,
-    check_arguments,
-    check_colour,
     check_name,
     check_prefix,
     check_reached,
     is_async_callable,
-    is_generator_callable,
     skip_names,
-    unwrap_staticmethod,
 )
 
 if TYPE_CHECKING:
@@ -205,130 +201,6 @@ class RouteRegistry:
         return self._method("OPTIONS", path, options)
 
 
-def join_prefix(prefix: str, path: str) -> str:
-    """The template of ``path`` under ``prefix``: a route on ``"/"`` gets the prefix itself.
-
-    Raises:
-        ValueError: If ``path`` does not start with ``/`` (``""`` under a prefix is the
-            prefix, as ``"/"`` is).
-    """
-    if path and not path.startswith("/"):
-        # NOTE: glued to the prefix, "users" under "/api" was served at "/apiusers".
-        raise ValueError(f"route template {path!r} must start with '/'")
-    return prefix + path if path != "/" or not prefix else prefix
-
-
-def with_options(
-    route: Route, skip: tuple[str, ...], config: Mapping[str, Any], *, router: bool = False
-) -> Route:
-    """Return ``route`` with ``skip`` added to its own and ``config`` under its own.
-
-    Skips add up; of two settings of one key, the route's own wins (a route's over its
-    router's, an inner router's over an outer one's). ``router`` says they are a router's.
-    """
-    if not skip and not config:
-        return route
-    merged = {**config, **route.config}
-    return dataclasses.replace(
-        route,
-        skip=tuple(dict.fromkeys((*route.skip, *skip))),
-        config=MappingProxyType(merged) if merged else NO_CONFIG,
-        _router_skip=_router_skip(route, skip) if router else route._router_skip,
-    )
-
-
-def _router_skip(route: Route, skip: tuple[str, ...]) -> tuple[str, ...]:
-    # NOTE: a name the route skips itself stays its own, checked strictly (check_skips): the
-    # router skipping it too does not let an own skip that changes nothing pass.
-    added = (name for name in skip if name not in route.skip)
-    return tuple(dict.fromkeys((*route._router_skip, *added)))
-
-
-def as_flow(flow: Callable[..., Any]) -> Colored:
-    """Return ``flow`` with its colour, checking that it is a generator function.
-
-    Raises:
-        TypeError: If ``flow`` is not a generator function (sync or async).
-    """
-    where = f"flow {getattr(flow, '__qualname__', flow)!r}"
-    function = unwrap_staticmethod(flow)
-    if inspect.isasyncgenfunction(function):
-        check_arguments(flow, where, "(request)")
-        return Colored(flow, True)
-    if inspect.isgeneratorfunction(function):
-        check_arguments(flow, where, "(request)")
-        return Colored(flow, False)
-    if is_generator_callable(flow):
-        # NOTE: a middleware class's port (Falcon's, Starlette's) whose __call__ yields: the
-        # bare "must be a generator function" read as wrong, since its code is one.
-        raise TypeError(
-            f"{where} is an object whose __call__ is a generator function; a flow is a "
-            "generator function or method: register the bound method, "
-            "app.middleware(instance.__call__)"
-        )
-    raise TypeError(
-        f"{where} must be a generator function: "
-        "write `response = yield` where the rest of the stack runs"
-    )
-
-
-def check_error_key(key: ErrorKey) -> None:
-    """Check what an error handler is registered for: a 4xx/5xx status or an exception class.
-
-    Raises:
-        ValueError: If a status is not 4xx or 5xx.
-        TypeError: If the key is neither a status nor a subclass of ``Exception``, or is one
-            that no handler would see (``ClientDisconnect``, ``StopIteration``).
-    """
-    if isinstance(key, int) and not 400 <= key <= 599:
-        raise ValueError(f"error handlers take a 4xx or 5xx status, got {key}")
-    if isinstance(key, int):
-        return
-    if not (isinstance(key, type) and issubclass(key, BaseException)):
-        raise TypeError(f"error_handler() takes a status or an exception class, got {key!r}")
-    if issubclass(key, ClientDisconnect):
-        # NOTE: registered, it never ran: nobody is left to answer (review172).
-        raise TypeError(
-            f"error_handler() got {key.__name__}: a client that left gets no answer, so no "
-            "error handler runs for it; clean up in a try/finally around the body's read"
-        )
-    if issubclass(key, StopIteration):
-        # NOTE: registered, it never ran: see the errors page on StopIteration.
-        raise TypeError(
-            f"error_handler() got {key.__name__}: app code's StopIteration reaches error "
-            "handlers as a RuntimeError, with it as the __cause__ (PEP 479); register "
-            "RuntimeError"
-        )
-    if not issubclass(key, Exception):
-        # NOTE: KeyboardInterrupt, SystemExit, CancelledError stop the server or the task; no
-        # request ever reaches a handler for them, so registering one is a mistake to tell.
-        raise TypeError(
-            f"error_handler() takes a subclass of Exception, got {key.__name__}: a request's "
-            "error is always an Exception (register Exception to catch them all), and "
-            "KeyboardInterrupt, SystemExit or CancelledError end the server or the task"
-        )
-
-
-def error_handler_entry(key: ErrorKey, handler: Callable[..., Any]) -> ErrorHandler:
-    """Return ``handler`` for ``key`` with its colour.
-
-    Raises:
-        TypeError: If ``handler`` is a generator function, a ``def`` wrapper of an
-            ``async def`` function, or cannot be called as ``(request, exc)``.
-    """
-    where = f"error handler {getattr(handler, '__qualname__', handler)!r}"
-    if is_generator_callable(handler):
-        # NOTE: taken, it answered each of its errors with a logged 500 ("a handler returned
-        # generator"), as a route handler would: refused at registration as one is.
-        raise TypeError(
-            f"{where} is a generator function; to stream, return Response.stream(generator()) "
-            "from a def or async def error handler"
-        )
-    check_colour(handler, where)
-    check_arguments(handler, where, "(request, exc)")
-    return ErrorHandler(key, Colored(handler, is_async_callable(handler)))
-
-
 def error_registrar(handlers: dict[ErrorKey, ErrorHandler], key: ErrorKey) -> Callable[[F], F]:
     """Check ``key`` (``check_error_key()``); return the decorator of ``App.error_handler``
     and ``Router.error_handler``, which puts ``error_handler_entry()`` in ``handlers``."""
@@ -377,7 +249,7 @@ class Router(RouteRegistry):
                 "root, leave it out, Router()"
             )
         check_prefix(prefix, "Router", "routes")
-        _check_template(prefix)
+        check_prefix_template(prefix)
         self.prefix = prefix
         self.skip = skip_names(skip)
         # NOTE: a read-only copy: changed after routes were added, it would not reach them.
@@ -484,27 +356,6 @@ class Router(RouteRegistry):
                 ``async def`` function.
         """
         return error_registrar(self.error_handlers, key)
-
-
-def _check_template(prefix: str) -> None:
-    """Refuse a router prefix that is no template's start: a malformed parameter, one named
-    twice, or a ``{name:path}`` one, which takes the rest of the path.
-
-    A parameter is taken (``"/{tenant}"``): each route of the router gets it.
-    """
-    if not prefix:
-        return
-    # NOTE: taken, "/a{" failed at the router's first route, with a message about its template.
-    try:
-        segments = parse_template(prefix)
-    except ValueError as exc:
-        raise ValueError(f"Router prefix {prefix!r}: {exc}") from None
-    for segment in segments:
-        if isinstance(segment, Param) and segment.converter == "path":
-            raise ValueError(
-                f"Router prefix {prefix!r}: {{{segment.name}:path}} takes the rest of the path, "
-                "so it can only end a route's template, not a prefix"
-            )
 
 
 def included_again(router: Router) -> ValueError:

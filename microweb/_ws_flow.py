@@ -68,8 +68,9 @@ from websockets.protocol import State
 from ._asgi_request import DENIAL_SENT_WHOLE
 from ._emission import no_body_status
 from ._percent import percent_decode
-from ._stall import StallTimer, with_default_fields
+from ._stall import StallTimer
 from ._unix import NoUnixAddress
+from ._uvicorn_shared import with_default_fields
 
 if TYPE_CHECKING:
     from uvicorn.config import Config

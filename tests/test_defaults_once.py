@@ -21,7 +21,8 @@ from servers import HOST, read_until_closed, serving_module, uvicorn_command
 from uvicorn.server import ServerState
 
 from microweb import App, Request, Response
-from microweb._stall import AnswersAfterEnd, with_default_fields
+from microweb._conn_end import AnswersAfterEnd
+from microweb._uvicorn_shared import with_default_fields
 
 DEFAULTS = [(b"date", b"Mon, 07 Dec 2026 12:00:00 GMT"), (b"server", b"uvicorn")]
 REFUSAL = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno"

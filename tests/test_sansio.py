@@ -63,6 +63,8 @@ IO_MODULES = frozenset(
         "_waitress_tasks.py",
         "_waitress_channel.py",
         "_uvicorn.py",
+        "_uvicorn_shared.py",
+        "_conn_end.py",
         "_stall.py",
         # NOTE: the Uvicorn protocols microweb serve runs: they read the request's scope.
         "_httptools.py",
@@ -227,7 +229,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_asgi_streams", "_asgi_lifespan", "_asgi",
     ),
     "facade": (
-        "_other_names", "_router", "_app_registries", "_app", "__init__", "__main__", "testing",
+        "_other_names", "_route_nesting", "_handler_checks", "_router", "_app_registries",
+        "_app", "__init__", "__main__", "testing",
         "_testing_wsgi",
         "_testing_asgi",
         "_testing_http", "_testing_websocket", "_testing_cookies", "_testing_cookie_order",
@@ -237,7 +240,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_waitress", "_waitress_parser", "_waitress_tasks", "_waitress_channel",
         "_chunked", "_uvicorn", "_httptools_targets", "_httptools_refusals", "_httptools_reads",
         "_httptools", "_h11", "_h11_connection", "_h11_framing",
-        "_stall", "_ws_flow",
+        "_uvicorn_shared", "_conn_end", "_stall", "_ws_flow",
         "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "_sockets", "plugins",
     ),
 }  # fmt: skip
