@@ -1,7 +1,9 @@
 """How Uvicorn's httptools protocol (``BoundedHttpTools``) gives httptools what it reads: in
 slices, none past a full pipeline of requests; a head measured as it comes, and refused at the
-cap; the reads of a long head line held and given at once; and what follows a WebSocket
-handshake's head kept for the WebSocket protocol.
+cap; the reads of a long head line held and given at once; where a request line's target
+ends in a read (``target_end()``, past a chunked body's end: ``chunks_end()``), so that one
+spaced wrong is found; and what follows a WebSocket handshake's head kept for the WebSocket
+protocol.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The answers Uvicorn's httptools protocol (``BoundedHttpTools``) writes itself, and their
-order: a head refused at its end (431 too large, 400 for a version not served or a switch with
-a body, 501 for a transfer coding before ``chunked``), a 400 for what httptools cannot parse
-and for a body's framing too large; each after the answers owed to the requests before it,
-then the connection closes.
+order: a head refused at its end (431 too large; 400 for a version not served, a request line
+spaced wrong, a switch or a ``CONNECT`` with a body, or an absolute-form target whose scheme or
+authority is refused; 501 for a transfer coding before ``chunked``), a 400 for what httptools
+cannot parse and for a body's framing too large; each after the answers owed to the requests
+before it, then the connection closes.
 """
 
 from __future__ import annotations

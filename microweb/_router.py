@@ -1,4 +1,6 @@
-"""Route decorators, shared by ``App`` and ``Router``."""
+"""Route decorators, shared by ``App`` and ``Router``, and ``Router``. How a route is placed
+under a prefix and its routers is in ``_route_nesting``; the checks of the flows and error
+handlers they register, in ``_handler_checks``."""
 
 from __future__ import annotations
 

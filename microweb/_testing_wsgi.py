@@ -143,7 +143,7 @@ class WSGITransport(httpx.BaseTransport):
             # it (wsgiref.validate raised ValueError); the text is the ASGI side's, the core's.
             return httpx.Response(400, text="invalid Content-Length")
         if len(environ.get("CONTENT_LENGTH", "")) > MAX_INT_DIGITS:
-            # NOTE: as microweb serve's Waitress answers it (_waitress.OrderlyParser), where
+            # NOTE: as microweb serve's Waitress answers it (_waitress_parser.OrderlyParser), where
             # wsgiref.validate's int() raised ValueError into the test.
             return httpx.Response(413, text="request body is too large")
         seen: dict[str, Any] = {}

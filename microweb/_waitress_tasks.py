@@ -66,7 +66,8 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
             self._heading = False
         if self.close_on_finish and (KEPT_ALIVE in self.response_headers):
             # NOTE: Waitress says "Keep-Alive" to an HTTP/1.0 client that asked for it, even
-            # once the connection is to close (the stop's "close" above): the head said both.
+            # once the connection is to close (every HTTP/1.0 answer's close above, or the
+            # stop's): the head said both.
             self.response_headers.remove(KEPT_ALIVE)
             head = head.replace(b"\r\n%s: %s" % tuple(v.encode() for v in KEPT_ALIVE), b"", 1)
         return as_http_1_1(head)

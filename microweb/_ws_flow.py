@@ -121,7 +121,7 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
     lost = False
     # NOTE: whether reading is paused until the app answers the handshake (accept or refusal),
     # for what came with it and waits for that answer; and that such bytes are kept, for the
-    # HTTP protocols that read them with the handshake (_stall.hand_over).
+    # HTTP protocols that read them with the handshake (_uvicorn_shared.hand_over).
     held_for_handshake = False
     keeps_early_frames = True
     # NOTE: the last bytes of the handshake's head parsed so far, for its end (head_end()).

@@ -1,7 +1,7 @@
 """Uvicorn's default fields (Date, Server: ``server_state.default_headers``) on the refusals
 ``microweb serve``'s Uvicorn protocols write themselves, under httptools, h11 and the WebSocket
-protocol: added by one function (``_stall.with_default_fields``), obeying ``--no-date-header``
-and ``--no-server-header`` as Uvicorn's answers do."""
+protocol: added by one function (``_uvicorn_shared.with_default_fields``), obeying
+``--no-date-header`` and ``--no-server-header`` as Uvicorn's answers do."""
 
 from __future__ import annotations
 

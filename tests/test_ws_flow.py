@@ -934,7 +934,7 @@ def test_frames_after_a_handshake_longer_than_a_slice_wait_for_its_answer(
     async def connection() -> tuple[bytes, bool]:
         protocol, transport = _connected(FlowControlledWebSockets, _echoing_app())
         protocol.data_received(HANDSHAKE[:-2] + _LONG_HEAD + b"\r\n")
-        protocol.data_received(sent)  # NOTE: as _stall.hand_over gives it.
+        protocol.data_received(sent)  # NOTE: as _uvicorn_shared.hand_over gives it.
         for _ in range(100):
             if transport.written.endswith(answer):
                 break
