@@ -24,6 +24,7 @@ from ._limits import MAX_INT_DIGITS, Limits
 from ._target import strip_root
 from ._testing_content import CheckedStream
 from ._testing_sides import Answer, Side, record_answer, stop_if_reported
+from ._wsgi_request import HEADER_LINES
 
 if TYPE_CHECKING:
     from ._app import App
@@ -226,6 +227,9 @@ class WSGITransport(httpx.BaseTransport):
             # NOTE: Cookie lines joined by "; ", as microweb serve's Waitress joins them.
             joint = "; " if key == "HTTP_COOKIE" else ", "
             environ[key] = f"{environ[key]}{joint}{text}" if key in environ else text
+        # NOTE: the lines as sent, before the join, as microweb serve's Waitress tells them
+        # (for Limits.max_headers): joined, 40 lines of one name were one (review408).
+        environ[HEADER_LINES] = len(request.headers.raw)
         # NOTE: like Waitress, which decodes a chunked body and gives the app its real length
         # (a Content-Length sent beside Transfer-Encoding is ignored: RFC 9112 6.3).
         if "transfer-encoding" in request.headers or (body and "CONTENT_LENGTH" not in environ):
