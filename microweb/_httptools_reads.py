@@ -210,9 +210,11 @@ class HttpToolsReads(HttpToolsRefusals):
                         self._unsupported_upgrade_warning()
                     # NOTE: an upgrade not taken (h2c, which curl --http2 asks for) stays
                     # HTTP: Uvicorn dropped the rest of the read, and a request pipelined
-                    # there was never answered. httptools parses on from there.
+                    # there was never answered. httptools parses on from there: the rest
+                    # starts where the request ended (one with a body was refused), and a
+                    # request line there is checked as any other (review406).
                     data = b"" if self.refused else rest
-                    self.line_from = self.body_from = -1
+                    self.line_from, self.body_from = 0, -1
                     continue
                 # NOTE: httptools tells where the head ended; Uvicorn dropped what came after
                 # it, and so the frames a client sent with its handshake (RFC 6455 4.1 asks it
