@@ -45,7 +45,13 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from ._conn_end import AnswersAfterEnd, IdleOnceSent, read_whole_unanswered
-from ._httptools_reads import HttpToolsReads, chunks_end, target_end, target_end_after
+from ._httptools_reads import (
+    FRESH_CHUNKS,
+    HttpToolsReads,
+    chunks_read,
+    target_end,
+    target_end_after,
+)
 from ._httptools_targets import stand_in_target, with_path
 from ._stall import StallTimer
 from ._types import Message
@@ -205,6 +211,7 @@ class BoundedHttpTools(  # type: ignore[misc]
         unknown = head_end < 0 or self.coded_body
         self.body_from, self.body_seen = -1 if unknown else head_end, 0
         self.chunks_from = head_end if self.coded_body else -1
+        self.chunk_state = FRESH_CHUNKS if self.chunks_from >= 0 else None
         if self.refused:
             return
         self.reading_head, self.heads = False, self.heads + 1
@@ -320,9 +327,10 @@ class BoundedHttpTools(  # type: ignore[misc]
             if from_ >= 0:
                 self.line_from = from_ + self.body_seen
             elif self.chunks_from >= 0:
-                # NOTE: a chunked body whose head came in this read: its chunk lines are read
-                # again (httptools has checked them), so that a line after it is checked too.
-                self.line_from = chunks_end(self.feeding, self.chunks_from)
+                # NOTE: a chunked body: its chunk lines are read again (httptools has checked
+                # them), from its head or from where the read before left them, so that a
+                # line after it is checked too.
+                self.line_from = chunks_read(self.chunk_state, self.feeding, self.chunks_from)[1]
             else:
                 self.line_from = -1
             self.stop_stall_timer()
