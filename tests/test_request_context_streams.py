@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import pytest
-from conftest import MakeClient
-from drive import asgi_get
+from conftest import MakeClient, stream_in_colour
+from drive import asgi_get, start_response, wsgi_environ
 
 from microweb import App, Request, Response
 from microweb.plugins import GZip
@@ -38,11 +40,6 @@ def _chunks(seen: list[str]) -> Iterator[bytes]:
         seen.append(f"finally: {SEEN.get()}")
 
 
-async def _async_chunks(seen: list[str]) -> AsyncIterator[bytes]:
-    for chunk in _chunks(seen):
-        yield chunk
-
-
 def _after(seen: list[str], colour: str) -> Callable[[], Any]:
     def after() -> None:
         seen.append(f"after: {SEEN.get()}")
@@ -59,8 +56,7 @@ def _stream_app(seen: list[str], stream: str, after: str) -> App:
     @app.get("/")
     def index(request: Request) -> Response:
         request.after_response(_after(seen, after))
-        chunks = _chunks(seen) if stream == "sync" else _async_chunks(seen)
-        return Response.stream(chunks)
+        return Response.stream(stream_in_colour(stream, lambda: _chunks(seen)))
 
     @app.get("/get")
     def get(request: Request) -> str:
@@ -111,14 +107,10 @@ def test_a_stream_that_fails_is_seen_by_its_after_response_work(
         yield b"a"
         raise ValueError("the stream's own")
 
-    async def async_failing() -> AsyncIterator[bytes]:
-        for chunk in failing():
-            yield chunk
-
     @app.get("/")
     def index(request: Request) -> Response:
         request.after_response(_after(seen, "def"))
-        return Response.stream(failing() if stream == "sync" else async_failing())
+        return Response.stream(stream_in_colour(stream, failing))
 
     client = make_client(app)
     with pytest.raises(ValueError, match="the stream's own"):
@@ -139,14 +131,10 @@ def test_a_stream_that_gzip_or_an_event_stream_wraps(
         SEEN.set("the wrapped stream's")
         yield "x" * 100
 
-    async def async_events() -> AsyncIterator[str]:
-        for event in events():
-            yield event
-
     @app.get("/")
     def index(request: Request) -> Response:
         request.after_response(_after(seen, "def"))
-        chunks = events() if stream == "sync" else async_events()
+        chunks = stream_in_colour(stream, events)
         if wrapper == "sse":
             return Response.sse(chunks)
         return Response.stream(chunks, media_type="text/plain")
@@ -172,18 +160,11 @@ def test_a_stream_that_resets_its_token_leaves_nothing_for_its_after_response_wo
         finally:
             SEEN.reset(token)
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        token = SEEN.set("bound by the stream")
-        try:
-            yield b"a"
-        finally:
-            SEEN.reset(token)
-
     @app.get("/")
     def index(request: Request) -> Response:
         SEEN.set("the handler's")
         request.after_response(_after(seen, "async def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(stream_in_colour(stream, chunks))
 
     assert make_client(app).get("/").text == "a"
     assert seen == ["after: the handler's"]
@@ -220,15 +201,11 @@ def test_flows_that_set_before_and_after_yield_around_a_stream(
         SEEN.set(SEEN.get() + ", the stream's")
         yield b"a"
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
     @app.get("/")
     def index(request: Request) -> Response:
         seen.append(f"handler: {SEEN.get()}")
         request.after_response(_after(seen, "async def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(stream_in_colour(stream, chunks))
 
     client = make_client(app)
     assert client.get("/").text == "a"
@@ -257,22 +234,6 @@ def test_both_interfaces_agree_and_keep_nothing_for_the_next_request(stream: str
 
 
 # --- a WSGI middleware around the app, called as a server's thread calls it
-
-
-def _environ(path: str) -> dict[str, Any]:
-    return {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "x",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "wsgi.url_scheme": "http",
-    }
-
-
-def _start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-    return None
 
 
 class _SetsBetweenChunks:
@@ -317,18 +278,14 @@ def test_a_stream_sees_what_a_wsgi_middleware_set_before_the_call_alone(stream: 
         finally:
             seen.append(f"finally: {SEEN.get()}")
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
     @app.get("/")
     def index(request: Request) -> Response:
         request.after_response(_after(seen, "def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(stream_in_colour(stream, chunks))
 
     wsgi = app.as_wsgi()
     try:
-        assert b"".join(_SetsBetweenChunks(wsgi)(_environ("/"), _start)) == b".."
+        assert b"".join(_SetsBetweenChunks(wsgi)(wsgi_environ(), start_response)) == b".."
     finally:
         wsgi.close()
     assert seen == [
@@ -354,13 +311,9 @@ def test_an_asgi_middleware_sees_what_the_stream_set_once_the_app_returns(stream
         SEEN.set("the stream's")
         yield b"a"
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
     @app.get("/")
     def index(request: Request) -> Response:
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(stream_in_colour(stream, chunks))
 
     asgi = app.as_asgi()
 
@@ -379,35 +332,70 @@ def test_an_asgi_middleware_sees_what_the_stream_set_once_the_app_returns(stream
 # --- attacks on the copy of a stream's values into the request's context (review403)
 
 
-class _ClosingStream:
-    """A sync stream object whose close() sets ``SEEN``; never iterated where it is not sent."""
+def _sets_close() -> None:
+    SEEN.set("the stream's close")
 
-    def __init__(self, chunk: bytes | str = b"a") -> None:
-        self.closed, self.chunk = False, chunk
+
+class _ClosingStream:
+    """A stream object of one chunk, not a generator, whose close sets ``closed``, then runs
+    ``closing`` (by default, sets ``SEEN``); never iterated where it is not sent.
+
+    ``sets``: what it sets ``SEEN`` to as it is iterated; ``late``: the seconds its close
+    takes before that (``time.sleep()`` in a sync one, ``asyncio.sleep()`` in an async one).
+    """
+
+    def __init__(
+        self,
+        chunk: bytes | str = b"a",
+        *,
+        sets: str | None = None,
+        closing: Callable[[], None] = _sets_close,
+        late: float = 0.0,
+    ) -> None:
+        self.closed, self.chunk, self.sets = False, chunk, sets
+        self.closing, self.late = closing, late
+
+    def _chunks(self) -> Iterator[bytes | str]:
+        if self.sets is not None:
+            SEEN.set(self.sets)
+        yield self.chunk
+
+    def _close(self) -> None:
+        self.closed = True
+        self.closing()
+
+
+class _SyncClosingStream(_ClosingStream):
+    """A ``_ClosingStream`` iterated by ``__iter__()``, closed by ``close()``."""
 
     def __iter__(self) -> Iterator[bytes | str]:
-        yield self.chunk
-
-    def close(self) -> None:
-        self.closed = True
-        SEEN.set("the stream's close")
-
-
-class _AsyncClosingStream:
-    """An async stream object whose aclose() sets ``SEEN``."""
-
-    def __init__(self, chunk: bytes | str = b"a") -> None:
-        self.closed, self.chunk = False, chunk
-
-    def __aiter__(self) -> AsyncIterator[bytes | str]:
         return self._chunks()
 
-    async def _chunks(self) -> AsyncIterator[bytes | str]:
-        yield self.chunk
+    def close(self) -> None:
+        if self.late:
+            time.sleep(self.late)
+        self._close()
+
+
+class _AsyncClosingStream(_ClosingStream):
+    """A ``_ClosingStream`` iterated by ``__aiter__()``, closed by ``aclose()``."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes | str]:
+        for chunk in self._chunks():
+            yield chunk
 
     async def aclose(self) -> None:
-        self.closed = True
-        SEEN.set("the stream's close")
+        if self.late:
+            await asyncio.sleep(self.late)
+        self._close()
+
+
+def _closing_stream(
+    colour: str, chunk: bytes | str = b"a", **options: Any
+) -> _SyncClosingStream | _AsyncClosingStream:
+    """Return a ``_ClosingStream`` of ``colour`` (``"sync"`` or ``"async"``)."""
+    kind = _SyncClosingStream if colour == "sync" else _AsyncClosingStream
+    return kind(chunk, **options)
 
 
 @pytest.mark.parametrize("stream", ["sync", "async"])
@@ -422,7 +410,7 @@ def test_the_close_of_a_stream_not_sent_is_seen_by_the_after_response_work(
     @app.route("/", methods=["GET", "HEAD"])
     def index(request: Request) -> Response:
         request.after_response(_after(seen, "def"))
-        body = _ClosingStream() if stream == "sync" else _AsyncClosingStream()
+        body = _closing_stream(stream)
         streams.append(body)
         status = 200 if answer == "HEAD" else int(answer)
         return Response.stream(body, status=status)
@@ -451,18 +439,10 @@ def test_a_stream_whose_close_raises_is_seen_by_the_after_response_work(
             SEEN.set("the failing close's")
             raise ValueError("the close's own")
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        try:
-            while True:
-                yield b"a"
-        finally:
-            SEEN.set("the failing close's")
-            raise ValueError("the close's own")
-
     @app.get("/")
     def index(request: Request) -> Response:
         request.after_response(_after(seen, "def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(stream_in_colour(stream, chunks))
 
     client = make_client(app)
     with pytest.raises(ValueError, match="the close's own"), client.stream("GET", "/") as response:
@@ -488,17 +468,13 @@ def test_a_variable_the_stream_set_and_reset_to_no_value_has_none_after_it(
         finally:
             NO_DEFAULT.reset(token)
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
     def after() -> None:
         seen.append(NO_DEFAULT.get("no value"))
 
     @app.get("/")
     def index(request: Request) -> Response:
         request.after_response(after)
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(stream_in_colour(stream, chunks))
 
     assert make_client(app).get("/").text == "a"
     assert seen == ["no value"]
@@ -532,10 +508,6 @@ def test_values_are_told_apart_by_identity_alone(make_client: MakeClient, stream
         SEEN.set(streams[1])
         yield b"a"
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
     def after() -> None:
         seen.extend([ODD.get(), SEEN.get()])
 
@@ -544,7 +516,7 @@ def test_values_are_told_apart_by_identity_alone(make_client: MakeClient, stream
         ODD.set(_Unequal())
         SEEN.set(handler_s)
         request.after_response(after)
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(stream_in_colour(stream, chunks))
 
     assert make_client(app).get("/").text == "a"
     assert seen[0] is streams[0]
@@ -563,16 +535,13 @@ def test_the_driver_s_own_variables_are_not_set_for_the_after_response_work(
     def chunks() -> Iterator[bytes]:
         yield b"a"
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        yield b"a"
-
     def after() -> None:
         seen.append(CLOSING_FOR.get())
 
     @app.get("/")
     def index(request: Request) -> Response:
         request.after_response(after)
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(stream_in_colour(stream, chunks))
 
     client = make_client(app)
     assert client.get("/").text == "a"
@@ -594,17 +563,13 @@ def test_a_stream_that_sets_many_variables(make_client: MakeClient, stream: str)
             var.set(number)
         yield b"a"
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
     def after() -> None:
         seen.append(sum(var.get() for var in MANY))
 
     @app.get("/")
     def index(request: Request) -> Response:
         request.after_response(after)
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(stream_in_colour(stream, chunks))
 
     client = make_client(app)
     assert client.get("/").text == "a"
@@ -623,33 +588,18 @@ def test_a_close_given_up_on_sets_nothing_of_its_own_here_or_in_the_next_request
     # after-response work saw nothing of such a stream (review403).
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
     seen: list[str] = []
-    closed = __import__("threading").Event()
+    closed = threading.Event()
     app = App()
 
-    class Chunks:
-        def __iter__(self) -> Iterator[bytes]:
-            SEEN.set("the stream's")
-            yield b"a"
-
-        def close(self) -> None:
-            __import__("time").sleep(0.5)
-            SEEN.set("the late close's")
-            closed.set()
-
-    class AsyncChunks:
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            SEEN.set("the stream's")
-            yield b"a"
-
-        async def aclose(self) -> None:
-            await asyncio.sleep(0.5)
-            SEEN.set("the late close's")
-            closed.set()
+    def closing() -> None:
+        SEEN.set("the late close's")
+        closed.set()
 
     @app.get("/")
     def index(request: Request) -> Response:
         request.after_response(_after(seen, "def"))
-        return Response.stream(Chunks() if stream == "sync" else AsyncChunks())
+        body = _closing_stream(stream, sets="the stream's", closing=closing, late=0.5)
+        return Response.stream(body)
 
     @app.get("/get")
     def get(request: Request) -> str:
@@ -691,14 +641,10 @@ def test_nothing_keeps_what_a_stream_set_once_its_request_has_ended(
         yield b"a"
         yield b"b"
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
     @app.get("/")
     def index(request: Request) -> Response:
         request.after_response(lambda: seen.append(big.get() is not None))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(stream_in_colour(stream, chunks))
 
     client = make_client(app)
     if early:
@@ -728,7 +674,7 @@ def test_the_close_of_a_wrapped_stream_object_is_seen_by_the_after_response_work
     def index(request: Request) -> Response:
         request.after_response(_after(seen, "def"))
         chunk = "a" if wrapper == "sse" else b"a"
-        body = _ClosingStream(chunk) if stream == "sync" else _AsyncClosingStream(chunk)
+        body = _closing_stream(stream, chunk)
         if wrapper == "sse":
             return Response.sse(body)
         if wrapper == "length":
@@ -790,16 +736,7 @@ def _endless(colour: str) -> Any:
         finally:
             SEEN.set(SEEN.get() + ", finally")
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        SEEN.set("chunk")
-        try:
-            while True:
-                yield b"a"
-                await asyncio.sleep(0)
-        finally:
-            SEEN.set(SEEN.get() + ", finally")
-
-    return chunks() if colour == "sync" else async_chunks()
+    return stream_in_colour(colour, chunks, awaits=True)
 
 
 @pytest.mark.parametrize("stream", ["sync", "async"])
@@ -834,7 +771,7 @@ def test_a_generator_whose_finally_is_given_up_on(
     # async one's was not seen, under ASGI neither colour's (review403).
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
     seen: list[str] = []
-    closed = __import__("threading").Event()
+    closed = threading.Event()
     app = App()
 
     def chunks() -> Iterator[bytes]:
@@ -843,26 +780,16 @@ def test_a_generator_whose_finally_is_given_up_on(
             while True:
                 yield b"a"
         finally:
-            __import__("time").sleep(0.5)
-            SEEN.set("the late finally's")
-            closed.set()
-
-    async def async_chunks() -> AsyncIterator[bytes]:
-        # NOTE: no await between its yields: it is closed at one, in its close (cancelled at
-        # an await, its finally runs in its step, which the driver waits for).
-        SEEN.set("chunk")
-        try:
-            while True:
-                yield b"a"
-        finally:
-            await asyncio.sleep(0.5)
             SEEN.set("the late finally's")
             closed.set()
 
     @app.get("/")
     def index(request: Request) -> Response:
         request.after_response(_after(seen, "def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        # NOTE: an async one awaits nothing between its chunks: it is closed at one, in its
+        # close (cancelled at an await, its finally runs in its step, which the driver waits
+        # for); its close takes half a second before its finally, as a sync one's does.
+        return Response.stream(stream_in_colour(stream, chunks, late=0.5))
 
     client = make_client(app)
     with client.stream("GET", "/") as response:
@@ -887,7 +814,7 @@ def test_a_wsgi_server_thread_keeps_nothing_of_an_async_stream_it_closed_early()
 
     wsgi = app.as_wsgi()
     try:
-        body = wsgi(_environ("/"), _start)
+        body = wsgi(wsgi_environ(), start_response)
         chunks = iter(body)
         assert next(chunks) == b"a"
         getattr(body, "close", lambda: None)()
