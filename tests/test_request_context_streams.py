@@ -7,6 +7,10 @@ stream ran in a copy of its own in a pool thread, and an async one in the sendin
 the after-response work saw neither. A stream's values are now set in the request's context
 once it has ended and closed, under both interfaces, whatever the colour of the stream, of the
 flows around it and of the after-response work.
+
+Each stream is written once, as a sync generator (``stream_in_colour()`` of conftest.py sends
+it in either colour) or as one stream object (``_closing_stream()``), and served by an app of
+``_answering()`` or ``_streaming()``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextvars
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -50,13 +55,39 @@ def _after(seen: list[str], colour: str) -> Callable[[], Any]:
     return after if colour == "def" else async_after
 
 
-def _stream_app(seen: list[str], stream: str, after: str) -> App:
-    app = App()
+def _answering(
+    respond: Callable[[Request], Response],
+    after: Callable[[], Any] | None,
+    app: App | None = None,
+    methods: tuple[str, ...] = ("GET",),
+) -> App:
+    """Return ``app`` (a new one by default) whose ``/`` leaves ``after`` (unless None) for
+    after its response, then answers ``respond(request)``."""
+    app = App() if app is None else app
 
-    @app.get("/")
+    @app.route("/", methods=list(methods))
     def index(request: Request) -> Response:
-        request.after_response(_after(seen, after))
-        return Response.stream(stream_in_colour(stream, lambda: _chunks(seen)))
+        if after is not None:
+            request.after_response(after)
+        return respond(request)
+
+    return app
+
+
+def _streaming(
+    stream: str,
+    chunks: Callable[[], Iterator[bytes]],
+    after: Callable[[], Any] | None,
+    **options: Any,
+) -> App:
+    """Return an app whose ``/`` streams ``chunks()`` in the colour ``stream`` (with
+    ``options``, see ``stream_in_colour()``) and leaves ``after`` for after its response."""
+    coloured = partial(stream_in_colour, stream, chunks, **options)
+    return _answering(lambda request: Response.stream(coloured()), after)
+
+
+def _stream_app(seen: list[str], stream: str, after: str) -> App:
+    app = _streaming(stream, lambda: _chunks(seen), _after(seen, after))
 
     @app.get("/get")
     def get(request: Request) -> str:
@@ -100,19 +131,13 @@ def test_a_stream_that_fails_is_seen_by_its_after_response_work(
     make_client: MakeClient, stream: str
 ) -> None:
     seen: list[str] = []
-    app = App()
 
     def failing() -> Iterator[bytes]:
         SEEN.set("the failing stream's")
         yield b"a"
         raise ValueError("the stream's own")
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(stream_in_colour(stream, failing))
-
-    client = make_client(app)
+    client = make_client(_streaming(stream, failing, _after(seen, "def")))
     with pytest.raises(ValueError, match="the stream's own"):
         client.get("/")
     assert seen == ["after: the failing stream's"]
@@ -131,14 +156,13 @@ def test_a_stream_that_gzip_or_an_event_stream_wraps(
         SEEN.set("the wrapped stream's")
         yield "x" * 100
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
+    def respond(request: Request) -> Response:
         chunks = stream_in_colour(stream, events)
         if wrapper == "sse":
             return Response.sse(chunks)
         return Response.stream(chunks, media_type="text/plain")
 
+    _answering(respond, _after(seen, "def"), app)
     response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
     assert "x" * 100 in response.text
     assert response.headers.get("content-encoding") == ("gzip" if wrapper == "gzip" else None)
@@ -151,7 +175,6 @@ def test_a_stream_that_resets_its_token_leaves_nothing_for_its_after_response_wo
 ) -> None:
     # NOTE: a logging context bound for the stream's life (structlog's bound_contextvars).
     seen: list[str] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         token = SEEN.set("bound by the stream")
@@ -160,13 +183,11 @@ def test_a_stream_that_resets_its_token_leaves_nothing_for_its_after_response_wo
         finally:
             SEEN.reset(token)
 
-    @app.get("/")
-    def index(request: Request) -> Response:
+    def respond(request: Request) -> Response:
         SEEN.set("the handler's")
-        request.after_response(_after(seen, "async def"))
         return Response.stream(stream_in_colour(stream, chunks))
 
-    assert make_client(app).get("/").text == "a"
+    assert make_client(_answering(respond, _after(seen, "async def"))).get("/").text == "a"
     assert seen == ["after: the handler's"]
 
 
@@ -201,13 +222,11 @@ def test_flows_that_set_before_and_after_yield_around_a_stream(
         SEEN.set(SEEN.get() + ", the stream's")
         yield b"a"
 
-    @app.get("/")
-    def index(request: Request) -> Response:
+    def respond(request: Request) -> Response:
         seen.append(f"handler: {SEEN.get()}")
-        request.after_response(_after(seen, "async def"))
         return Response.stream(stream_in_colour(stream, chunks))
 
-    client = make_client(app)
+    client = make_client(_answering(respond, _after(seen, "async def"), app))
     assert client.get("/").text == "a"
     outside = "unset" if flow == "def" else "the async flow's before"
     done = f"{outside}, the {'' if flow == 'def' else 'async '}flow's after"
@@ -268,7 +287,6 @@ def test_a_stream_sees_what_a_wsgi_middleware_set_before_the_call_alone(stream: 
     # thread's, made as the app is called; what the caller sets after that (between chunks, or
     # before the close) is not seen by the stream, its close or its after-response work.
     seen: list[str] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         try:
@@ -278,12 +296,7 @@ def test_a_stream_sees_what_a_wsgi_middleware_set_before_the_call_alone(stream: 
         finally:
             seen.append(f"finally: {SEEN.get()}")
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(stream_in_colour(stream, chunks))
-
-    wsgi = app.as_wsgi()
+    wsgi = _streaming(stream, chunks, _after(seen, "def")).as_wsgi()
     try:
         assert b"".join(_SetsBetweenChunks(wsgi)(wsgi_environ(), start_response)) == b".."
     finally:
@@ -305,17 +318,11 @@ def test_an_asgi_middleware_sees_what_the_stream_set_once_the_app_returns(stream
     # NOTE: under ASGI the request runs in the task the server made for it, microweb copies none:
     # a middleware that awaits the app sees what its handler set (as before), its stream's
     # values included once it has closed.
-    app = App()
-
     def chunks() -> Iterator[bytes]:
         SEEN.set("the stream's")
         yield b"a"
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        return Response.stream(stream_in_colour(stream, chunks))
-
-    asgi = app.as_asgi()
+    asgi = _streaming(stream, chunks, None).as_asgi()
 
     async def middleware() -> str:
         token = SEEN.set("the middleware's")
@@ -405,17 +412,12 @@ def test_the_close_of_a_stream_not_sent_is_seen_by_the_after_response_work(
 ) -> None:
     seen: list[str] = []
     streams: list[Any] = []
-    app = App()
 
-    @app.route("/", methods=["GET", "HEAD"])
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        body = _closing_stream(stream)
-        streams.append(body)
-        status = 200 if answer == "HEAD" else int(answer)
-        return Response.stream(body, status=status)
+    def respond(request: Request) -> Response:
+        streams.append(_closing_stream(stream))
+        return Response.stream(streams[-1], status=200 if answer == "HEAD" else int(answer))
 
-    client = make_client(app)
+    client = make_client(_answering(respond, _after(seen, "def"), methods=("GET", "HEAD")))
     response = client.request("HEAD" if answer == "HEAD" else "GET", "/")
     assert response.content == b""
     assert streams[0].closed
@@ -429,7 +431,6 @@ def test_a_stream_whose_close_raises_is_seen_by_the_after_response_work(
     make_client: MakeClient, stream: str
 ) -> None:
     seen: list[str] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         try:
@@ -439,12 +440,7 @@ def test_a_stream_whose_close_raises_is_seen_by_the_after_response_work(
             SEEN.set("the failing close's")
             raise ValueError("the close's own")
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(stream_in_colour(stream, chunks))
-
-    client = make_client(app)
+    client = make_client(_streaming(stream, chunks, _after(seen, "def")))
     with pytest.raises(ValueError, match="the close's own"), client.stream("GET", "/") as response:
         assert next(response.iter_bytes()) == b"a"
     assert seen == ["after: the failing close's"]
@@ -459,7 +455,6 @@ def test_a_variable_the_stream_set_and_reset_to_no_value_has_none_after_it(
     make_client: MakeClient, stream: str
 ) -> None:
     seen: list[str] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         token = NO_DEFAULT.set("the stream's")
@@ -471,12 +466,7 @@ def test_a_variable_the_stream_set_and_reset_to_no_value_has_none_after_it(
     def after() -> None:
         seen.append(NO_DEFAULT.get("no value"))
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(after)
-        return Response.stream(stream_in_colour(stream, chunks))
-
-    assert make_client(app).get("/").text == "a"
+    assert make_client(_streaming(stream, chunks, after)).get("/").text == "a"
     assert seen == ["no value"]
 
 
@@ -500,7 +490,6 @@ def test_values_are_told_apart_by_identity_alone(make_client: MakeClient, stream
     # NOTE: the handler's value, the stream's equal one (another object), and one that raises
     # as it is compared.
     seen: list[Any] = []
-    app = App()
     handler_s, streams = "x" * 50, [_Unequal(), "".join(["x"] * 50)]
 
     def chunks() -> Iterator[bytes]:
@@ -511,14 +500,12 @@ def test_values_are_told_apart_by_identity_alone(make_client: MakeClient, stream
     def after() -> None:
         seen.extend([ODD.get(), SEEN.get()])
 
-    @app.get("/")
-    def index(request: Request) -> Response:
+    def respond(request: Request) -> Response:
         ODD.set(_Unequal())
         SEEN.set(handler_s)
-        request.after_response(after)
         return Response.stream(stream_in_colour(stream, chunks))
 
-    assert make_client(app).get("/").text == "a"
+    assert make_client(_answering(respond, after)).get("/").text == "a"
     assert seen[0] is streams[0]
     assert seen[1] is streams[1]
 
@@ -530,7 +517,6 @@ def test_the_driver_s_own_variables_are_not_set_for_the_after_response_work(
     from microweb._stream_ahead import CLOSING_FOR
 
     seen: list[Any] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         yield b"a"
@@ -538,12 +524,7 @@ def test_the_driver_s_own_variables_are_not_set_for_the_after_response_work(
     def after() -> None:
         seen.append(CLOSING_FOR.get())
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(after)
-        return Response.stream(stream_in_colour(stream, chunks))
-
-    client = make_client(app)
+    client = make_client(_streaming(stream, chunks, after))
     assert client.get("/").text == "a"
     with client.stream("GET", "/") as response:
         assert next(response.iter_bytes()) == b"a"
@@ -556,7 +537,6 @@ MANY = [contextvars.ContextVar(f"many_{number}", default=0) for number in range(
 @pytest.mark.parametrize("stream", ["sync", "async"])
 def test_a_stream_that_sets_many_variables(make_client: MakeClient, stream: str) -> None:
     seen: list[int] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         for number, var in enumerate(MANY):
@@ -566,12 +546,7 @@ def test_a_stream_that_sets_many_variables(make_client: MakeClient, stream: str)
     def after() -> None:
         seen.append(sum(var.get() for var in MANY))
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(after)
-        return Response.stream(stream_in_colour(stream, chunks))
-
-    client = make_client(app)
+    client = make_client(_streaming(stream, chunks, after))
     assert client.get("/").text == "a"
     assert seen == [sum(range(2000))]
     assert all(var.get() == 0 for var in MANY)
@@ -589,17 +564,16 @@ def test_a_close_given_up_on_sets_nothing_of_its_own_here_or_in_the_next_request
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
     seen: list[str] = []
     closed = threading.Event()
-    app = App()
 
     def closing() -> None:
         SEEN.set("the late close's")
         closed.set()
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
+    def respond(request: Request) -> Response:
         body = _closing_stream(stream, sets="the stream's", closing=closing, late=0.5)
         return Response.stream(body)
+
+    app = _answering(respond, _after(seen, "def"))
 
     @app.get("/get")
     def get(request: Request) -> str:
@@ -631,7 +605,6 @@ def test_nothing_keeps_what_a_stream_set_once_its_request_has_ended(
     refs: list[weakref.ref[_Big]] = []
     seen: list[bool] = []
     big: contextvars.ContextVar[_Big | None] = contextvars.ContextVar("big", default=None)
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         value = _Big()
@@ -641,12 +614,7 @@ def test_nothing_keeps_what_a_stream_set_once_its_request_has_ended(
         yield b"a"
         yield b"b"
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(lambda: seen.append(big.get() is not None))
-        return Response.stream(stream_in_colour(stream, chunks))
-
-    client = make_client(app)
+    client = make_client(_streaming(stream, chunks, lambda: seen.append(big.get() is not None)))
     if early:
         with client.stream("GET", "/") as response:
             assert next(response.iter_bytes()) == b"a"
@@ -660,6 +628,18 @@ def test_nothing_keeps_what_a_stream_set_once_its_request_has_ended(
     assert refs[0]() is None
 
 
+def _wrapped(body: Any, wrapper: str) -> Response:
+    """Return a response that sends ``body`` in an event stream (``"sse"``), with a declared
+    length (``"length"``), as text that the GZip plugin compresses (``"gzip"``) or as it is
+    (``"none"``)."""
+    if wrapper == "sse":
+        return Response.sse(body)
+    if wrapper == "length":
+        return Response.stream(body, headers={"content-length": "1"})
+    media_type = "text/plain" if wrapper == "gzip" else "application/octet-stream"
+    return Response.stream(body, media_type=media_type)
+
+
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 @pytest.mark.parametrize("wrapper", ["gzip", "sse", "length"])
 @pytest.mark.parametrize("stream", ["sync", "async"])
@@ -670,17 +650,10 @@ def test_the_close_of_a_wrapped_stream_object_is_seen_by_the_after_response_work
     app = App()
     app.install(GZip(minimum_size=1))
 
-    @app.route("/", methods=["GET", "HEAD"])
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        chunk = "a" if wrapper == "sse" else b"a"
-        body = _closing_stream(stream, chunk)
-        if wrapper == "sse":
-            return Response.sse(body)
-        if wrapper == "length":
-            return Response.stream(body, headers={"content-length": "1"})
-        return Response.stream(body, media_type="text/plain")
+    def respond(request: Request) -> Response:
+        return _wrapped(_closing_stream(stream, "a" if wrapper == "sse" else b"a"), wrapper)
 
+    _answering(respond, _after(seen, "def"), app, methods=("GET", "HEAD"))
     response = make_client(app).request(method, "/", headers={"accept-encoding": "gzip"})
     assert response.status_code == 200
     assert seen == ["after: the stream's close"]
@@ -711,32 +684,23 @@ def test_the_sync_close_of_an_async_stream_is_seen_by_the_after_response_work(
     app = App()
     app.install(GZip(minimum_size=1))
 
-    @app.route("/", methods=["GET", "HEAD"])
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        body = _AsyncStreamSyncClose("a" if wrapper == "sse" else b"a")
-        if wrapper == "sse":
-            return Response.sse(body)
-        if wrapper == "length":
-            return Response.stream(body, headers={"content-length": "1"})
-        media_type = "text/plain" if wrapper == "gzip" else "application/octet-stream"
-        return Response.stream(body, media_type=media_type)
+    def respond(request: Request) -> Response:
+        return _wrapped(_AsyncStreamSyncClose("a" if wrapper == "sse" else b"a"), wrapper)
 
+    _answering(respond, _after(seen, "def"), app, methods=("GET", "HEAD"))
     response = make_client(app).request(method, "/", headers={"accept-encoding": "gzip"})
     assert response.status_code == 200
     assert seen == ["after: the stream's close"]
 
 
-def _endless(colour: str) -> Any:
-    def chunks() -> Iterator[bytes]:
-        SEEN.set("chunk")
-        try:
-            while True:
-                yield b"a"
-        finally:
-            SEEN.set(SEEN.get() + ", finally")
-
-    return stream_in_colour(colour, chunks, awaits=True)
+def _endless() -> Iterator[bytes]:
+    """An endless stream (an async one awaits after each chunk, see ``_streaming()``)."""
+    SEEN.set("chunk")
+    try:
+        while True:
+            yield b"a"
+    finally:
+        SEEN.set(SEEN.get() + ", finally")
 
 
 @pytest.mark.parametrize("stream", ["sync", "async"])
@@ -747,14 +711,7 @@ def test_an_endless_stream_its_client_left_is_seen_by_the_after_response_work(
     # nothing in the request's context: the after-response work saw "unset" (review403). The
     # short streams above ran to their end ahead of the server's thread, which never saw it.
     seen: list[str] = []
-    app = App()
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(_endless(stream))
-
-    client = make_client(app)
+    client = make_client(_streaming(stream, _endless, _after(seen, "def"), awaits=True))
     with client.stream("GET", "/") as response:
         assert next(response.iter_bytes()) == b"a"
     assert seen == ["after: chunk, finally"]
@@ -772,7 +729,6 @@ def test_a_generator_whose_finally_is_given_up_on(
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
     seen: list[str] = []
     closed = threading.Event()
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         SEEN.set("chunk")
@@ -783,15 +739,10 @@ def test_a_generator_whose_finally_is_given_up_on(
             SEEN.set("the late finally's")
             closed.set()
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        # NOTE: an async one awaits nothing between its chunks: it is closed at one, in its
-        # close (cancelled at an await, its finally runs in its step, which the driver waits
-        # for); its close takes half a second before its finally, as a sync one's does.
-        return Response.stream(stream_in_colour(stream, chunks, late=0.5))
-
-    client = make_client(app)
+    # NOTE: an async one awaits nothing between its chunks: it is closed at one, in its close
+    # (cancelled at an await, its finally runs in its step, which the driver waits for); its
+    # close takes half a second before its finally, as a sync one's does.
+    client = make_client(_streaming(stream, chunks, _after(seen, "def"), late=0.5))
     with client.stream("GET", "/") as response:
         assert next(response.iter_bytes()) == b"a"
     assert closed.wait(5)
@@ -805,14 +756,7 @@ def test_a_wsgi_server_thread_keeps_nothing_of_an_async_stream_it_closed_early()
     # NOTE: what the stream set is set in the request's context as the server closes the body
     # (review403), never in the server thread's own.
     seen: list[str] = []
-    app = App()
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(_endless("async"))
-
-    wsgi = app.as_wsgi()
+    wsgi = _streaming("async", _endless, _after(seen, "def"), awaits=True).as_wsgi()
     try:
         body = wsgi(wsgi_environ(), start_response)
         chunks = iter(body)
