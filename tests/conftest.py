@@ -5,8 +5,9 @@ point Playwright at Debian's Chromium when Playwright's own build is not install
 tests run last.
 
 Which test file checks which module: docs/architecture.md, "Where the tests are". Test modules
-import ``MakeClient`` and ``in_colour`` from here (``from conftest import ...``), so keep this the
-only conftest.py: another one, in a subfolder, would take the module name ``conftest``.
+import ``MakeClient``, ``in_colour`` and ``stream_in_colour`` from here (``from conftest import
+...``), so keep this the only conftest.py: another one, in a subfolder, would take the module
+name ``conftest``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -71,6 +73,55 @@ def in_colour(colour: str, function: Callable[..., Any]) -> Callable[..., Any]:
         return function(*args, **kwargs)
 
     return coloured
+
+
+T = TypeVar("T")
+
+
+def stream_in_colour(
+    colour: str, chunks: Callable[[], Iterator[T]], *, awaits: bool = False, late: float = 0.0
+) -> Iterator[T] | AsyncIterator[T]:
+    """Return the generator ``chunks()`` for ``"sync"``; for ``"async"``, an async generator
+    that takes its chunks one step at a time and closes it in its own close.
+
+    A test writes a stream once, as a sync generator function, and streams it in the colour
+    under test. What the generator sets of its context variables it sets in the steps of the
+    async one, in their context; an error of its ``finally`` is raised by the async one's
+    ``aclose()``. ``awaits``: the async one awaits after each chunk (a point where its task
+    can be cancelled). ``late``: the seconds a close before the stream's end takes before the
+    generator's ``finally`` runs (``time.sleep()`` in a sync one, ``asyncio.sleep()`` in an
+    async one).
+    """
+    if colour == "sync" and not late:
+        return chunks()
+
+    def in_sync() -> Iterator[T]:
+        taken = chunks()
+        try:
+            # NOTE: not "yield from", which closes ``taken`` before the close's pause.
+            for chunk in taken:  # noqa: UP028
+                yield chunk
+        except GeneratorExit:
+            time.sleep(late)
+            raise
+        finally:
+            getattr(taken, "close", lambda: None)()
+
+    async def in_async() -> AsyncIterator[T]:
+        taken = chunks()
+        try:
+            for chunk in taken:
+                yield chunk
+                if awaits:
+                    await asyncio.sleep(0)
+        except GeneratorExit:
+            if late:
+                await asyncio.sleep(late)
+            raise
+        finally:
+            getattr(taken, "close", lambda: None)()
+
+    return in_sync() if colour == "sync" else in_async()
 
 
 def traced_lines(read: Any) -> tuple[int, Any]:

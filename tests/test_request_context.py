@@ -9,11 +9,12 @@ its body's ``close()`` and its after-response work run in too.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, stream_in_colour
+from drive import start_response, wsgi_environ, wsgi_get
 
 from microweb import App, Request, Response
 from microweb._wsgi_end import AFTER_SENT
@@ -98,17 +99,13 @@ def _add_streams(app: App, seen: list[str], after: Callable[[], None]) -> None:
         finally:
             seen.append(f"closed: {SEEN.get()}")
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
     @app.get("/stream")
     def streamed(request: Request) -> Response:
         return Response.stream(chunks())
 
     @app.get("/async-stream")
     def streamed_async(request: Request) -> Response:
-        return Response.stream(async_chunks())
+        return Response.stream(stream_in_colour("async", chunks))
 
     @app.get("/handler-stream")
     async def streaming_handler(request: Request) -> Response:
@@ -180,32 +177,7 @@ def test_a_client_that_calls_both_interfaces_keeps_no_value_for_the_next_request
 
 
 # --- the WSGI callable called directly, as a server's thread does, one request after another
-
-
-def _environ(path: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "x",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "wsgi.url_scheme": "http",
-        **extra,
-    }
-
-
-def _start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-    return None
-
-
-def _served(wsgi: Callable[..., Iterable[bytes]], path: str, **extra: Any) -> bytes:
-    """Call ``wsgi`` as a server does: iterate its body, then close it."""
-    body = wsgi(_environ(path, **extra), _start)
-    try:
-        return b"".join(body)
-    finally:
-        getattr(body, "close", lambda: None)()
+# (drive.wsgi_get() iterates the body, then closes it)
 
 
 @pytest.mark.parametrize("path", SETTING_PATHS)
@@ -213,9 +185,9 @@ def test_a_server_thread_keeps_nothing_of_a_request_for_the_next(path: str) -> N
     seen: list[str] = []
     wsgi = _setting_app(seen).as_wsgi()
     try:
-        assert _served(wsgi, path) == b"set"
+        assert wsgi_get(wsgi, path) == ("200 OK", b"set")
         assert SEEN.get() == "unset"
-        assert _served(wsgi, "/get") == b"unset"
+        assert wsgi_get(wsgi, "/get") == ("200 OK", b"unset")
     finally:
         wsgi.close()
 
@@ -228,7 +200,7 @@ def test_work_left_for_after_the_response_is_sent_sees_the_requests_values() -> 
     wsgi = _setting_app(seen).as_wsgi()
     try:
         for path in ("/def", "/handler-stream"):
-            assert _served(wsgi, path, **{AFTER_SENT: left.append}) == b"set"
+            assert wsgi_get(wsgi, path, **{AFTER_SENT: left.append}) == ("200 OK", b"set")
             while left:
                 left.pop(0)()
             assert SEEN.get() == "unset"
@@ -263,7 +235,7 @@ def test_a_stream_closed_early_resets_its_token_in_the_context_it_set_it_in() ->
 
     wsgi = app.as_wsgi()
     try:
-        body = wsgi(_environ("/"), _start)
+        body = wsgi(wsgi_environ(), start_response)
         assert next(iter(body)) == b"first"
         assert SEEN.get() == "unset"
         body.close()  # type: ignore[attr-defined]
@@ -284,7 +256,7 @@ def test_a_request_sees_what_the_servers_thread_set_before_calling_it() -> None:
     wsgi = app.as_wsgi()
     token = SEEN.set("the server's")
     try:
-        assert _served(wsgi, "/") == b"the server's"
+        assert wsgi_get(wsgi, "/") == ("200 OK", b"the server's")
     finally:
         SEEN.reset(token)
         wsgi.close()

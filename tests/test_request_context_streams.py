@@ -7,18 +7,25 @@ stream ran in a copy of its own in a pool thread, and an async one in the sendin
 the after-response work saw neither. A stream's values are now set in the request's context
 once it has ended and closed, under both interfaces, whatever the colour of the stream, of the
 flows around it and of the after-response work.
+
+Each stream is written once, as a sync generator (``stream_in_colour()`` of conftest.py sends
+it in either colour) or as one stream object (``_closing_stream()``), and served by an app of
+``_answering()`` or ``_streaming()``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
-from conftest import MakeClient
-from drive import asgi_get
+from conftest import MakeClient, stream_in_colour
+from drive import asgi_get, start_response, wsgi_environ
 
 from microweb import App, Request, Response
 from microweb.plugins import GZip
@@ -38,11 +45,6 @@ def _chunks(seen: list[str]) -> Iterator[bytes]:
         seen.append(f"finally: {SEEN.get()}")
 
 
-async def _async_chunks(seen: list[str]) -> AsyncIterator[bytes]:
-    for chunk in _chunks(seen):
-        yield chunk
-
-
 def _after(seen: list[str], colour: str) -> Callable[[], Any]:
     def after() -> None:
         seen.append(f"after: {SEEN.get()}")
@@ -53,14 +55,39 @@ def _after(seen: list[str], colour: str) -> Callable[[], Any]:
     return after if colour == "def" else async_after
 
 
-def _stream_app(seen: list[str], stream: str, after: str) -> App:
-    app = App()
+def _answering(
+    respond: Callable[[Request], Response],
+    after: Callable[[], Any] | None,
+    app: App | None = None,
+    methods: tuple[str, ...] = ("GET",),
+) -> App:
+    """Return ``app`` (a new one by default) whose ``/`` leaves ``after`` (unless None) for
+    after its response, then answers ``respond(request)``."""
+    app = App() if app is None else app
 
-    @app.get("/")
+    @app.route("/", methods=list(methods))
     def index(request: Request) -> Response:
-        request.after_response(_after(seen, after))
-        chunks = _chunks(seen) if stream == "sync" else _async_chunks(seen)
-        return Response.stream(chunks)
+        if after is not None:
+            request.after_response(after)
+        return respond(request)
+
+    return app
+
+
+def _streaming(
+    stream: str,
+    chunks: Callable[[], Iterator[bytes]],
+    after: Callable[[], Any] | None,
+    **options: Any,
+) -> App:
+    """Return an app whose ``/`` streams ``chunks()`` in the colour ``stream`` (with
+    ``options``, see ``stream_in_colour()``) and leaves ``after`` for after its response."""
+    coloured = partial(stream_in_colour, stream, chunks, **options)
+    return _answering(lambda request: Response.stream(coloured()), after)
+
+
+def _stream_app(seen: list[str], stream: str, after: str) -> App:
+    app = _streaming(stream, lambda: _chunks(seen), _after(seen, after))
 
     @app.get("/get")
     def get(request: Request) -> str:
@@ -104,23 +131,13 @@ def test_a_stream_that_fails_is_seen_by_its_after_response_work(
     make_client: MakeClient, stream: str
 ) -> None:
     seen: list[str] = []
-    app = App()
 
     def failing() -> Iterator[bytes]:
         SEEN.set("the failing stream's")
         yield b"a"
         raise ValueError("the stream's own")
 
-    async def async_failing() -> AsyncIterator[bytes]:
-        for chunk in failing():
-            yield chunk
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(failing() if stream == "sync" else async_failing())
-
-    client = make_client(app)
+    client = make_client(_streaming(stream, failing, _after(seen, "def")))
     with pytest.raises(ValueError, match="the stream's own"):
         client.get("/")
     assert seen == ["after: the failing stream's"]
@@ -139,18 +156,13 @@ def test_a_stream_that_gzip_or_an_event_stream_wraps(
         SEEN.set("the wrapped stream's")
         yield "x" * 100
 
-    async def async_events() -> AsyncIterator[str]:
-        for event in events():
-            yield event
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        chunks = events() if stream == "sync" else async_events()
+    def respond(request: Request) -> Response:
+        chunks = stream_in_colour(stream, events)
         if wrapper == "sse":
             return Response.sse(chunks)
         return Response.stream(chunks, media_type="text/plain")
 
+    _answering(respond, _after(seen, "def"), app)
     response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
     assert "x" * 100 in response.text
     assert response.headers.get("content-encoding") == ("gzip" if wrapper == "gzip" else None)
@@ -163,7 +175,6 @@ def test_a_stream_that_resets_its_token_leaves_nothing_for_its_after_response_wo
 ) -> None:
     # NOTE: a logging context bound for the stream's life (structlog's bound_contextvars).
     seen: list[str] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         token = SEEN.set("bound by the stream")
@@ -172,20 +183,11 @@ def test_a_stream_that_resets_its_token_leaves_nothing_for_its_after_response_wo
         finally:
             SEEN.reset(token)
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        token = SEEN.set("bound by the stream")
-        try:
-            yield b"a"
-        finally:
-            SEEN.reset(token)
-
-    @app.get("/")
-    def index(request: Request) -> Response:
+    def respond(request: Request) -> Response:
         SEEN.set("the handler's")
-        request.after_response(_after(seen, "async def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(stream_in_colour(stream, chunks))
 
-    assert make_client(app).get("/").text == "a"
+    assert make_client(_answering(respond, _after(seen, "async def"))).get("/").text == "a"
     assert seen == ["after: the handler's"]
 
 
@@ -220,17 +222,11 @@ def test_flows_that_set_before_and_after_yield_around_a_stream(
         SEEN.set(SEEN.get() + ", the stream's")
         yield b"a"
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
-    @app.get("/")
-    def index(request: Request) -> Response:
+    def respond(request: Request) -> Response:
         seen.append(f"handler: {SEEN.get()}")
-        request.after_response(_after(seen, "async def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(stream_in_colour(stream, chunks))
 
-    client = make_client(app)
+    client = make_client(_answering(respond, _after(seen, "async def"), app))
     assert client.get("/").text == "a"
     outside = "unset" if flow == "def" else "the async flow's before"
     done = f"{outside}, the {'' if flow == 'def' else 'async '}flow's after"
@@ -257,22 +253,6 @@ def test_both_interfaces_agree_and_keep_nothing_for_the_next_request(stream: str
 
 
 # --- a WSGI middleware around the app, called as a server's thread calls it
-
-
-def _environ(path: str) -> dict[str, Any]:
-    return {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "x",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "wsgi.url_scheme": "http",
-    }
-
-
-def _start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-    return None
 
 
 class _SetsBetweenChunks:
@@ -307,7 +287,6 @@ def test_a_stream_sees_what_a_wsgi_middleware_set_before_the_call_alone(stream: 
     # thread's, made as the app is called; what the caller sets after that (between chunks, or
     # before the close) is not seen by the stream, its close or its after-response work.
     seen: list[str] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         try:
@@ -317,18 +296,9 @@ def test_a_stream_sees_what_a_wsgi_middleware_set_before_the_call_alone(stream: 
         finally:
             seen.append(f"finally: {SEEN.get()}")
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
-
-    wsgi = app.as_wsgi()
+    wsgi = _streaming(stream, chunks, _after(seen, "def")).as_wsgi()
     try:
-        assert b"".join(_SetsBetweenChunks(wsgi)(_environ("/"), _start)) == b".."
+        assert b"".join(_SetsBetweenChunks(wsgi)(wsgi_environ(), start_response)) == b".."
     finally:
         wsgi.close()
     assert seen == [
@@ -348,21 +318,11 @@ def test_an_asgi_middleware_sees_what_the_stream_set_once_the_app_returns(stream
     # NOTE: under ASGI the request runs in the task the server made for it, microweb copies none:
     # a middleware that awaits the app sees what its handler set (as before), its stream's
     # values included once it has closed.
-    app = App()
-
     def chunks() -> Iterator[bytes]:
         SEEN.set("the stream's")
         yield b"a"
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
-
-    asgi = app.as_asgi()
+    asgi = _streaming(stream, chunks, None).as_asgi()
 
     async def middleware() -> str:
         token = SEEN.set("the middleware's")
@@ -379,35 +339,70 @@ def test_an_asgi_middleware_sees_what_the_stream_set_once_the_app_returns(stream
 # --- attacks on the copy of a stream's values into the request's context (review403)
 
 
-class _ClosingStream:
-    """A sync stream object whose close() sets ``SEEN``; never iterated where it is not sent."""
+def _sets_close() -> None:
+    SEEN.set("the stream's close")
 
-    def __init__(self, chunk: bytes | str = b"a") -> None:
-        self.closed, self.chunk = False, chunk
+
+class _ClosingStream:
+    """A stream object of one chunk, not a generator, whose close sets ``closed``, then runs
+    ``closing`` (by default, sets ``SEEN``); never iterated where it is not sent.
+
+    ``sets``: what it sets ``SEEN`` to as it is iterated; ``late``: the seconds its close
+    takes before that (``time.sleep()`` in a sync one, ``asyncio.sleep()`` in an async one).
+    """
+
+    def __init__(
+        self,
+        chunk: bytes | str = b"a",
+        *,
+        sets: str | None = None,
+        closing: Callable[[], None] = _sets_close,
+        late: float = 0.0,
+    ) -> None:
+        self.closed, self.chunk, self.sets = False, chunk, sets
+        self.closing, self.late = closing, late
+
+    def _chunks(self) -> Iterator[bytes | str]:
+        if self.sets is not None:
+            SEEN.set(self.sets)
+        yield self.chunk
+
+    def _close(self) -> None:
+        self.closed = True
+        self.closing()
+
+
+class _SyncClosingStream(_ClosingStream):
+    """A ``_ClosingStream`` iterated by ``__iter__()``, closed by ``close()``."""
 
     def __iter__(self) -> Iterator[bytes | str]:
-        yield self.chunk
-
-    def close(self) -> None:
-        self.closed = True
-        SEEN.set("the stream's close")
-
-
-class _AsyncClosingStream:
-    """An async stream object whose aclose() sets ``SEEN``."""
-
-    def __init__(self, chunk: bytes | str = b"a") -> None:
-        self.closed, self.chunk = False, chunk
-
-    def __aiter__(self) -> AsyncIterator[bytes | str]:
         return self._chunks()
 
-    async def _chunks(self) -> AsyncIterator[bytes | str]:
-        yield self.chunk
+    def close(self) -> None:
+        if self.late:
+            time.sleep(self.late)
+        self._close()
+
+
+class _AsyncClosingStream(_ClosingStream):
+    """A ``_ClosingStream`` iterated by ``__aiter__()``, closed by ``aclose()``."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes | str]:
+        for chunk in self._chunks():
+            yield chunk
 
     async def aclose(self) -> None:
-        self.closed = True
-        SEEN.set("the stream's close")
+        if self.late:
+            await asyncio.sleep(self.late)
+        self._close()
+
+
+def _closing_stream(
+    colour: str, chunk: bytes | str = b"a", **options: Any
+) -> _SyncClosingStream | _AsyncClosingStream:
+    """Return a ``_ClosingStream`` of ``colour`` (``"sync"`` or ``"async"``)."""
+    kind = _SyncClosingStream if colour == "sync" else _AsyncClosingStream
+    return kind(chunk, **options)
 
 
 @pytest.mark.parametrize("stream", ["sync", "async"])
@@ -417,17 +412,12 @@ def test_the_close_of_a_stream_not_sent_is_seen_by_the_after_response_work(
 ) -> None:
     seen: list[str] = []
     streams: list[Any] = []
-    app = App()
 
-    @app.route("/", methods=["GET", "HEAD"])
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        body = _ClosingStream() if stream == "sync" else _AsyncClosingStream()
-        streams.append(body)
-        status = 200 if answer == "HEAD" else int(answer)
-        return Response.stream(body, status=status)
+    def respond(request: Request) -> Response:
+        streams.append(_closing_stream(stream))
+        return Response.stream(streams[-1], status=200 if answer == "HEAD" else int(answer))
 
-    client = make_client(app)
+    client = make_client(_answering(respond, _after(seen, "def"), methods=("GET", "HEAD")))
     response = client.request("HEAD" if answer == "HEAD" else "GET", "/")
     assert response.content == b""
     assert streams[0].closed
@@ -441,7 +431,6 @@ def test_a_stream_whose_close_raises_is_seen_by_the_after_response_work(
     make_client: MakeClient, stream: str
 ) -> None:
     seen: list[str] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         try:
@@ -451,20 +440,7 @@ def test_a_stream_whose_close_raises_is_seen_by_the_after_response_work(
             SEEN.set("the failing close's")
             raise ValueError("the close's own")
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        try:
-            while True:
-                yield b"a"
-        finally:
-            SEEN.set("the failing close's")
-            raise ValueError("the close's own")
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
-
-    client = make_client(app)
+    client = make_client(_streaming(stream, chunks, _after(seen, "def")))
     with pytest.raises(ValueError, match="the close's own"), client.stream("GET", "/") as response:
         assert next(response.iter_bytes()) == b"a"
     assert seen == ["after: the failing close's"]
@@ -479,7 +455,6 @@ def test_a_variable_the_stream_set_and_reset_to_no_value_has_none_after_it(
     make_client: MakeClient, stream: str
 ) -> None:
     seen: list[str] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         token = NO_DEFAULT.set("the stream's")
@@ -488,19 +463,10 @@ def test_a_variable_the_stream_set_and_reset_to_no_value_has_none_after_it(
         finally:
             NO_DEFAULT.reset(token)
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
     def after() -> None:
         seen.append(NO_DEFAULT.get("no value"))
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(after)
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
-
-    assert make_client(app).get("/").text == "a"
+    assert make_client(_streaming(stream, chunks, after)).get("/").text == "a"
     assert seen == ["no value"]
 
 
@@ -524,7 +490,6 @@ def test_values_are_told_apart_by_identity_alone(make_client: MakeClient, stream
     # NOTE: the handler's value, the stream's equal one (another object), and one that raises
     # as it is compared.
     seen: list[Any] = []
-    app = App()
     handler_s, streams = "x" * 50, [_Unequal(), "".join(["x"] * 50)]
 
     def chunks() -> Iterator[bytes]:
@@ -532,21 +497,15 @@ def test_values_are_told_apart_by_identity_alone(make_client: MakeClient, stream
         SEEN.set(streams[1])
         yield b"a"
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
     def after() -> None:
         seen.extend([ODD.get(), SEEN.get()])
 
-    @app.get("/")
-    def index(request: Request) -> Response:
+    def respond(request: Request) -> Response:
         ODD.set(_Unequal())
         SEEN.set(handler_s)
-        request.after_response(after)
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(stream_in_colour(stream, chunks))
 
-    assert make_client(app).get("/").text == "a"
+    assert make_client(_answering(respond, after)).get("/").text == "a"
     assert seen[0] is streams[0]
     assert seen[1] is streams[1]
 
@@ -558,23 +517,14 @@ def test_the_driver_s_own_variables_are_not_set_for_the_after_response_work(
     from microweb._stream_ahead import CLOSING_FOR
 
     seen: list[Any] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
-        yield b"a"
-
-    async def async_chunks() -> AsyncIterator[bytes]:
         yield b"a"
 
     def after() -> None:
         seen.append(CLOSING_FOR.get())
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(after)
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
-
-    client = make_client(app)
+    client = make_client(_streaming(stream, chunks, after))
     assert client.get("/").text == "a"
     with client.stream("GET", "/") as response:
         assert next(response.iter_bytes()) == b"a"
@@ -587,26 +537,16 @@ MANY = [contextvars.ContextVar(f"many_{number}", default=0) for number in range(
 @pytest.mark.parametrize("stream", ["sync", "async"])
 def test_a_stream_that_sets_many_variables(make_client: MakeClient, stream: str) -> None:
     seen: list[int] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         for number, var in enumerate(MANY):
             var.set(number)
         yield b"a"
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
     def after() -> None:
         seen.append(sum(var.get() for var in MANY))
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(after)
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
-
-    client = make_client(app)
+    client = make_client(_streaming(stream, chunks, after))
     assert client.get("/").text == "a"
     assert seen == [sum(range(2000))]
     assert all(var.get() == 0 for var in MANY)
@@ -623,33 +563,17 @@ def test_a_close_given_up_on_sets_nothing_of_its_own_here_or_in_the_next_request
     # after-response work saw nothing of such a stream (review403).
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
     seen: list[str] = []
-    closed = __import__("threading").Event()
-    app = App()
+    closed = threading.Event()
 
-    class Chunks:
-        def __iter__(self) -> Iterator[bytes]:
-            SEEN.set("the stream's")
-            yield b"a"
+    def closing() -> None:
+        SEEN.set("the late close's")
+        closed.set()
 
-        def close(self) -> None:
-            __import__("time").sleep(0.5)
-            SEEN.set("the late close's")
-            closed.set()
+    def respond(request: Request) -> Response:
+        body = _closing_stream(stream, sets="the stream's", closing=closing, late=0.5)
+        return Response.stream(body)
 
-    class AsyncChunks:
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            SEEN.set("the stream's")
-            yield b"a"
-
-        async def aclose(self) -> None:
-            await asyncio.sleep(0.5)
-            SEEN.set("the late close's")
-            closed.set()
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(Chunks() if stream == "sync" else AsyncChunks())
+    app = _answering(respond, _after(seen, "def"))
 
     @app.get("/get")
     def get(request: Request) -> str:
@@ -681,7 +605,6 @@ def test_nothing_keeps_what_a_stream_set_once_its_request_has_ended(
     refs: list[weakref.ref[_Big]] = []
     seen: list[bool] = []
     big: contextvars.ContextVar[_Big | None] = contextvars.ContextVar("big", default=None)
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         value = _Big()
@@ -691,16 +614,7 @@ def test_nothing_keeps_what_a_stream_set_once_its_request_has_ended(
         yield b"a"
         yield b"b"
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(lambda: seen.append(big.get() is not None))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
-
-    client = make_client(app)
+    client = make_client(_streaming(stream, chunks, lambda: seen.append(big.get() is not None)))
     if early:
         with client.stream("GET", "/") as response:
             assert next(response.iter_bytes()) == b"a"
@@ -714,6 +628,18 @@ def test_nothing_keeps_what_a_stream_set_once_its_request_has_ended(
     assert refs[0]() is None
 
 
+def _wrapped(body: Any, wrapper: str) -> Response:
+    """Return a response that sends ``body`` in an event stream (``"sse"``), with a declared
+    length (``"length"``), as text that the GZip plugin compresses (``"gzip"``) or as it is
+    (``"none"``)."""
+    if wrapper == "sse":
+        return Response.sse(body)
+    if wrapper == "length":
+        return Response.stream(body, headers={"content-length": "1"})
+    media_type = "text/plain" if wrapper == "gzip" else "application/octet-stream"
+    return Response.stream(body, media_type=media_type)
+
+
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 @pytest.mark.parametrize("wrapper", ["gzip", "sse", "length"])
 @pytest.mark.parametrize("stream", ["sync", "async"])
@@ -724,17 +650,10 @@ def test_the_close_of_a_wrapped_stream_object_is_seen_by_the_after_response_work
     app = App()
     app.install(GZip(minimum_size=1))
 
-    @app.route("/", methods=["GET", "HEAD"])
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        chunk = "a" if wrapper == "sse" else b"a"
-        body = _ClosingStream(chunk) if stream == "sync" else _AsyncClosingStream(chunk)
-        if wrapper == "sse":
-            return Response.sse(body)
-        if wrapper == "length":
-            return Response.stream(body, headers={"content-length": "1"})
-        return Response.stream(body, media_type="text/plain")
+    def respond(request: Request) -> Response:
+        return _wrapped(_closing_stream(stream, "a" if wrapper == "sse" else b"a"), wrapper)
 
+    _answering(respond, _after(seen, "def"), app, methods=("GET", "HEAD"))
     response = make_client(app).request(method, "/", headers={"accept-encoding": "gzip"})
     assert response.status_code == 200
     assert seen == ["after: the stream's close"]
@@ -765,41 +684,23 @@ def test_the_sync_close_of_an_async_stream_is_seen_by_the_after_response_work(
     app = App()
     app.install(GZip(minimum_size=1))
 
-    @app.route("/", methods=["GET", "HEAD"])
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        body = _AsyncStreamSyncClose("a" if wrapper == "sse" else b"a")
-        if wrapper == "sse":
-            return Response.sse(body)
-        if wrapper == "length":
-            return Response.stream(body, headers={"content-length": "1"})
-        media_type = "text/plain" if wrapper == "gzip" else "application/octet-stream"
-        return Response.stream(body, media_type=media_type)
+    def respond(request: Request) -> Response:
+        return _wrapped(_AsyncStreamSyncClose("a" if wrapper == "sse" else b"a"), wrapper)
 
+    _answering(respond, _after(seen, "def"), app, methods=("GET", "HEAD"))
     response = make_client(app).request(method, "/", headers={"accept-encoding": "gzip"})
     assert response.status_code == 200
     assert seen == ["after: the stream's close"]
 
 
-def _endless(colour: str) -> Any:
-    def chunks() -> Iterator[bytes]:
-        SEEN.set("chunk")
-        try:
-            while True:
-                yield b"a"
-        finally:
-            SEEN.set(SEEN.get() + ", finally")
-
-    async def async_chunks() -> AsyncIterator[bytes]:
-        SEEN.set("chunk")
-        try:
-            while True:
-                yield b"a"
-                await asyncio.sleep(0)
-        finally:
-            SEEN.set(SEEN.get() + ", finally")
-
-    return chunks() if colour == "sync" else async_chunks()
+def _endless() -> Iterator[bytes]:
+    """An endless stream (an async one awaits after each chunk, see ``_streaming()``)."""
+    SEEN.set("chunk")
+    try:
+        while True:
+            yield b"a"
+    finally:
+        SEEN.set(SEEN.get() + ", finally")
 
 
 @pytest.mark.parametrize("stream", ["sync", "async"])
@@ -810,14 +711,7 @@ def test_an_endless_stream_its_client_left_is_seen_by_the_after_response_work(
     # nothing in the request's context: the after-response work saw "unset" (review403). The
     # short streams above ran to their end ahead of the server's thread, which never saw it.
     seen: list[str] = []
-    app = App()
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(_endless(stream))
-
-    client = make_client(app)
+    client = make_client(_streaming(stream, _endless, _after(seen, "def"), awaits=True))
     with client.stream("GET", "/") as response:
         assert next(response.iter_bytes()) == b"a"
     assert seen == ["after: chunk, finally"]
@@ -834,8 +728,7 @@ def test_a_generator_whose_finally_is_given_up_on(
     # async one's was not seen, under ASGI neither colour's (review403).
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
     seen: list[str] = []
-    closed = __import__("threading").Event()
-    app = App()
+    closed = threading.Event()
 
     def chunks() -> Iterator[bytes]:
         SEEN.set("chunk")
@@ -843,28 +736,13 @@ def test_a_generator_whose_finally_is_given_up_on(
             while True:
                 yield b"a"
         finally:
-            __import__("time").sleep(0.5)
             SEEN.set("the late finally's")
             closed.set()
 
-    async def async_chunks() -> AsyncIterator[bytes]:
-        # NOTE: no await between its yields: it is closed at one, in its close (cancelled at
-        # an await, its finally runs in its step, which the driver waits for).
-        SEEN.set("chunk")
-        try:
-            while True:
-                yield b"a"
-        finally:
-            await asyncio.sleep(0.5)
-            SEEN.set("the late finally's")
-            closed.set()
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
-
-    client = make_client(app)
+    # NOTE: an async one awaits nothing between its chunks: it is closed at one, in its close
+    # (cancelled at an await, its finally runs in its step, which the driver waits for); its
+    # close takes half a second before its finally, as a sync one's does.
+    client = make_client(_streaming(stream, chunks, _after(seen, "def"), late=0.5))
     with client.stream("GET", "/") as response:
         assert next(response.iter_bytes()) == b"a"
     assert closed.wait(5)
@@ -878,16 +756,9 @@ def test_a_wsgi_server_thread_keeps_nothing_of_an_async_stream_it_closed_early()
     # NOTE: what the stream set is set in the request's context as the server closes the body
     # (review403), never in the server thread's own.
     seen: list[str] = []
-    app = App()
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(_endless("async"))
-
-    wsgi = app.as_wsgi()
+    wsgi = _streaming("async", _endless, _after(seen, "def"), awaits=True).as_wsgi()
     try:
-        body = wsgi(_environ("/"), _start)
+        body = wsgi(wsgi_environ(), start_response)
         chunks = iter(body)
         assert next(chunks) == b"a"
         getattr(body, "close", lambda: None)()
