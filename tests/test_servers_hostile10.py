@@ -47,7 +47,7 @@ def test_an_absolute_form_target_with_an_empty_path_is_the_root_under_every_serv
 ) -> None:
     # SPEC: RFC 9110 4.2.3, an empty path in an absolute-form target is "/" (the query
     # kept); RFC 3986 3.2.3, an empty port is the scheme's default. hostile_app answers "/"
-    # with request.url (review411 read the 404 of an app without "/" as a miss).
+    # with request.url: the 404 that review411 saw was that of an app without a "/" route.
     answer = exchange(server, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n" + NEXT)
     assert statuses(answer) == [b"200", b"200"], answer[-300:]
     first = answer.partition(b"HTTP/1.1 200 ")[2].partition(b"HTTP/1.1 ")[0]
@@ -182,3 +182,16 @@ def test_what_follows_a_target_that_is_no_path_is_answered_where_its_framing_is_
     else:
         assert statuses(answer) == [b"400", b"200"], answer[-300:]
         assert answer.endswith(b"http://next/url"), answer[-300:]
+
+
+@pytest.mark.parametrize(("target", "kept_by"), [(b"?q=1", ("uvicorn-h11",)), (b"#f", ())])
+def test_a_target_that_starts_with_a_query_or_a_fragment_is_400_and_closed_by_the_servers(
+    server: ServedWay, target: bytes, kept_by: tuple[str, ...]
+) -> None:
+    # NOTE: Waitress refuses both itself ("request target is not a path") and closes, h11 a
+    # fragment's "#"; h11 hands "?q=1" to the app, whose 400 keeps the connection.
+    answer = exchange(server, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n" + NEXT)
+    if server.name in kept_by:
+        assert statuses(answer) == [b"400", b"200"], answer[-300:]
+    else:
+        assert_refused_alone(answer)
