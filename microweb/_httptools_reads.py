@@ -312,6 +312,10 @@ def chunks_read(state: ChunkState | None, data: bytes, start: int) -> tuple[Chun
     """Read on through the chunks (and trailer) of a body, as httptools has read them, from
     ``start`` in ``data``, where the reading stood at ``state``; return where it stands at the
     end of ``data``, and where the body ends in ``data`` (``-1``: past it, or not known)."""
+    # PERF: each line is looked for in ``data`` itself, from where it starts: a line joined
+    # with the rest of the read copied up to 64 KiB a chunk line, 1,024 times a read at most
+    # (1,024 one-byte chunks and 60 KB after them: 7 ms, now 2 ms; review411). Only a line
+    # begun in the read before is joined, and only that line.
     size = len(data)
     while state is not None and start <= size:
         phase, left, kept, chunks = state
@@ -320,25 +324,45 @@ def chunks_read(state: ChunkState | None, data: bytes, start: int) -> tuple[Chun
                 return (IN_DATA, left - (size - start), b"", chunks), -1
             start, state = start + left, (IN_LINE, 0, b"", chunks)
         elif phase == IN_LINE:
-            joined = kept + data[start:]
-            end = joined.find(b"\r\n")
-            if end < 0:
-                too_long = len(joined) > LONG_CHUNK_LINE
-                return None if too_long else (IN_LINE, 0, joined, chunks), -1
-            found = _CHUNK_SIZE.match(joined, 0, end)
+            after = _line_after(kept, data, start)
+            if after < 0:
+                if len(kept) + size - start > LONG_CHUNK_LINE:
+                    return None, -1
+                return (IN_LINE, 0, kept + data[start:], chunks), -1
+            if after == start + 1:
+                found = _CHUNK_SIZE.match(kept, 0, len(kept) - 1)  # NOTE: its CR ended it.
+            elif kept:
+                found = _CHUNK_SIZE.match(kept + data[start : after - 2])
+            else:
+                found = _CHUNK_SIZE.match(data, start, after - 2)
             chunk = -1 if found is None else int(found[0], 16)
             if chunk < 0 or (chunk and not chunks):
                 return None, -1
-            start += end + 2 - len(kept)
+            start = after
             state = (IN_DATA, chunk + 2, b"", chunks - 1) if chunk else (IN_TRAILER, 0, b"\n", 0)
         else:
-            # NOTE: the trailer ends at its first empty line, its LF after the last one's.
-            joined = kept + data[start:]
-            end = joined.find(b"\n\r\n")
-            if end < 0:
-                return (IN_TRAILER, 0, joined[-2:], 0), -1
-            return None, start + end + 3 - len(kept)
+            # NOTE: the trailer ends at its first empty line, its LF after the last one's;
+            # kept holds the last bytes read (two at most), which it may end in.
+            ends = (kept + data[start : start + 2]).find(b"\n\r\n")
+            if ends < 0:
+                found_at = data.find(b"\n\r\n", start)
+                ends = -1 if found_at < 0 else found_at - start + len(kept)
+            if ends < 0:
+                last = data[max(start, size - 2) :]
+                return (IN_TRAILER, 0, last if len(last) == 2 else (kept + last)[-2:], 0), -1
+            return None, start + ends + 3 - len(kept)
     return None, -1
+
+
+def _line_after(kept: bytes, data: bytes, start: int) -> int:
+    """Return where in ``data`` a chunk line ends, after its CRLF, the line's first bytes
+    being ``kept`` (read before, with no CRLF in them) and the rest from ``start`` on;
+    ``start + 1`` where a CR that ends ``kept`` and an LF at ``start`` end it; ``-1``: not in
+    ``data``."""
+    if kept[-1:] == b"\r" and data[start : start + 1] == b"\n":
+        return start + 1
+    found = data.find(b"\r\n", start)
+    return -1 if found < 0 else found + 2
 
 
 def chunks_end(data: bytes, start: int) -> int:

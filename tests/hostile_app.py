@@ -26,6 +26,7 @@ def redirect(request: Request) -> Response:
     return Response.redirect(request.query["to"])
 
 
+@app.get("/")
 @app.get("/url")
 def url(request: Request) -> str:
     return request.url

@@ -1429,6 +1429,9 @@ def test_keep_alive_looks_at_an_answer_going_out_a_quarter_of_the_keep_alive_apa
         (b"http://h/a%41?x=%41", "/aA", b"/a%41", b"x=%41"),
         (b"http://h?x", "/", b"/", b"x"),
         (b"http://h", "/", b"/", b""),
+        (b"http://h:", "/", b"/", b""),
+        (b"http://h:?q=1", "/", b"/", b"q=1"),
+        (b"http://h:80", "/", b"/", b""),
         (b"HTTPS://h:8/b/c", "/b/c", b"/b/c", b""),
     ],
 )

@@ -1104,6 +1104,12 @@ def send_target(
     [
         ("http://example.com/a%20b?q=1", "/a b", "/a%20b", "http://testserver/a%20b?q=1"),
         ("HTTP://example.com", "/", "/", "http://testserver/"),
+        # SPEC: RFC 9110 4.2.3, an empty path in absolute-form is "/", an empty port the
+        # scheme's default (RFC 3986 3.2.3); the query is kept.
+        ("http://h:", "/", "/", "http://testserver/"),
+        ("http://h:?q=1", "/", "/", "http://testserver/?q=1"),
+        ("http://h?q=1", "/", "/", "http://testserver/?q=1"),
+        ("http://h:80", "/", "/", "http://testserver/"),
         (
             "//evil.example/x",
             "/evil.example/x",
@@ -1123,6 +1129,26 @@ def test_absolute_form_and_leading_slashes_give_one_path(
     seen = json.loads(body)
     assert (seen["path"], seen["raw_path"], seen["host"]) == (path, raw_path, "testserver")
     assert seen["url"] == (url or f"http://testserver{path}")
+
+
+@pytest.mark.parametrize(
+    ("url", "seen"),
+    [
+        ("http://h:", "http://h/"),
+        ("http://h", "http://h/"),
+        ("http://h?q=1", "http://h/?q=1"),
+        ("http://h:80", "http://h/"),
+        ("http://h:?q=1", "http://h/?q=1"),
+    ],
+)
+def test_a_url_without_a_path_goes_to_the_root_through_the_test_client(
+    interface: str, url: str, seen: str
+) -> None:
+    # SPEC: RFC 9110 4.2.3, an empty path is "/" (and an empty port the scheme's default).
+    with TestClient(target_app(), interface=interface) as client:
+        answer = client.get(url)
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["path"], answer.json()["url"]) == ("/", seen)
 
 
 @pytest.mark.parametrize(

@@ -220,7 +220,7 @@ def test_a_tab_in_a_header_value_is_served_under_every_server(server: ServedWay)
 @pytest.mark.parametrize("target", ["#f", "?q=1", "*"])
 def test_a_target_that_is_no_path_is_400_under_every_server(server: ServedWay, target: str) -> None:
     # SPEC: RFC 9112 3.2, a GET's target is a path (origin-form) or absolute-form. NOTE:
-    # Waitress gave "#f" an empty path, and the app answered it as a request for "/" (404 here).
+    # Waitress gave "#f" an empty path, and the app answered it as a request for "/".
     request = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     answer = exchange(server, request.encode())
     assert _status(answer, server) == b"400", answer[-300:]
