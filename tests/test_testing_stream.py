@@ -424,7 +424,7 @@ HELD: contextvars.ContextVar[object] = contextvars.ContextVar("held_by_a_stream"
 
 
 class Held:
-    """An object a handler holds (in a ContextVar, and in its stream's generator)."""
+    """An object a handler holds (in a ContextVar, its request's state and its generator)."""
 
 
 def holding_app(colour: str, kept: list[weakref.ref[Held]], ended: list[str]) -> App:
@@ -454,6 +454,7 @@ def holding_app(colour: str, kept: list[weakref.ref[Held]], ended: list[str]) ->
         held = Held()
         kept.append(weakref.ref(held))
         HELD.set(held)
+        request.state.held = held  # NOTE: and the request, with it.
         request.after_response(ended.append, "after response")
         return Response.stream(sync_chunks(held) if colour == "sync" else async_chunks(held))
 
