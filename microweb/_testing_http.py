@@ -156,8 +156,17 @@ class _End:
     """In the queue of chunks: the app sent its last one."""
 
 
-class _Ended(asyncio.Future[Any]):
-    """What stands for an app's task that has ended, once the exchange has let go of it."""
+class Ended(asyncio.Future[Any]):
+    """What stands for an app's task that has ended, once its exchange or its WebSocket
+    session has let go of it (a done task keeps its context: the ContextVar values the app
+    set, and all they hold)."""
+
+
+def ended_in_place_of(task: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    """Return an ``Ended`` future with no result, done, for ``task``, done too, to stand for."""
+    ended = Ended(loop=task.get_loop())
+    ended.set_result(None)
+    return ended
 
 
 class _Exchange(httpx.AsyncByteStream):
@@ -320,10 +329,9 @@ class _Exchange(httpx.AsyncByteStream):
         """Drop the app's task once it has ended and its outcome was raised or is not wanted."""
         # NOTE: a done task keeps its context: the request's ContextVar values, and all they
         # hold, lived as long as the response did, which a test keeps after its block.
-        if self._task.done() and not isinstance(self._task, _Ended):
+        if self._task.done() and not isinstance(self._task, Ended):
             self._outcome_taken = True
-            self._task = _Ended(loop=self._task.get_loop())
-            self._task.set_result(None)
+            self._task = ended_in_place_of(self._task)
 
     async def _leave(self) -> None:
         """Be a client that goes away before the end, and give the app ``WAIT`` seconds to end."""
