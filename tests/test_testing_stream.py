@@ -505,3 +505,16 @@ def test_stream_runs_after_response_work_once_however_it_is_closed(
         response.close()
     response.close()
     assert ended == ["started", "finally", "after response"]
+
+
+def test_a_whole_request_lets_go_of_the_app_once_answered(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: request() reads and closes the body as stream() does, and kept the task too.
+    kept: list[weakref.ref[Held]] = []
+    ended: list[str] = []
+    response = make_client(holding_app(colour, kept, ended)).get("/held")
+    gc.collect()
+    assert kept[0]() is None
+    assert response.text == "one\ntwo\n"
+    assert ended == ["started", "finally", "after response"]
