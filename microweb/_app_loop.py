@@ -421,7 +421,7 @@ class AppLoop:
         return loop
 
     def _start(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = new_loop()
         ready = threading.Event()
         loop.call_soon(ready.set)
         self._thread = threading.Thread(
@@ -580,6 +580,14 @@ def loop_stopped(loop: asyncio.AbstractEventLoop) -> bool:
     # cleanup the loop does not run: a thread waiting on a call that looked then said the call
     # "ignored its cancellation", not yet sent, and answered before its finally ran (review399).
     return not loop.is_running() and loop not in _RUN_TO_THE_END
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """Return a new event loop that holds none of this thread's context variables."""
+    # NOTE: a selector loop's self-pipe reader is a handle made with a copy of the context of
+    # new_event_loop()'s caller, kept as long as the loop. Started by a request, the app loop
+    # kept that request's ContextVar values (and all they hold) for the app's life.
+    return contextvars.Context().run(asyncio.new_event_loop)
 
 
 def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:

@@ -118,12 +118,23 @@ async def close_awaited(
 ) -> None:
     """Wait for the sender, its stream's close bounded by ``CLOSE_WAIT`` (and this task's
     cancellation); the end of the body after the close as long as the server's send()
-    takes (a slow client's socket to drain)."""
+    takes (a slow client's socket to drain).
+
+    The sender was cancelled, unless its close had begun: an async generator cut where it
+    awaited runs its ``finally`` in that cancelled step, before any close, and a sync stream's
+    step runs on in its thread. ``CLOSE_WAIT`` bounds those and the close together.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CLOSE_WAIT
     try:
         if not sender.done():
-            await asyncio.wait({sender, sending.closing}, return_when=asyncio.FIRST_COMPLETED)
+            # NOTE: bounded too: a finally that awaited what never came held the request's
+            # task, and its after-response work, for ever (review416).
+            await asyncio.wait(
+                {sender, sending.closing}, timeout=CLOSE_WAIT, return_when=asyncio.FIRST_COMPLETED
+            )
         if not sender.done():
-            await asyncio.wait({sender}, timeout=CLOSE_WAIT)
+            await asyncio.wait({sender}, timeout=max(deadline - loop.time(), 0))
         if not sender.done() and sending.closed:
             # NOTE: CLOSE_WAIT timed the end of the body too: a quick close was said not
             # to have returned, and the body's end was sent twice.

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from ._app_loop import run_until_stopped
+from ._app_loop import new_loop, run_until_stopped
 from ._testing_http import AppExit, ASGITransport, run_served, served
 from ._testing_http import written as written_path
 from ._testing_sides import AsyncSide, arecord_answer, astop_if_reported
@@ -33,7 +33,7 @@ class LoopThread:
     """An event loop on a daemon thread, for driving the ASGI app from sync test code."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_loop()
         # NOTE: set as stop() begins: a call that another thread's stop() cut off is told so.
         self.stopping = False
         # NOTE: stopped as a server's asyncio.run() ends: the tasks left are cancelled.

@@ -156,6 +156,19 @@ class _End:
     """In the queue of chunks: the app sent its last one."""
 
 
+class Ended(asyncio.Future[Any]):
+    """What stands for an app's task that has ended, once its exchange or its WebSocket
+    session has let go of it (a done task keeps its context: the ContextVar values the app
+    set, and all they hold)."""
+
+
+def ended_in_place_of(task: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    """Return an ``Ended`` future with no result, done, for ``task``, done too, to stand for."""
+    ended = Ended(loop=task.get_loop())
+    ended.set_result(None)
+    return ended
+
+
 class _Exchange(httpx.AsyncByteStream):
     """One request to the ASGI app: its task, its ``receive()`` and ``send()``, and its body."""
 
@@ -175,7 +188,9 @@ class _Exchange(httpx.AsyncByteStream):
         self._outcome_taken = False
         # NOTE: what the test's own request body (a content= generator) raised, if it did.
         self._upload_error: Exception | None = None
-        self._task = asyncio.ensure_future(served(app(scope, self._receive, self._send)))
+        self._task: asyncio.Future[Any] = asyncio.ensure_future(
+            served(app(scope, self._receive, self._send))
+        )
 
     async def _receive(self) -> dict[str, Any]:
         # NOTE: once the answer is over, a client that left sends no more of its body, and
@@ -298,13 +313,25 @@ class _Exchange(httpx.AsyncByteStream):
             Exception: An error that ended the app and was not raised yet.
             TimeoutError: If the client left and the app did not end within ``WAIT`` seconds.
         """
-        if self._over.is_set():
-            # NOTE: read to its end: the app's after-response work takes as long as it takes,
-            # as under WSGI, where the iterable's close() runs it (httpx's transport waited too).
-            await asyncio.wait({self._task})
-        else:
-            await self._leave()
-        self._take_outcome()
+        try:
+            if self._over.is_set():
+                # NOTE: read to its end: the app's after-response work takes as long as it
+                # takes, as under WSGI, where the iterable's close() runs it (httpx's transport
+                # waited too).
+                await asyncio.wait({self._task})
+            else:
+                await self._leave()
+            self._take_outcome()
+        finally:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        """Drop the app's task once it has ended and its outcome was raised or is not wanted."""
+        # NOTE: a done task keeps its context: the request's ContextVar values, and all they
+        # hold, lived as long as the response did, which a test keeps after its block.
+        if self._task.done() and not isinstance(self._task, Ended):
+            self._outcome_taken = True
+            self._task = ended_in_place_of(self._task)
 
     async def _leave(self) -> None:
         """Be a client that goes away before the end, and give the app ``WAIT`` seconds to end."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._errors import unhandled_errors
-from ._testing_http import served
+from ._testing_http import Ended, ended_in_place_of, served
 from ._websocket import WebSocketDisconnect
 
 if TYPE_CHECKING:
@@ -68,7 +69,8 @@ class WebSocketSession:
         # before the close: a server reads on only once the app took what it read before.
         self._put = self._taken = 0
         self._closed_at: int | None = None
-        self._task = loop.run(self._start(app, scope))
+        self._returned = False  # NOTE: whether the handler returned (raised nothing).
+        self._task: asyncio.Future[Any] = loop.run(self._start(app, scope))
         self.accepted = loop.run(self._answer_to_handshake())
         if self.accepted["type"] != "websocket.accept":
             refused = loop.run(self._refusal(self.accepted, handshake))
@@ -108,7 +110,11 @@ class WebSocketSession:
         # this session's, for as long as the connection lasts.
         unhandled_errors.set(self._errors)
         await self._deliver({"type": "websocket.connect"})
-        return asyncio.ensure_future(served(app(scope, receive, send)))
+        return asyncio.ensure_future(self._served(app(scope, receive, send)))
+
+    async def _served(self, call: Awaitable[None]) -> None:
+        await served(call)
+        self._returned = True
 
     async def _deliver(self, message: dict[str, Any]) -> None:
         self._put += 1
@@ -325,6 +331,10 @@ class WebSocketSession:
         if not self._task.done():
             self._loop.run(self._client_closes(code))
             self._loop.run(self._finish())
+        if self._returned and self._task.done() and not isinstance(self._task, Ended):
+            # NOTE: a handler that returned has nothing left to raise: its task, which kept
+            # the ContextVar values it set, is let go (one that raised is kept, its error too).
+            self._task = ended_in_place_of(self._task)
 
     def __enter__(self) -> WebSocketSession:
         return self
@@ -362,7 +372,7 @@ class WebSocketRefused(WebSocketDisconnect):
         self.response = response
 
 
-async def _give_up(task: asyncio.Task[None]) -> None:
+async def _give_up(task: asyncio.Future[Any]) -> None:
     """Cancel the app's ``task`` and let it end, for ``WAIT`` seconds at most."""
     task.cancel()
     # NOTE: bounded, unlike wait_for()'s own cancel: a handler that catches CancelledError and

@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import CancelledError
 from typing import Any
@@ -242,6 +243,27 @@ def test_app_loop_says_whether_it_was_stopped(app_loop: AppLoop) -> None:
     assert not app_loop.stopped
     app_loop.stop()
     assert app_loop.stopped and not app_loop.started
+
+
+class _Held:
+    """An object a request holds in a ContextVar."""
+
+
+HELD: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("held_bridges", default=None)
+
+
+def test_app_loop_keeps_nothing_of_the_request_that_started_it(app_loop: AppLoop) -> None:
+    # NOTE: the loop's self-pipe reader copied the context new_event_loop() was called in:
+    # the request that started the app loop kept its ContextVar values for the app's life.
+    def request() -> weakref.ref[_Held]:
+        held = _Held()
+        HELD.set(held)
+        app_loop.run(asyncio.sleep(0))
+        return weakref.ref(held)
+
+    kept = contextvars.copy_context().run(request)
+    gc.collect()
+    assert kept() is None
 
 
 def test_app_loop_gives_back_the_result_and_the_context(app_loop: AppLoop) -> None:

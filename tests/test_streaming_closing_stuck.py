@@ -612,3 +612,47 @@ def test_a_close_that_returns_while_the_watcher_warns_of_another_is_not_told_lat
     assert returned.is_set()
     told = [line for line in _late(caplog, "") if line.startswith("GET /b: ")]
     assert told == [] or "returned after" in told[-1], told
+
+
+def test_a_stream_cut_where_it_awaits_whose_finally_does_not_return_in_time_is_told(
+    make_client: MakeClient,
+    interface: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: under ASGI the disconnect cancels the sending task, and an async generator that
+    # awaited then runs its finally in that task's cancelled step, not in a close: the
+    # response waited for it for as long as it took, CLOSE_WAIT or not (review416).
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", CLOSE_WAIT)
+    events: list[str] = []
+    app = App()
+
+    async def slow_finally() -> AsyncIterator[str]:
+        yield "first\n"
+        try:
+            await asyncio.sleep(60)  # NOTE: cut here, as the client leaves.
+            yield "never\n"
+        finally:
+            events.append("finally")
+            await asyncio.sleep(SLOW_CLOSE)
+            events.append("finally ended")
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        request.after_response(events.append, "after response")
+        return Response.stream(slow_finally())
+
+    client = make_client(app)
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        started = time.monotonic()
+        with client.stream("GET", "/") as response:
+            assert next(response.iter_lines()) == "first"
+        took = time.monotonic() - started
+        while "finally ended" not in events and time.monotonic() - started < 5:
+            time.sleep(0.02)  # NOTE: the finally runs on.
+    assert took < SLOW_CLOSE
+    assert events == ["finally", "after response", "finally ended"]
+    (late,) = _late(caplog, "has not returned in time")
+    assert late.startswith("GET /: the close of its streamed response, ")
+    assert "slow_finally" in late
+    assert late.endswith("the response is ended, and the close runs on")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
 import itertools
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -415,3 +418,103 @@ def test_stream_is_refused_under_both() -> None:
         client.stream("GET", "/"),
     ):
         raise AssertionError("the block must not run")
+
+
+HELD: contextvars.ContextVar[object] = contextvars.ContextVar("held_by_a_stream")
+
+
+class Held:
+    """An object a handler holds (in a ContextVar, its request's state and its generator)."""
+
+
+def holding_app(colour: str, kept: list[weakref.ref[Held]], ended: list[str]) -> App:
+    """``/held`` holds a ``Held`` in a ContextVar and in its body's generator; ``kept`` gets a
+    weak reference to it, ``ended`` the generator's start and finally, and the after-response
+    work."""
+    app = App()
+
+    def sync_chunks(held: Held) -> Iterator[str]:
+        ended.append("started")
+        try:
+            yield "one\n"
+            yield "two\n"
+        finally:
+            ended.append("finally")
+
+    async def async_chunks(held: Held) -> AsyncIterator[str]:
+        ended.append("started")
+        try:
+            yield "one\n"
+            yield "two\n"
+        finally:
+            ended.append("finally")
+
+    @app.get("/held")
+    def held_route(request: Request) -> Response:
+        held = Held()
+        kept.append(weakref.ref(held))
+        HELD.set(held)
+        request.state.held = held  # NOTE: and the request, with it.
+        request.after_response(ended.append, "after response")
+        return Response.stream(sync_chunks(held) if colour == "sync" else async_chunks(held))
+
+    return app
+
+
+def test_stream_lets_go_of_the_request_at_the_blocks_exit(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: under ASGI the app's task, kept by the response, kept the request's context (a
+    # ContextVar the handler set) until the response itself was dropped; under WSGI the app
+    # loop, started by the request, kept it for the app's life.
+    kept: list[weakref.ref[Held]] = []
+    ended: list[str] = []
+    client = make_client(holding_app(colour, kept, ended))
+    with client.stream("GET", "/held") as response:
+        assert response.read() == b"one\ntwo\n"
+    gc.collect()
+    assert kept[0]() is None
+    assert ended == ["started", "finally", "after response"]
+    assert response.status_code == 200  # NOTE: the response is kept, and its body.
+    assert response.text == "one\ntwo\n"
+
+
+def test_stream_left_unread_closes_the_apps_stream_and_lets_go(
+    make_client: MakeClient, colour: str
+) -> None:
+    kept: list[weakref.ref[Held]] = []
+    ended: list[str] = []
+    client = make_client(holding_app(colour, kept, ended))
+    with client.stream("GET", "/held") as response:
+        assert response.status_code == 200
+    gc.collect()
+    assert kept[0]() is None  # NOTE: the generator too: closed, and let go.
+    # NOTE: under WSGI the body is read only as the test reads, so a generator left unread
+    # never started: it has no finally to run. Under ASGI the app may have run ahead.
+    assert ended in (["after response"], ["started", "finally", "after response"])
+
+
+def test_stream_runs_after_response_work_once_however_it_is_closed(
+    make_client: MakeClient, colour: str
+) -> None:
+    kept: list[weakref.ref[Held]] = []
+    ended: list[str] = []
+    client = make_client(holding_app(colour, kept, ended))
+    with client.stream("GET", "/held") as response:
+        assert list(response.iter_lines()) == ["one", "two"]
+        response.close()
+    response.close()
+    assert ended == ["started", "finally", "after response"]
+
+
+def test_a_whole_request_lets_go_of_the_app_once_answered(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: request() reads and closes the body as stream() does, and kept the task too.
+    kept: list[weakref.ref[Held]] = []
+    ended: list[str] = []
+    response = make_client(holding_app(colour, kept, ended)).get("/held")
+    gc.collect()
+    assert kept[0]() is None
+    assert response.text == "one\ntwo\n"
+    assert ended == ["started", "finally", "after response"]

@@ -9,6 +9,7 @@ Handlers record what they saw in a list; a session's ``close()`` (also at the en
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import gc
 import json
@@ -16,6 +17,7 @@ import logging
 import sys
 import threading
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -2571,3 +2573,32 @@ def test_a_broadcast_over_quiet_sockets_takes_one_turn_not_one_each(
 
     asyncio.run(broadcast())
     assert turns == [0]
+
+
+class _Held:
+    """An object a WebSocket handler holds in a ContextVar."""
+
+
+HELD: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("held_ws", default=None)
+
+
+def test_a_session_lets_go_of_the_handler_once_closed(asgi_client: MakeClient) -> None:
+    # NOTE: the session kept the handler's task, and with it the ContextVar values the
+    # handler set, until the session itself was dropped (review416).
+    kept: list[weakref.ref[_Held]] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def held(ws: WebSocket) -> None:
+        held = _Held()
+        kept.append(weakref.ref(held))
+        HELD.set(held)
+        await ws.accept()
+        await ws.send_text("hi")
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        assert session.receive_text() == "hi"
+    gc.collect()
+    assert kept[0]() is None
+    with pytest.raises(WebSocketDisconnect):
+        session.receive_text()  # NOTE: as before: the session says it was closed.
