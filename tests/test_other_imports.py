@@ -15,7 +15,7 @@ import pytest
 from conftest import MakeClient
 
 import microweb
-from microweb import App, Request, Route
+from microweb import App, Request, Route, Router
 from microweb._other_names import MODULE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -349,3 +349,51 @@ def test_a_value_whose_repr_raises_given_to_include_gets_the_type_error() -> Non
 
     with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not Shown: <.*Shown object"):
         App().include(Shown())  # type: ignore[arg-type]
+
+
+class _Routes(Router):
+    """A router class of the app's own."""
+
+
+@pytest.mark.parametrize("including", ["app", "router"])
+@pytest.mark.parametrize(("given", "said"), [(Router, "Router"), (_Routes, "_Routes")])
+def test_the_router_class_given_to_include_says_to_call_it(
+    including: str, given: type[Router], said: str
+) -> None:
+    # NOTE: app.include(Router) read "include() takes a Router, not type: <class ...>", which
+    # looked as if a Router was what it had been given.
+    host = App() if including == "app" else Router()
+    with pytest.raises(TypeError) as raised:
+        host.include(given)  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        f"include() takes a Router, not the class {said} itself: call it, {said}() (or "
+        f"{said}(prefix=...)), add the routes to the router it makes, and include that"
+    )
+
+
+@pytest.mark.parametrize("including", ["app", "router"])
+def test_the_app_class_given_to_include_says_what_to_include(including: str) -> None:
+    host = App() if including == "app" else Router()
+    with pytest.raises(TypeError) as raised:
+        host.include(App)  # type: ignore[arg-type]
+    assert str(raised.value).startswith(
+        "include() takes a Router, not the class App: register the routes on a Router(), "
+    )
+
+
+def test_the_classes_given_to_the_test_client_say_what_to_give(make_client: MakeClient) -> None:
+    # NOTE: TestClient(App) failed at the first request with "App.as_wsgi() missing 1
+    # required positional argument: 'self'", and a router with "'Router' object has no
+    # attribute 'as_wsgi'".
+    with pytest.raises(TypeError, match=r"^TestClient takes an App, not the class App: call "):
+        make_client(App)  # type: ignore[arg-type]
+    for given in (Router, Router()):
+        with pytest.raises(TypeError) as raised:
+            make_client(given)  # type: ignore[arg-type]
+        assert str(raised.value).startswith("TestClient takes an App, not a Router")
+        assert "app.include(router)" in str(raised.value)
+    app = App()
+    router = Router(prefix="/api")
+    router.get("/links")(_endpoint)
+    app.include(router)
+    assert make_client(app).get("/api/links").text == "listed"
