@@ -252,3 +252,32 @@ def test_the_constructors_signatures_are_unchanged() -> None:
     assert list(inspect.signature(Router).parameters) == ["prefix", "skip", "config"]
     assert App.__init__.__qualname__ == "App.__init__"
     assert App.__init__.__doc__ is None or "routes" not in App.__init__.__doc__
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (
+            lambda: App(__name__),
+            "(Flask's Flask(__name__)): write App(), which takes no import name",
+        ),
+        (
+            lambda: Router("api", __name__),
+            "(Flask's Blueprint(name, import_name)): write Router(prefix=...), which takes no name",
+        ),
+    ],
+)
+def test_flasks_import_name_given_to_app_or_router_says_what_to_write(make: Any, said: str) -> None:
+    # NOTE: Flask(__name__) kept as App(__name__): "takes 1 positional argument but 2 were
+    # given" said nothing of why.
+    with pytest.raises(TypeError) as raised:
+        make()
+    assert "positional argument" in str(raised.value)
+    assert str(raised.value).endswith(said)
+
+
+def test_other_positional_arguments_are_left_as_they_were() -> None:
+    for make in (lambda: App(True), lambda: Router("/api", ["db"])):
+        with pytest.raises(TypeError) as raised:
+            make()
+        assert str(raised.value).endswith("were given")
