@@ -339,9 +339,9 @@ class App(RouteRegistry, HookRegistry, ConverterRegistry):
             ValueError: If a route, or another template of the same name, is registered here;
                 or, once the app has started, if a route is never reached, or would take
                 every request of one served (as ``compile`` refuses it).
-            TypeError: If ``router`` is no ``Router`` (another ``App``, say); or, once the app
-                has started, if a handler (as the plugins wrap it) cannot be called with the
-                request and its path parameters.
+            TypeError: If ``router`` is no ``Router`` (another ``App``, say, or the class
+                ``Router`` itself); or, once the app has started, if a handler (as the
+                plugins wrap it) cannot be called with the request and its path parameters.
         """
         check_includable(router)
         if any(included is router for included, _ in self._inclusions):

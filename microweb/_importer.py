@@ -14,6 +14,7 @@ import sys
 import types
 
 from ._app import App
+from ._router import Router
 from ._routing import is_async_callable
 
 
@@ -188,6 +189,9 @@ def _not_an_app(target: str, location: str, attr: str, obj: object) -> TargetErr
         return TargetError(
             f"{target!r} is a method of an App, not the App: serve {location}:{owner}"
         )
+    refused = _class_or_router(obj)
+    if refused:
+        return TargetError(f"{target!r} is {refused}")
     kind = "class" if isinstance(obj, type) else type(obj).__name__
     if isinstance(getattr(obj, "app", None), App) and not isinstance(obj, types.ModuleType):
         return TargetError(
@@ -201,6 +205,23 @@ def _not_an_app(target: str, location: str, attr: str, obj: object) -> TargetErr
             f"{location}:{attr}() (or add --factory)"
         )
     return TargetError(f"{target!r} is {_a(kind)}, not a microweb App")
+
+
+def _class_or_router(obj: object) -> str:
+    """Say what ``obj`` is and what to serve instead, for microweb's class ``App`` (as a
+    factory, it made an app without the module's routes) or a ``Router`` (a class or one,
+    which Starlette serves); else ``""``."""
+    if obj is App:
+        return (
+            "the class App itself, not a microweb App: make one, app = App(), register the "
+            "routes on it and serve that"
+        )
+    include = "app = App(); app.include(router), and serve the app"
+    if isinstance(obj, Router):
+        return f"a Router, not a microweb App: include it in one, {include}"
+    if isinstance(obj, type) and issubclass(obj, Router):
+        return f"the class {obj.__name__}, not a microweb App: include a router in one, {include}"
+    return ""
 
 
 def _a(kind: str) -> str:

@@ -10,15 +10,21 @@ And what they call what a port imports from ``microweb`` (Flask's ``abort``, Sta
 ``JSONResponse``, Falcon's ``HTTPNotFound``): ``module_getattr``, the package's
 ``__getattr__``, runs only for a name the package does not have, so the names it has cost
 nothing more either.
+
+And their arguments given to ``App()`` or ``Router()`` (Starlette's ``routes=``, Flask's
+``__name__`` and ``url_prefix=``): the constructor's ``TypeError`` says what to write. Its
+signature is kept, and a call that binds costs one call more (construction is no hot path).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
+from collections.abc import Callable
 from dis import get_instructions, opmap
 from types import FrameType, ModuleType
-from typing import NoReturn, cast
+from typing import Any, NoReturn, cast
 
 from ._errors import OtherName, refuse_other_spellings
 from ._routing import Route
@@ -76,6 +82,95 @@ def add_other_names(cls: type, variable: str) -> None:
     names = {**_SHARED, **(_APP_ONLY if variable == "app" else _ROUTER_ONLY)}
     advice = {name: text.format(variable) for name, text in names.items()}
     refuse_other_spellings(cls, advice, OtherName)
+    # NOTE: the __init__ of the class body is what mypy and the API reference read, and
+    # inspect.signature() (by __wrapped__).
+    cls.__init__ = _refusing_other_arguments(cls.__init__, variable)  # type: ignore[misc]
+
+
+_THEIRS = "Starlette's and FastAPI's"
+
+# NOTE: another framework's keyword given to App() or Router(): whose it is, and what to
+# write ("{value}" is the value given, shown when it is a str).
+_KEYWORDS = {
+    "app": {
+        "routes": (
+            _THEIRS,
+            "App(), then app.route(path, methods=[...])(endpoint) for each route, or put them "
+            "on a Router(prefix=...) and app.include(router)",
+        ),
+        "middleware": (
+            _THEIRS,
+            "App(), then a flow, @app.middleware, or a plugin, app.install(...) (CORS, GZip, "
+            "Sessions, TrustedHosts: see Plugins)",
+        ),
+        "exception_handlers": (_THEIRS, "App(), then app.error_handler(key)(handler) for each"),
+        "on_startup": (_THEIRS, "App(), then app.on_startup(hook) for each"),
+        "on_shutdown": (_THEIRS, "App(), then app.on_shutdown(hook) for each"),
+        "lifespan": (_THEIRS, "App(), then app.lifespan(lifespan)"),
+    },
+    "router": {
+        "routes": (
+            _THEIRS,
+            "Router(prefix=...), then router.route(path, methods=[...])(endpoint) for each route",
+        ),
+        "url_prefix": ("Flask's Blueprint's", "Router(prefix={value})"),
+    },
+}
+
+# NOTE: the strings a Flask port passes first: Flask(__name__), Blueprint("api", __name__).
+# How many, whose call it was, and what to write.
+_POSITIONAL = {
+    "app": (1, "Flask's Flask(__name__)", "App(), which takes no import name"),
+    "router": (
+        2,
+        "Flask's Blueprint(name, import_name)",
+        "Router(prefix=...), which takes no name",
+    ),
+}
+
+_UNEXPECTED_KEYWORD = re.compile(r"unexpected keyword argument '(\w+)'")
+
+
+def _refusing_other_arguments(init: Callable[..., None], variable: str) -> Callable[..., None]:
+    """Wrap a constructor, ``init``, so that another framework's arguments say what to write,
+    where Python's message named the keyword alone, or counted the arguments."""
+
+    @functools.wraps(init)
+    def __init__(self: object, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except TypeError as exc:
+            advice = _arguments_advice(exc, args, kwargs, variable)
+            if advice is None:
+                raise
+            raise TypeError(f"{exc} {advice}") from None
+
+    return __init__
+
+
+def _arguments_advice(
+    exc: TypeError, args: tuple[Any, ...], kwargs: dict[str, Any], variable: str
+) -> str | None:
+    """Say what to write for the arguments ``args`` and ``kwargs`` that the call of an
+    ``App``'s or a ``Router``'s (``variable``) constructor refused, raising ``exc``, when they
+    are another framework's; else ``None``."""
+    # NOTE: the call itself refused them when no frame of the constructor's is in the
+    # traceback: a TypeError raised inside (a check of its arguments) is left as it is.
+    if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
+        return None
+    message = str(exc)
+    found = _UNEXPECTED_KEYWORD.search(message)
+    keywords = _KEYWORDS[variable]
+    if found is not None and found[1] in keywords and found[1] in kwargs:
+        whose, written = keywords[found[1]]
+        value = kwargs[found[1]]
+        shown = str.__repr__(value) if isinstance(value, str) else "..."
+        return f"({whose} keyword): write {written.format(value=shown)}"
+    count, whose, written = _POSITIONAL[variable]
+    strings = len(args) >= count and all(isinstance(arg, str) for arg in args[:count])
+    if found is None and "positional argument" in message and strings:
+        return f"({whose}): write {written}"
+    return None
 
 
 # NOTE: what a Starlette or FastAPI port hands include(): its routes list, or one of its

@@ -274,7 +274,8 @@ class Router(RouteRegistry):
         Raises:
             ValueError: If ``router`` is this router or includes it, or a route (or another
                 template of the same name) is registered here.
-            TypeError: If ``router`` is no ``Router`` (an ``App``, say).
+            TypeError: If ``router`` is no ``Router`` (an ``App``, say, or the class
+                ``Router`` itself).
         """
         check_includable(router)
         if router is self:
@@ -378,6 +379,8 @@ def check_includable(router: object) -> None:
     """
     if isinstance(router, Router):
         return
+    if isinstance(router, type) and issubclass(router, RouteRegistry):
+        raise TypeError(_class_included(router))
     if isinstance(router, RouteRegistry):
         raise TypeError(
             "include() takes a Router, not an App, whose plugins, flows and hooks would be "
@@ -392,6 +395,23 @@ def check_includable(router: object) -> None:
         # NOTE: its repr's error went out of include() in place of this one.
         shown = object.__repr__(router)
     raise TypeError(f"include() takes a Router, not {type(router).__name__}: {shown}")
+
+
+def _class_included(cls: type[RouteRegistry]) -> str:
+    """Say what to include in place of ``cls``, the class ``Router`` or ``App`` (or a
+    subclass of either) given to ``include()``."""
+    # NOTE: it read "include() takes a Router, not type: <class 'microweb.Router'>", as if
+    # a Router were what it had been given.
+    name = cls.__name__
+    if issubclass(cls, Router):
+        return (
+            f"include() takes a Router, not the class {name} itself: call it, {name}() (or "
+            f"{name}(prefix=...)), add the routes to the router it makes, and include that"
+        )
+    return (
+        f"include() takes a Router, not the class {name}: register the routes on a "
+        "Router(), with its own flows, and include it"
+    )
 
 
 @contextlib.contextmanager

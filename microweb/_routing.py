@@ -10,7 +10,7 @@ import inspect
 import re
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -308,6 +308,8 @@ class Route:
             over those of its routers: free settings for plugins, such as ``{"db": False}``.
         added_by: The ``name`` of the plugin whose ``setup()`` added the route; ``None`` for the
             app's own routes.
+
+    A route can be deep-copied, and pickled when its handler can (a module-level function).
     """
 
     template: str
@@ -330,6 +332,21 @@ class Route:
     def param_names(self) -> tuple[str, ...]:
         """The names of the template's parameters, in order."""
         return tuple(s.name for s in self.segments if isinstance(s, Param))
+
+    def __reduce__(self) -> tuple[Callable[..., Route], tuple[type[Route], dict[str, Any]]]:
+        # NOTE: config as a dict, made read-only again by _restored: a mappingproxy is neither
+        # pickled nor deep-copied, so a route was neither, where a plugin may keep routes (a
+        # cache) or send them on (a process pool's task). The handler is pickled by reference,
+        # as Python pickles any function: a lambda's or a nested function's pickle fails so.
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["config"] = dict(self.config)
+        return _restored, (type(self), values)
+
+
+def _restored(cls: type[Route], values: dict[str, Any]) -> Route:
+    """Make the route that ``Route.__reduce__`` took apart into ``values``."""
+    config = values["config"]
+    return cls(**{**values, "config": MappingProxyType(config) if config else NO_CONFIG})
 
 
 def _refusing_starlettes_call(init: Callable[..., None]) -> Callable[..., None]:

@@ -8,6 +8,7 @@ from typing import Any, overload
 
 import httpx
 
+from ._router import Router, RouteRegistry
 from ._target import root_path_refused
 from ._testing_sides import browsers_url
 
@@ -17,6 +18,28 @@ INTERFACES = ("wsgi", "asgi", "both")
 def check_interface(interface: str) -> None:
     if interface not in INTERFACES:
         raise ValueError(f"interface must be 'wsgi', 'asgi' or 'both', not {interface!r}")
+
+
+def check_app(app: object) -> None:
+    """Refuse a client's ``app`` that is the class ``App``, or a ``Router`` (the class or
+    one), which failed only at the first request, with ``'Router' object has no attribute
+    'as_wsgi'`` or ``App.as_wsgi() missing 1 required positional argument: 'self'``.
+
+    Raises:
+        TypeError: For either, saying what to give.
+    """
+    if isinstance(app, type) and issubclass(app, RouteRegistry) and not issubclass(app, Router):
+        name = app.__name__
+        raise TypeError(
+            f"TestClient takes an App, not the class {name}: call it, {name}(), and register "
+            "the routes on the app it makes"
+        )
+    if isinstance(app, Router) or (isinstance(app, type) and issubclass(app, Router)):
+        given = "a Router" if isinstance(app, Router) else f"the class {app.__name__}"
+        raise TypeError(
+            f"TestClient takes an App, not a Router ({given}): include the router in an "
+            "app, app = App(); app.include(router), and give it the app"
+        )
 
 
 def check_flag(name: str, value: object) -> bool:

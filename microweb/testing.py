@@ -32,6 +32,7 @@ from ._testing_cookies import GivenCookies, GivenJar, clients_jar, keep_answers,
 from ._testing_options import (
     Flag,
     browsers_base_url,
+    check_app,
     check_interface,
     check_peer,
     check_root_path,
@@ -90,9 +91,10 @@ class TestClient(RequestMethods):
             ``https://`` URL with a host (or that has a query, a fragment, a port past
             65535 or a host that ends in a number and is no IPv4 address), or a
             ``root_path`` that does not start with ``/`` or that ends with one.
-        TypeError: If ``ignore_headers`` is one string, ``client`` is neither a
-            ``(host, port)`` tuple nor ``None``, or ``follow_redirects`` or
-            ``raise_server_exceptions`` is not a ``bool``.
+        TypeError: If ``app`` is the class ``App`` or a ``Router`` (include it in an app),
+            ``ignore_headers`` is one string, ``client`` is neither a ``(host, port)`` tuple
+            nor ``None``, or ``follow_redirects`` or ``raise_server_exceptions`` is not a
+            ``bool``.
 
     Attributes:
         base_url: As given; read on every request and WebSocket handshake, and checked as
@@ -140,6 +142,7 @@ class TestClient(RequestMethods):
         raise_server_exceptions: bool = False,
         root_path: str = "",
     ) -> None:
+        check_app(app)
         check_interface(interface)
         check_root_path(root_path)
         self._root_path = root_path

@@ -82,6 +82,32 @@ def test_bad_targets_say_what_is_wrong(
         load_app(target)
 
 
+@pytest.mark.parametrize(
+    ("attr", "message"),
+    [
+        # NOTE: app = App, its () left out: "if it is an app factory, serve ...:app()" served
+        # an app made anew, with none of the module's routes.
+        ("app", r"'.*:app' is the class App itself, not a microweb App: make one, app = App\(\)"),
+        ("App", r"is the class App itself, not a microweb App: make one, app = App\(\), reg"),
+        # NOTE: Starlette serves a Router; "if it is an app factory, serve ...:Router()" did
+        # for the class, and nothing more for a router.
+        ("router", r"'.*:router' is a Router, not a microweb App: include it in one, app = App"),
+        ("Router", r"is the class Router, not a microweb App: include a router in one, app = "),
+        ("ShopApp", r"is a class, not a microweb App; if it is an app factory, serve "),
+    ],
+)
+def test_the_classes_and_a_router_as_targets_say_what_to_serve(
+    tmp_path: Path, attr: str, message: str
+) -> None:
+    path = tmp_path / "ported.py"
+    path.write_text(
+        "from microweb import App, Router\napp = App\nrouter = Router()\n"
+        "class ShopApp(App):\n    pass\n"
+    )
+    with pytest.raises(TargetError, match=message):
+        load_app(f"{path}:{attr}")
+
+
 @pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])
 @pytest.mark.parametrize("spelling", ["{}()", "--factory {}"])
 def test_a_target_that_calls_an_apps_entrypoint_says_to_serve_the_app(

@@ -6,7 +6,9 @@ And Starlette's ``Route(path, endpoint)`` called on microweb's ``Route``, or its
 
 from __future__ import annotations
 
+import copy
 import importlib
+import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 from conftest import MakeClient
 
 import microweb
-from microweb import App, Request, Route
+from microweb import App, Limits, Request, Route, Router
 from microweb._other_names import MODULE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -349,3 +351,131 @@ def test_a_value_whose_repr_raises_given_to_include_gets_the_type_error() -> Non
 
     with pytest.raises(TypeError, match=r"^include\(\) takes a Router, not Shown: <.*Shown object"):
         App().include(Shown())  # type: ignore[arg-type]
+
+
+class _Routes(Router):
+    """A router class of the app's own."""
+
+
+@pytest.mark.parametrize("including", ["app", "router"])
+@pytest.mark.parametrize(("given", "said"), [(Router, "Router"), (_Routes, "_Routes")])
+def test_the_router_class_given_to_include_says_to_call_it(
+    including: str, given: type[Router], said: str
+) -> None:
+    # NOTE: app.include(Router) read "include() takes a Router, not type: <class ...>", which
+    # looked as if a Router was what it had been given.
+    host = App() if including == "app" else Router()
+    with pytest.raises(TypeError) as raised:
+        host.include(given)  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        f"include() takes a Router, not the class {said} itself: call it, {said}() (or "
+        f"{said}(prefix=...)), add the routes to the router it makes, and include that"
+    )
+
+
+@pytest.mark.parametrize("including", ["app", "router"])
+def test_the_app_class_given_to_include_says_what_to_include(including: str) -> None:
+    host = App() if including == "app" else Router()
+    with pytest.raises(TypeError) as raised:
+        host.include(App)  # type: ignore[arg-type]
+    assert str(raised.value).startswith(
+        "include() takes a Router, not the class App: register the routes on a Router(), "
+    )
+
+
+def test_the_classes_given_to_the_test_client_say_what_to_give(make_client: MakeClient) -> None:
+    # NOTE: TestClient(App) failed at the first request with "App.as_wsgi() missing 1
+    # required positional argument: 'self'", and a router with "'Router' object has no
+    # attribute 'as_wsgi'".
+    with pytest.raises(TypeError, match=r"^TestClient takes an App, not the class App: call "):
+        make_client(App)  # type: ignore[arg-type]
+    for given in (Router, Router()):
+        with pytest.raises(TypeError) as raised:
+            make_client(given)  # type: ignore[arg-type]
+        assert str(raised.value).startswith("TestClient takes an App, not a Router")
+        assert "app.include(router)" in str(raised.value)
+    app = App()
+    router = Router(prefix="/api")
+    router.get("/links")(_endpoint)
+    app.include(router)
+    assert make_client(app).get("/api/links").text == "listed"
+
+
+def _shown(request: Request, item_id: int) -> str:
+    return f"item {item_id}"
+
+
+def _registered() -> tuple[App, list[Route]]:
+    """An app whose routes carry every field: config (nested), limits, skip, a router's."""
+    app = App()
+    api = Router(prefix="/api", skip=["db"], config={"audit": True})
+    api.get(
+        "/items/{item_id:int}",
+        name="item",
+        config={"db": False, "tags": ["a"]},
+        limits=Limits(max_body_size=10),
+    )(_shown)
+    app.include(api)
+    app.get("/plain/{item_id:int}")(_shown)
+    return app, sorted(app.routes, key=lambda route: route.template)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_route_is_copied_and_pickled_with_its_config(how: str) -> None:
+    # NOTE: both raised "cannot pickle 'mappingproxy' object" on the read-only config, where
+    # a plugin that keeps routes (a cache, a process pool's task) copies them.
+    _, routes = _registered()
+    for route in routes:
+        copied = copy.deepcopy(route) if how == "deepcopy" else pickle.loads(pickle.dumps(route))
+        assert copied == route and copied is not route
+        assert (copied.handler, copied.param_names, copied.skip) == (
+            _shown,
+            ("item_id",),
+            route.skip,
+        )
+        assert (copied.limits, copied.segments, copied.added_by) == (
+            route.limits,
+            route.segments,
+            route.added_by,
+        )
+        assert dict(copied.config) == dict(route.config)
+        with pytest.raises(TypeError):
+            copied.config["db"] = True  # type: ignore[index]
+    [item, plain] = [pickle.loads(pickle.dumps(route)) for route in routes]
+    assert dict(item.config) == {"audit": True, "db": False, "tags": ["a"]}
+    assert item.skip == ("db",) and plain.config == {}
+    deep = copy.deepcopy(routes[0])
+    assert deep.config["tags"] == ["a"] and deep.config["tags"] is not routes[0].config["tags"]
+    assert copy.copy(routes[0]) == routes[0]
+
+
+def _route_kept(request: Request) -> dict[str, Any]:
+    """Answer with what a pickled copy of the request's route holds."""
+    assert request.route is not None
+    kept = pickle.loads(pickle.dumps(request.route))
+    return {"template": kept.template, "config": dict(kept.config), "same": kept == request.route}
+
+
+def test_a_copied_route_serves_as_the_original(make_client: MakeClient) -> None:
+    _, [item, _] = _registered()
+    app = App()
+    app.get(item.template, name="copied")(copy.deepcopy(item).handler)
+    app.get("/route", config={"db": False})(_route_kept)
+    client = make_client(app)
+    assert client.get("/api/items/7").text == "item 7"
+    assert client.get("/route").json() == {
+        "template": "/route",
+        "config": {"db": False},
+        "same": True,
+    }
+
+
+def test_a_route_whose_handler_pickles_not_is_deep_copied_but_not_pickled() -> None:
+    # NOTE: a lambda, or a function defined in another, is pickled by reference and cannot
+    # be: pickle's own error names it. A deep copy shares functions, as Python's always does.
+    app = App()
+    app.get("/x")(lambda request: "x")
+    [route] = app.routes
+    assert copy.deepcopy(route).handler is route.handler
+    with pytest.raises((pickle.PicklingError, AttributeError), match="lambda"):
+        pickle.dumps(route)

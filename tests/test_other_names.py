@@ -5,6 +5,7 @@ an ``AttributeError`` that says what to write, where Python's named only the mis
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import pytest
 
@@ -167,3 +168,116 @@ def test_a_refused_name_set_names_what_was_refused() -> None:
     with pytest.raises(AttributeError) as raised:
         response.status_code = 404  # type: ignore[attr-defined]
     assert raised.value.name == "status_code" and raised.value.obj is response
+
+
+_CONSTRUCTOR_KEYWORDS = [
+    (App, "routes", [], "Starlette's and FastAPI's", "App(), then app.route(path, methods="),
+    (App, "middleware", [], "Starlette's and FastAPI's", "App(), then a flow, @app.middleware"),
+    (App, "exception_handlers", {}, "Starlette's and FastAPI's", "app.error_handler(key)"),
+    (App, "on_startup", [], "Starlette's and FastAPI's", "App(), then app.on_startup(hook)"),
+    (App, "on_shutdown", [], "Starlette's and FastAPI's", "App(), then app.on_shutdown(hook)"),
+    (App, "lifespan", None, "Starlette's and FastAPI's", "App(), then app.lifespan(lifespan)"),
+    (
+        Router,
+        "routes",
+        [],
+        "Starlette's and FastAPI's",
+        "Router(prefix=...), then router.route(path, methods=",
+    ),
+    (Router, "url_prefix", "/api", "Flask's Blueprint's", "Router(prefix='/api')"),
+]
+
+
+@pytest.mark.parametrize(("cls", "keyword", "value", "whose", "advice"), _CONSTRUCTOR_KEYWORDS)
+def test_another_frameworks_constructor_keyword_says_what_to_write(
+    cls: type[App] | type[Router], keyword: str, value: object, whose: str, advice: str
+) -> None:
+    # NOTE: Starlette(routes=[...]) kept as App(routes=[...]): Python's message named the
+    # keyword alone, never how the routes are added here.
+    with pytest.raises(TypeError) as raised:
+        cls(**{keyword: value})
+    message = str(raised.value)
+    python_said = f"{cls.__name__}.__init__() got an unexpected keyword argument {keyword!r}"
+    assert message.startswith(f"{python_said} ({whose} keyword): write ")
+    assert advice in message
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_the_written_spellings_work() -> None:
+    def listed(request: object) -> str:
+        return "listed"
+
+    app = App()
+    app.route("/links", methods=["GET"])(listed)
+    router = Router(prefix="/api")
+    router.route("/links", methods=["GET"])(listed)
+    app.include(router)
+    assert [route.template for route in app._http_routes] == ["/links", "/api/links"]
+
+
+def test_other_constructor_errors_are_left_as_they_were() -> None:
+    # NOTE: a keyword no framework has, one given next to another framework's, and the
+    # checks of the constructors' own arguments keep Python's (or microweb's) message.
+    with pytest.raises(TypeError) as raised:
+        App(nope=1)  # type: ignore[call-arg]
+    assert str(raised.value).startswith("App.__init__() got an unexpected keyword argument 'nope'")
+    assert "keyword): write" not in str(raised.value)
+    with pytest.raises(TypeError, match=r"^debug must be True or False"):
+        App(debug="1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^skip takes a list"):
+        Router(skip="csrf")
+
+    class Listed(App):
+        def __init__(self, routes: list[object]) -> None:
+            super().__init__()
+            self.given = routes
+
+    assert Listed(routes=[]).given == []
+
+
+def test_a_subclass_that_passes_the_keyword_on_gets_the_advice() -> None:
+    class Ported(App):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+
+    with pytest.raises(TypeError, match=r"\(Starlette's and FastAPI's keyword\): write App\(\)"):
+        Ported(routes=[])
+    with pytest.raises(TypeError, match=r"^Router\.__init__\(\) got an unexpected keyword"):
+        type("Sub", (Router,), {})(routes=[])
+
+
+def test_the_constructors_signatures_are_unchanged() -> None:
+    # NOTE: the API reference, help() and editors read them.
+    assert list(inspect.signature(App).parameters) == ["debug", "limits", "max_threads"]
+    assert list(inspect.signature(Router).parameters) == ["prefix", "skip", "config"]
+    assert App.__init__.__qualname__ == "App.__init__"
+    assert App.__init__.__doc__ is None or "routes" not in App.__init__.__doc__
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (
+            lambda: App(__name__),
+            "(Flask's Flask(__name__)): write App(), which takes no import name",
+        ),
+        (
+            lambda: Router("api", __name__),
+            "(Flask's Blueprint(name, import_name)): write Router(prefix=...), which takes no name",
+        ),
+    ],
+)
+def test_flasks_import_name_given_to_app_or_router_says_what_to_write(make: Any, said: str) -> None:
+    # NOTE: Flask(__name__) kept as App(__name__): "takes 1 positional argument but 2 were
+    # given" said nothing of why.
+    with pytest.raises(TypeError) as raised:
+        make()
+    assert "positional argument" in str(raised.value)
+    assert str(raised.value).endswith(said)
+
+
+def test_other_positional_arguments_are_left_as_they_were() -> None:
+    for make in (lambda: App(True), lambda: Router("/api", ["db"])):
+        with pytest.raises(TypeError) as raised:
+            make()
+        assert str(raised.value).endswith("were given")
