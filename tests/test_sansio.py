@@ -70,6 +70,7 @@ IO_MODULES = frozenset(
         "_httptools.py",
         "_h11.py",
         "_ws_flow.py",
+        "_ws_flow_handshake.py",
         "_supervisor.py",
         "_workers.py",
         "_watcher.py",
@@ -240,7 +241,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_waitress", "_waitress_parser", "_waitress_tasks", "_waitress_channel",
         "_chunked", "_uvicorn", "_httptools_targets", "_httptools_refusals", "_httptools_reads",
         "_httptools", "_h11", "_h11_connection", "_h11_framing",
-        "_uvicorn_shared", "_conn_end", "_stall", "_ws_flow",
+        "_uvicorn_shared", "_conn_end", "_stall", "_ws_flow", "_ws_flow_handshake",
         "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "_sockets", "plugins",
     ),
 }  # fmt: skip

@@ -21,7 +21,8 @@ from websockets.server import ServerProtocol
 
 from microweb import App, WebSocket, WebSocketDisconnect
 from microweb._asgi_request import DENIAL_SENT_WHOLE
-from microweb._ws_flow import MAX_FRAGMENTS, MAX_OFFERS, READ_SLICE, FlowControlledWebSockets
+from microweb._ws_flow import MAX_FRAGMENTS, READ_SLICE, FlowControlledWebSockets
+from microweb._ws_flow_handshake import MAX_OFFERS
 
 HANDSHAKE = (
     b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
