@@ -124,13 +124,19 @@ def _get_in_background(url: str) -> tuple[threading.Thread, dict[str, object]]:
     return thread, outcome
 
 
-def _signalled_twice(served: Served, second: signal.Signals) -> threading.Thread:
-    """Start a slow GET of ``served`` in the background and, once it began, send SIGTERM, then
-    ``second`` half a second later; return the GET's thread."""
-    thread, _ = _get_in_background(f"{served.url}/slow?seconds=30")
-    served.wait_for_event("started", timeout=15)
+def _signalled_twice(
+    served: Served,
+    second: signal.Signals,
+    path: str = "/slow?seconds=30",
+    began: str = "started",
+    pause: float = 0.5,
+) -> threading.Thread:
+    """Start a GET of ``served``'s ``path`` in the background and, once it says ``began``, send
+    SIGTERM, then ``second`` ``pause`` seconds later; return the GET's thread."""
+    thread, _ = _get_in_background(f"{served.url}{path}")
+    served.wait_for_event(began, timeout=15)
     served.process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    time.sleep(pause)
     served.process.send_signal(second)
     return thread
 
@@ -399,11 +405,7 @@ def test_under_reload_a_process_that_has_not_begun_its_hooks_after_a_second_sign
     # the second signal passed on to it, and held the reloader for ever unless a third came,
     # where --workers kills such a worker (review399).
     served = Served(tmp_path, "uvicorn", "--reload", "--graceful-timeout", "60")
-    thread, _ = _get_in_background(f"{served.url}/ablock?seconds=600")
-    served.wait_for_event("blocking", timeout=15)
-    served.process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    served.process.send_signal(signal.SIGTERM)
+    thread = _signalled_twice(served, signal.SIGTERM, "/ablock?seconds=600", "blocking")
     # NOTE: killed HURRY_MARGIN (2 s) after the second signal: the margin is for a loaded machine.
     assert served.ended_within(timeout=30) < 20
     thread.join(timeout=20)
@@ -481,11 +483,7 @@ def test_under_reload_a_new_process_that_has_not_begun_its_hooks_is_killed_after
     os.utime(source, (later, later))
     wait_for(lambda: read_log(served.log).count("serving on") == 2, "the new process", served.log)
     assert served.recorded().count("shutdown") == 1, read_log(served.log)
-    thread, _ = _get_in_background(f"{served.url}/ablock?seconds=600")
-    served.wait_for_event("blocking", timeout=15)
-    served.process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    served.process.send_signal(signal.SIGTERM)
+    thread = _signalled_twice(served, signal.SIGTERM, "/ablock?seconds=600", "blocking")
     assert served.ended_within(timeout=30) < 20
     thread.join(timeout=20)
     log = read_log(served.log)
@@ -505,11 +503,7 @@ def test_under_reload_a_process_whose_hooks_begin_late_after_a_second_signal_is_
     # that hang are cut short by a third signal only (review404).
     env = {"SERVING_HANG_SHUTDOWN": "sync"} if hang else {}
     served = Served(tmp_path, "uvicorn", "--reload", "--graceful-timeout", "60", env=env)
-    thread, _ = _get_in_background(f"{served.url}/ablock?seconds=1.2")
-    served.wait_for_event("blocking", timeout=15)
-    served.process.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
-    served.process.send_signal(signal.SIGTERM)
+    thread = _signalled_twice(served, signal.SIGTERM, "/ablock?seconds=1.2", "blocking", 0.2)
     if hang:
         served.wait_for_event("hanging", timeout=10)
         # NOTE: nothing says that the reloader did not kill: the wait is for what would have.
