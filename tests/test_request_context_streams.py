@@ -157,6 +157,29 @@ def test_a_stream_that_gzip_or_an_event_stream_wraps(
     assert seen == ["after: the wrapped stream's"]
 
 
+def _bound(
+    var: contextvars.ContextVar[str], value: str, stream: str
+) -> Iterator[bytes] | AsyncIterator[bytes]:
+    """A stream of one chunk, sync or (``stream`` "async") async, that sets ``var`` to
+    ``value`` for its life and resets it by its token as it ends."""
+
+    def chunks() -> Iterator[bytes]:
+        token = var.set(value)
+        try:
+            yield b"a"
+        finally:
+            var.reset(token)
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        token = var.set(value)
+        try:
+            yield b"a"
+        finally:
+            var.reset(token)
+
+    return chunks() if stream == "sync" else async_chunks()
+
+
 @pytest.mark.parametrize("stream", ["sync", "async"])
 def test_a_stream_that_resets_its_token_leaves_nothing_for_its_after_response_work(
     make_client: MakeClient, stream: str
@@ -165,25 +188,11 @@ def test_a_stream_that_resets_its_token_leaves_nothing_for_its_after_response_wo
     seen: list[str] = []
     app = App()
 
-    def chunks() -> Iterator[bytes]:
-        token = SEEN.set("bound by the stream")
-        try:
-            yield b"a"
-        finally:
-            SEEN.reset(token)
-
-    async def async_chunks() -> AsyncIterator[bytes]:
-        token = SEEN.set("bound by the stream")
-        try:
-            yield b"a"
-        finally:
-            SEEN.reset(token)
-
     @app.get("/")
     def index(request: Request) -> Response:
         SEEN.set("the handler's")
         request.after_response(_after(seen, "async def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(_bound(SEEN, "bound by the stream", stream))
 
     assert make_client(app).get("/").text == "a"
     assert seen == ["after: the handler's"]
@@ -481,24 +490,13 @@ def test_a_variable_the_stream_set_and_reset_to_no_value_has_none_after_it(
     seen: list[str] = []
     app = App()
 
-    def chunks() -> Iterator[bytes]:
-        token = NO_DEFAULT.set("the stream's")
-        try:
-            yield b"a"
-        finally:
-            NO_DEFAULT.reset(token)
-
-    async def async_chunks() -> AsyncIterator[bytes]:
-        for chunk in chunks():
-            yield chunk
-
     def after() -> None:
         seen.append(NO_DEFAULT.get("no value"))
 
     @app.get("/")
     def index(request: Request) -> Response:
         request.after_response(after)
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+        return Response.stream(_bound(NO_DEFAULT, "the stream's", stream))
 
     assert make_client(app).get("/").text == "a"
     assert seen == ["no value"]
