@@ -53,6 +53,19 @@ def _after(seen: list[str], colour: str) -> Callable[[], Any]:
     return after if colour == "def" else async_after
 
 
+def _streaming(seen: list[str], body: Callable[[], Any]) -> App:
+    """An app whose GET of "/" streams ``body()``, its after-response work (a ``def``) saying
+    in ``seen`` what it sees."""
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        request.after_response(_after(seen, "def"))
+        return Response.stream(body())
+
+    return app
+
+
 def _stream_app(seen: list[str], stream: str, after: str) -> App:
     app = App()
 
@@ -104,7 +117,6 @@ def test_a_stream_that_fails_is_seen_by_its_after_response_work(
     make_client: MakeClient, stream: str
 ) -> None:
     seen: list[str] = []
-    app = App()
 
     def failing() -> Iterator[bytes]:
         SEEN.set("the failing stream's")
@@ -115,10 +127,7 @@ def test_a_stream_that_fails_is_seen_by_its_after_response_work(
         for chunk in failing():
             yield chunk
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(failing() if stream == "sync" else async_failing())
+    app = _streaming(seen, lambda: failing() if stream == "sync" else async_failing())
 
     client = make_client(app)
     with pytest.raises(ValueError, match="the stream's own"):
@@ -316,7 +325,6 @@ def test_a_stream_sees_what_a_wsgi_middleware_set_before_the_call_alone(stream: 
     # thread's, made as the app is called; what the caller sets after that (between chunks, or
     # before the close) is not seen by the stream, its close or its after-response work.
     seen: list[str] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         try:
@@ -330,10 +338,7 @@ def test_a_stream_sees_what_a_wsgi_middleware_set_before_the_call_alone(stream: 
         for chunk in chunks():
             yield chunk
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+    app = _streaming(seen, lambda: chunks() if stream == "sync" else async_chunks())
 
     wsgi = app.as_wsgi()
     try:
@@ -450,7 +455,6 @@ def test_a_stream_whose_close_raises_is_seen_by_the_after_response_work(
     make_client: MakeClient, stream: str
 ) -> None:
     seen: list[str] = []
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         try:
@@ -468,10 +472,7 @@ def test_a_stream_whose_close_raises_is_seen_by_the_after_response_work(
             SEEN.set("the failing close's")
             raise ValueError("the close's own")
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+    app = _streaming(seen, lambda: chunks() if stream == "sync" else async_chunks())
 
     client = make_client(app)
     with pytest.raises(ValueError, match="the close's own"), client.stream("GET", "/") as response:
@@ -622,7 +623,6 @@ def test_a_close_given_up_on_sets_nothing_of_its_own_here_or_in_the_next_request
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
     seen: list[str] = []
     closed = __import__("threading").Event()
-    app = App()
 
     class Chunks:
         def __iter__(self) -> Iterator[bytes]:
@@ -644,10 +644,7 @@ def test_a_close_given_up_on_sets_nothing_of_its_own_here_or_in_the_next_request
             SEEN.set("the late close's")
             closed.set()
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(Chunks() if stream == "sync" else AsyncChunks())
+    app = _streaming(seen, lambda: Chunks() if stream == "sync" else AsyncChunks())
 
     @app.get("/get")
     def get(request: Request) -> str:
@@ -808,12 +805,7 @@ def test_an_endless_stream_its_client_left_is_seen_by_the_after_response_work(
     # nothing in the request's context: the after-response work saw "unset" (review403). The
     # short streams above ran to their end ahead of the server's thread, which never saw it.
     seen: list[str] = []
-    app = App()
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(_endless(stream))
+    app = _streaming(seen, lambda: _endless(stream))
 
     client = make_client(app)
     with client.stream("GET", "/") as response:
@@ -833,7 +825,6 @@ def test_a_generator_whose_finally_is_given_up_on(
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
     seen: list[str] = []
     closed = __import__("threading").Event()
-    app = App()
 
     def chunks() -> Iterator[bytes]:
         SEEN.set("chunk")
@@ -857,10 +848,7 @@ def test_a_generator_whose_finally_is_given_up_on(
             SEEN.set("the late finally's")
             closed.set()
 
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(chunks() if stream == "sync" else async_chunks())
+    app = _streaming(seen, lambda: chunks() if stream == "sync" else async_chunks())
 
     client = make_client(app)
     with client.stream("GET", "/") as response:
@@ -876,12 +864,7 @@ def test_a_wsgi_server_thread_keeps_nothing_of_an_async_stream_it_closed_early()
     # NOTE: what the stream set is set in the request's context as the server closes the body
     # (review403), never in the server thread's own.
     seen: list[str] = []
-    app = App()
-
-    @app.get("/")
-    def index(request: Request) -> Response:
-        request.after_response(_after(seen, "def"))
-        return Response.stream(_endless("async"))
+    app = _streaming(seen, lambda: _endless("async"))
 
     wsgi = app.as_wsgi()
     try:
