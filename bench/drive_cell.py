@@ -48,24 +48,16 @@ CELLS = {
 }
 
 
-def _asgi_app(name: str, cell: str) -> Any:
+def _app(name: str, cell: str, interface: str) -> Any:
+    """The callable of app ``name`` for ``cell`` under ``interface`` (microweb's with ``def``
+    handlers under WSGI, ``async def`` ones under ASGI)."""
+    wsgi = interface == "wsgi"
     if name == "raw":
-        return raw_asgi
+        return raw_wsgi if wsgi else raw_asgi
     if name == "falcon":
-        return falcon_asgi_main()
-    if cell == "upload":
-        return microweb_parts("async").as_asgi()
-    return microweb_main("async").as_asgi()
-
-
-def _wsgi_app(name: str, cell: str) -> Any:
-    if name == "raw":
-        return raw_wsgi
-    if name == "falcon":
-        return falcon_main()
-    if cell == "upload":
-        return microweb_parts("sync").as_wsgi()
-    return microweb_main("sync").as_wsgi()
+        return falcon_main() if wsgi else falcon_asgi_main()
+    app = (microweb_parts if cell == "upload" else microweb_main)("sync" if wsgi else "async")
+    return app.as_wsgi() if wsgi else app.as_asgi()
 
 
 def main() -> None:
@@ -78,14 +70,12 @@ def main() -> None:
     args = parser.parse_args()
     path, method, body, content_type = CELLS[args.cell]
     loop = asyncio.new_event_loop()
+    app = _app(args.app, args.cell, args.interface)
+    stop = start_app(app, args.interface, loop)
     if args.interface == "wsgi":
-        app = _wsgi_app(args.app, args.cell)
-        stop = start_app(app, "wsgi", loop)
         environ = make_environ(path, method, body=body, content_type=content_type)
         wsgi_timer(app, environ)(args.requests)
     else:
-        app = _asgi_app(args.app, args.cell)
-        stop = start_app(app, "asgi", loop)
         scope = make_scope(path, method, body=body, content_type=content_type)
         asgi_timer(app, scope, loop, body, args.message_size)(args.requests)
     stop()

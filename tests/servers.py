@@ -239,6 +239,34 @@ SERVE_MODES = {
 MODE_PROCESSES = {"workers": 2, "reload": 1}
 
 
+def launch(
+    command: Sequence[str],
+    *,
+    log: Path,
+    cwd: Path = REPO_ROOT,
+    env: Mapping[str, str] | None = None,
+) -> Process:
+    """Start ``command`` (``pinned()``), and return its process at once, listening or not
+    (``start()`` waits until it listens).
+
+    Args:
+        command: The command line.
+        log: The file its output (stdout and stderr) goes to.
+        cwd: Where it runs.
+        env: Its environment (``environment()`` when not given).
+    """
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            pinned(command),
+            cwd=cwd,
+            env=environment() if env is None else dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=hangup_ends_it if hasattr(signal, "SIGHUP") else None,
+        )
+
+
 def start(
     command: Sequence[str],
     *,
@@ -263,16 +291,7 @@ def start(
     Fails the test (after stopping the process) when the process exits or is not listening in
     time; the message includes the log.
     """
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            pinned(command),
-            cwd=cwd,
-            env=environment() if env is None else dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            preexec_fn=hangup_ends_it if hasattr(signal, "SIGHUP") else None,
-        )
+    process = launch(command, log=log, cwd=cwd, env=env)
     try:
         _wait_until_listening(process, command, port, log, ready_timeout, uds)
     except BaseException:

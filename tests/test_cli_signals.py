@@ -28,6 +28,7 @@ from servers import (
     Process,
     environment,
     free_port,
+    launch,
     pinned,
     read_log,
     refuses_connections,
@@ -124,13 +125,19 @@ def _get_in_background(url: str) -> tuple[threading.Thread, dict[str, object]]:
     return thread, outcome
 
 
-def _signalled_twice(served: Served, second: signal.Signals) -> threading.Thread:
-    """Start a slow GET of ``served`` in the background and, once it began, send SIGTERM, then
-    ``second`` half a second later; return the GET's thread."""
-    thread, _ = _get_in_background(f"{served.url}/slow?seconds=30")
-    served.wait_for_event("started", timeout=15)
+def _signalled_twice(
+    served: Served,
+    second: signal.Signals,
+    path: str = "/slow?seconds=30",
+    began: str = "started",
+    pause: float = 0.5,
+) -> threading.Thread:
+    """Start a GET of ``served``'s ``path`` in the background and, once it says ``began``, send
+    SIGTERM, then ``second`` ``pause`` seconds later; return the GET's thread."""
+    thread, _ = _get_in_background(f"{served.url}{path}")
+    served.wait_for_event(began, timeout=15)
     served.process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    time.sleep(pause)
     served.process.send_signal(second)
     return thread
 
@@ -399,11 +406,7 @@ def test_under_reload_a_process_that_has_not_begun_its_hooks_after_a_second_sign
     # the second signal passed on to it, and held the reloader for ever unless a third came,
     # where --workers kills such a worker (review399).
     served = Served(tmp_path, "uvicorn", "--reload", "--graceful-timeout", "60")
-    thread, _ = _get_in_background(f"{served.url}/ablock?seconds=600")
-    served.wait_for_event("blocking", timeout=15)
-    served.process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    served.process.send_signal(signal.SIGTERM)
+    thread = _signalled_twice(served, signal.SIGTERM, "/ablock?seconds=600", "blocking")
     # NOTE: killed HURRY_MARGIN (2 s) after the second signal: the margin is for a loaded machine.
     assert served.ended_within(timeout=30) < 20
     thread.join(timeout=20)
@@ -420,6 +423,30 @@ def test_under_reload_a_process_that_has_not_begun_its_hooks_after_a_second_sign
 RELOADED_SHIM = "from serving_app import app, record\n\nrecord('imported')\n# {version}\n"
 
 
+def _reloaded_shim(tmp_path: Path) -> Path:
+    """Write the first version of ``RELOADED_SHIM`` to reloaded_shim.py in ``tmp_path``; return
+    its path."""
+    source = tmp_path / "reloaded_shim.py"
+    source.write_text(RELOADED_SHIM.format(version="one"))
+    return source
+
+
+def _served_reloaded_shim(tmp_path: Path) -> tuple[Path, Served]:
+    """Serve ``_reloaded_shim(tmp_path)`` under Uvicorn with --reload and a 60 s grace period;
+    return its path and the server."""
+    source = _reloaded_shim(tmp_path)
+    options = ("--reload", "--graceful-timeout", "60")
+    return source, Served(tmp_path, "uvicorn", *options, target="reloaded_shim:app")
+
+
+def _change_shim(source: Path, version: str, ahead: float = 2) -> None:
+    """Write ``version`` of ``RELOADED_SHIM`` to ``source``, its mtime ``ahead`` seconds from now
+    (a later mtime, even on a coarse clock)."""
+    source.write_text(RELOADED_SHIM.format(version=version))
+    later = time.time() + ahead
+    os.utime(source, (later, later))
+
+
 @pytest.mark.parametrize("signals", [1, 2])
 def test_under_reload_a_signal_during_a_reload_stops_the_old_process_and_starts_none(
     tmp_path: Path, signals: int
@@ -427,20 +454,14 @@ def test_under_reload_a_signal_during_a_reload_stops_the_old_process_and_starts_
     # NOTE: a signal as the old process stopped for a reload started a new one, only to stop
     # it (review399). The old process waits for its request as on the reload's SIGTERM (its
     # first signal); a second signal ends that wait, and the hooks still run.
-    source = tmp_path / "reloaded_shim.py"
-    source.write_text(RELOADED_SHIM.format(version="one"))
-    served = Served(
-        tmp_path, "uvicorn", "--reload", "--graceful-timeout", "60", target="reloaded_shim:app"
-    )
+    source, served = _served_reloaded_shim(tmp_path)
     seconds = 8 if signals == 1 else 60
     thread, _ = _get_in_background(f"{served.url}/slow?seconds={seconds}")
     served.wait_for_event("started", timeout=15)
     # NOTE: Uvicorn's reloader notes the files' times a moment after it starts the app; a
     # change made before that goes unseen (test_cli_processes).
     time.sleep(1)
-    source.write_text(RELOADED_SHIM.format(version="two"))
-    later = time.time() + 2  # NOTE: a later mtime, even on a coarse clock.
-    os.utime(source, (later, later))
+    _change_shim(source, "two")
     wait_for(lambda: "Reloading..." in read_log(served.log), "the reload", served.log)
     served.process.send_signal(signal.SIGTERM)
     if signals == 2:
@@ -469,23 +490,13 @@ def test_under_reload_a_new_process_that_has_not_begun_its_hooks_is_killed_after
     # NOTE: the old process ran its shutdown hooks at the reload, and said so in the memory the
     # reloader's processes share: without its reset, the new one, its loop held, was taken for
     # one whose hooks had begun and held the reloader after a second signal (review404).
-    source = tmp_path / "reloaded_shim.py"
-    source.write_text(RELOADED_SHIM.format(version="one"))
-    served = Served(
-        tmp_path, "uvicorn", "--reload", "--graceful-timeout", "60", target="reloaded_shim:app"
-    )
+    source, served = _served_reloaded_shim(tmp_path)
     # NOTE: Uvicorn's reloader notes the files' times a moment after it starts the app.
     time.sleep(1)
-    source.write_text(RELOADED_SHIM.format(version="two"))
-    later = time.time() + 2  # NOTE: a later mtime, even on a coarse clock.
-    os.utime(source, (later, later))
+    _change_shim(source, "two")
     wait_for(lambda: read_log(served.log).count("serving on") == 2, "the new process", served.log)
     assert served.recorded().count("shutdown") == 1, read_log(served.log)
-    thread, _ = _get_in_background(f"{served.url}/ablock?seconds=600")
-    served.wait_for_event("blocking", timeout=15)
-    served.process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    served.process.send_signal(signal.SIGTERM)
+    thread = _signalled_twice(served, signal.SIGTERM, "/ablock?seconds=600", "blocking")
     assert served.ended_within(timeout=30) < 20
     thread.join(timeout=20)
     log = read_log(served.log)
@@ -505,11 +516,7 @@ def test_under_reload_a_process_whose_hooks_begin_late_after_a_second_signal_is_
     # that hang are cut short by a third signal only (review404).
     env = {"SERVING_HANG_SHUTDOWN": "sync"} if hang else {}
     served = Served(tmp_path, "uvicorn", "--reload", "--graceful-timeout", "60", env=env)
-    thread, _ = _get_in_background(f"{served.url}/ablock?seconds=1.2")
-    served.wait_for_event("blocking", timeout=15)
-    served.process.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
-    served.process.send_signal(signal.SIGTERM)
+    thread = _signalled_twice(served, signal.SIGTERM, "/ablock?seconds=1.2", "blocking", 0.2)
     if hang:
         served.wait_for_event("hanging", timeout=10)
         # NOTE: nothing says that the reloader did not kill: the wait is for what would have.
@@ -533,8 +540,7 @@ def test_under_reload_a_change_during_a_startup_hook_that_hangs_restarts_the_app
     # NOTE: the reload's SIGTERM ends a process whose startup hook hangs (it has nothing to shut
     # down), a new one starts, and a stop signal then ends that one; two changes in a row
     # start one process or two, never two at once (review404).
-    source = tmp_path / "reloaded_shim.py"
-    source.write_text(RELOADED_SHIM.format(version="one"))
+    source = _reloaded_shim(tmp_path)
     events, log = tmp_path / "events.txt", tmp_path / "serve.log"
     command = [sys.executable, "-m", "microweb", "serve", "reloaded_shim:app"]
     command += ["--server", "uvicorn", "--reload", "--port", str(free_port())]
@@ -543,23 +549,13 @@ def test_under_reload_a_change_during_a_startup_hook_that_hangs_restarts_the_app
     def recorded() -> list[str]:
         return events.read_text().split() if events.exists() else []
 
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            pinned(command),
-            cwd=tmp_path,
-            env=variables,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    process = launch(command, log=log, cwd=tmp_path, env=variables)
     try:
         wait_for(lambda: "startup-hanging" in recorded(), "hook", log)
         # NOTE: Uvicorn's reloader notes the files' times a moment after it starts the app.
         time.sleep(1)
         for change in range(changes):
-            source.write_text(RELOADED_SHIM.format(version=f"v{change}"))
-            later = time.time() + 2 + change  # NOTE: a later mtime, even on a coarse clock.
-            os.utime(source, (later, later))
+            _change_shim(source, f"v{change}", ahead=2 + change)
         wait_for(lambda: recorded().count("startup-hanging") >= 2, "the new process", log)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
@@ -630,15 +626,7 @@ def test_a_signal_ends_a_startup_hook_that_hangs(
     workers = 2 if "--workers" in options else 1
     command = [sys.executable, "-m", "microweb", "serve", "serving_app", "--server", *options]
     variables = environment(SERVING_EVENTS=str(events), SERVING_HANG_STARTUP=colour)
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            pinned([*command, "--port", str(free_port())]),
-            cwd=REPO_ROOT,
-            env=variables,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    process = launch([*command, "--port", str(free_port())], log=log, env=variables)
     try:
         hanging = ["startup-hanging"] * workers
         wait_for(lambda: events.exists() and events.read_text().split() == hanging, "hook", log)
@@ -1051,15 +1039,10 @@ def test_a_signal_between_waitress_startup_and_its_handlers_runs_the_shutdown_ho
         f"    signal.raise_signal({int(signum)})\n"
         "_waitress.OrderlyWaitress.__init__ = build_then_signal\n",
     )
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [*command, "--server", "waitress", "--port", str(free_port())],
-            cwd=REPO_ROOT,
-            env=environment(SERVING_EVENTS=str(events)),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    variables = environment(SERVING_EVENTS=str(events))
+    process = launch(
+        [*command, "--server", "waitress", "--port", str(free_port())], log=log, env=variables
+    )
     try:
         process.wait(timeout=5)
     finally:

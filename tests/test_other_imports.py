@@ -10,6 +10,7 @@ import copy
 import importlib
 import pickle
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -148,18 +149,28 @@ def test_an_import_after_256_names_says_what_to_write_too() -> None:
         exec(compile(source + "from microweb import abort\n", "ported", "exec"), {})
 
 
+def _imported(
+    monkeypatch: pytest.MonkeyPatch, name: str, module: types.ModuleType, source: str
+) -> dict[str, object]:
+    """Put ``module`` in sys.modules as ``name``, run ``source``, and return the names it
+    bound."""
+    monkeypatch.setitem(sys.modules, name, module)
+    namespace: dict[str, object] = {}
+    exec(source, namespace)
+    del namespace["__builtins__"]
+    return namespace
+
+
 def test_a_submodule_in_sys_modules_imports_as_python_finds_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # NOTE: a submodule still being imported (a circular import) is in sys.modules and not
     # yet an attribute of its package: `from package import sub` falls back to sys.modules
     # only after an AttributeError.
-    sub = type(sys)("microweb.status")
-    monkeypatch.setitem(sys.modules, "microweb.status", sub)
-    namespace: dict[str, object] = {}
-    exec("from microweb import status\nimport microweb.status as aliased\n", namespace)
-    assert namespace["status"] is sub
-    assert namespace["aliased"] is sub
+    sub = types.ModuleType("microweb.status")
+    source = "from microweb import status\nimport microweb.status as aliased\n"
+    imported = _imported(monkeypatch, "microweb.status", sub, source)
+    assert imported == {"status": sub, "aliased": sub}  # NOTE: a module is equal to itself only.
 
 
 def test_a_lookup_from_c_code_under_another_modules_import_is_no_import(
@@ -170,13 +181,10 @@ def test_a_lookup_from_c_code_under_another_modules_import_is_no_import(
     # from that module, at its IMPORT_FROM. hasattr() must still say False.
     import functools
 
-    lazy = type(sys)("lazy_port")
+    lazy = types.ModuleType("lazy_port")
     lazy.__getattr__ = functools.partial(hasattr, microweb)  # type: ignore[method-assign]
-    monkeypatch.setitem(sys.modules, "lazy_port", lazy)
-    namespace: dict[str, object] = {}
-    exec("from lazy_port import abort, App\n", namespace)
-    assert namespace["abort"] is False
-    assert namespace["App"] is True
+    imported = _imported(monkeypatch, "lazy_port", lazy, "from lazy_port import abort, App\n")
+    assert imported == {"abort": False, "App": True}
 
 
 def test_a_lookup_from_a_thread_with_no_python_frame_is_an_attribute_error(

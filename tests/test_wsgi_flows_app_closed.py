@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import logging
 import sys
 import threading
 import time
@@ -81,14 +82,15 @@ def _outer_flow(app: App, events: list[str]) -> None:
             events.append("outer closed")
 
 
-def _waiting_index(app: App) -> threading.Event:
-    """Register an ``async def`` handler that says it is inside and waits; return that event."""
+def _waiting_index(app: App, path: str = "/", seconds: float = 5) -> threading.Event:
+    """Register an ``async def`` handler of ``path`` that says it is inside and waits
+    ``seconds``; return that event."""
     inside = threading.Event()
 
-    @app.get("/")
+    @app.get(path)
     async def index(request: Request) -> str:
         inside.set()
-        await asyncio.sleep(5)
+        await asyncio.sleep(seconds)
         return "late"
 
     return inside
@@ -232,6 +234,18 @@ def _start_closing(wsgi: Any, until: threading.Event) -> threading.Event:
     return entered
 
 
+def _closing_under_way(
+    monkeypatch: pytest.MonkeyPatch, until: threading.Event | None = None
+) -> tuple[Any, threading.Event]:
+    """Make ``CLEANUP_WAIT`` 0.6 s and a new app's WSGI callable, and start a cut closing on
+    its app loop (``_start_closing``) under way until ``until`` is set, by default the event
+    returned with the callable, for ``_timed_close`` to set."""
+    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.6)
+    wsgi, done = App().as_wsgi(), threading.Event()
+    assert _start_closing(wsgi, done if until is None else until).wait(5)
+    return wsgi, done
+
+
 def _timed_close(wsgi: Any, done: threading.Event) -> float:
     """Close the app of ``wsgi``, then set ``done``; return the monotonic time the close ended."""
     try:
@@ -247,6 +261,21 @@ def _short_cleanup_wait(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptu
     monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
     gc.collect()
     caplog.clear()
+
+
+def _said_of_cut_cleanup(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    cleanup: Callable[[], Awaitable[None]],
+    app: App | None = None,
+) -> list[logging.LogRecord]:
+    """Make ``CLEANUP_WAIT`` 0.3 s (``_short_cleanup_wait``), close ``app`` (a new one by
+    default) while its GET waits inside ``_cleanup_flow(app, cleanup)``, and return the log
+    records that name ``cleanup``."""
+    _short_cleanup_wait(monkeypatch, caplog)
+    app = App() if app is None else app
+    _closed_while_inside(app, _cleanup_flow(app, cleanup))
+    return [r for r in caplog.records if cleanup.__name__ in r.getMessage()]
 
 
 def _get_raising_in_thread(wsgi: Any) -> tuple[threading.Thread, list[BaseException]]:
@@ -336,7 +365,6 @@ def test_an_async_flow_whose_cleanup_never_ends_holds_its_thread_no_longer_than_
     # that awaited what never came held that thread for ever (a server's worker thread, a
     # non-daemon one kept the process from exiting), where a task on the app loop gets
     # CLEANUP_WAIT seconds (review356).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
     events: list[str] = []
     app = App()
     _outer_flow(app, events)
@@ -347,12 +375,11 @@ def test_an_async_flow_whose_cleanup_never_ends_holds_its_thread_no_longer_than_
         finally:
             events.append("stuck let go")
 
-    _closed_while_inside(app, _cleanup_flow(app, stuck))
+    said = _said_of_cut_cleanup(monkeypatch, caplog, stuck, app)
     # NOTE: one that ignores its cancellation too is closed after (on 3.13; earlier, its
     # closing does not reach the flow, left to its collection).
     assert events[-1] == "outer closed", events
     assert stubborn or events == ["stuck let go", "outer closed"], events
-    said = [r for r in caplog.records if "stuck" in r.getMessage()]
     assert len(said) == 1, caplog.text
     assert said[0].levelname == "WARNING" and said[0].exc_info is None, caplog.text
     message = said[0].getMessage()
@@ -378,8 +405,6 @@ def test_a_cut_flows_cleanup_that_keeps_yielding_past_its_cancellation_leaves_no
     # NOTE: stepped again once its closing had closed it, the cleanup's task on the request
     # thread's own loop raised "cannot reuse already awaited coroutine", logged by asyncio as
     # "Task exception was never retrieved" (review387).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
-    app = App()
 
     async def busy() -> None:
         try:
@@ -389,7 +414,7 @@ def test_a_cut_flows_cleanup_that_keeps_yielding_past_its_cancellation_leaves_no
             while time.monotonic() < until:
                 await asyncio.sleep(0)
 
-    _closed_while_inside(app, _cleanup_flow(app, busy))
+    _said_of_cut_cleanup(monkeypatch, caplog, busy)
     gc.collect()
     assert "never retrieved" not in caplog.text, caplog.text
 
@@ -1012,10 +1037,7 @@ def test_the_close_waits_for_the_latest_ending_cut_closing_under_way(
 ) -> None:
     # NOTE: two stuck closings begun 0.3 s apart: the close waits until the later one's wait
     # is over, not only the earlier one's (mutation review384: max swapped for min).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.6)
-    wsgi = App().as_wsgi()
-    done = threading.Event()
-    assert _start_closing(wsgi, done).wait(5)
+    wsgi, done = _closing_under_way(monkeypatch)
     time.sleep(0.3)
     assert _start_closing(wsgi, done).wait(5)
     began = time.monotonic()
@@ -1029,10 +1051,8 @@ def test_a_cut_closing_that_ends_does_not_end_the_wait_for_one_still_under_way(
 ) -> None:
     # NOTE: the close, woken as one closing ends, waits on for the other until its wait is
     # over, however little of it is left (mutation review384: returned 0.2 s early).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.6)
-    wsgi = App().as_wsgi()
-    first_ends, done = threading.Event(), threading.Event()
-    assert _start_closing(wsgi, first_ends).wait(5)
+    first_ends = threading.Event()
+    wsgi, done = _closing_under_way(monkeypatch, first_ends)
     stuck_began = time.monotonic()
     assert _start_closing(wsgi, done).wait(5)
     threading.Timer(0.5, first_ends.set).start()
@@ -1046,10 +1066,7 @@ def test_the_close_waits_for_a_cut_closing_only_what_is_left_of_its_cleanup_wait
     # NOTE: a closing's wait runs CLEANUP_WAIT from its own start: one begun 0.4 s before the
     # close holds it some 0.2 s more, not CLEANUP_WAIT from the close (mutation review384: the
     # wait of each closing made longer).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.6)
-    wsgi = App().as_wsgi()
-    done = threading.Event()
-    assert _start_closing(wsgi, done).wait(5)
+    wsgi, done = _closing_under_way(monkeypatch)
     time.sleep(0.4)
     began = time.monotonic()
     took = _timed_close(wsgi, done) - began
@@ -1061,15 +1078,12 @@ def test_a_cut_flows_cleanup_that_raises_its_own_timeout_error_is_logged_as_fail
 ) -> None:
     # NOTE: CleanupCut is a TimeoutError; a cleanup's own is the flow's failure, not taken
     # for its cleanup cut (review393).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
-    app = App()
 
     async def timing() -> None:
         await asyncio.sleep(0)
         raise TimeoutError("its own")
 
-    _closed_while_inside(app, _cleanup_flow(app, timing))
-    said = [r for r in caplog.records if "timing" in r.getMessage()]
+    said = _said_of_cut_cleanup(monkeypatch, caplog, timing)
     assert len(said) == 1, caplog.text
     assert said[0].levelname == "ERROR" and said[0].exc_info is not None, caplog.text
     assert "failed while" in said[0].getMessage(), caplog.text
@@ -1084,8 +1098,6 @@ def test_a_stubborn_cut_flows_cleanup_that_fails_as_it_is_closed_is_logged(
 ) -> None:
     # NOTE: the closing of its aclose() ran its finally blocks; what they raised was
     # suppressed with no word (review393).
-    monkeypatch.setattr("microweb._app_loop.CLEANUP_WAIT", 0.3)
-    app = App()
 
     async def failing() -> None:
         try:
@@ -1093,8 +1105,7 @@ def test_a_stubborn_cut_flows_cleanup_that_fails_as_it_is_closed_is_logged(
         finally:
             raise ValueError("failed as it was closed")
 
-    _closed_while_inside(app, _cleanup_flow(app, failing))
-    said = [r for r in caplog.records if "failing" in r.getMessage()]
+    said = _said_of_cut_cleanup(monkeypatch, caplog, failing)
     assert len(said) == 1, caplog.text
     assert said[0].levelname == "ERROR", caplog.text
     assert said[0].exc_info is not None and isinstance(said[0].exc_info[1], ValueError)
@@ -1168,13 +1179,7 @@ def test_a_loop_that_crashed_in_run_forever_holds_no_waiting_thread(shape: str) 
     # (_stream_ahead's take()) learns it within STOP_CHECK; the app's close then raised
     # "Event loop is closed" (review404).
     app = App()
-    inside = threading.Event()
-
-    @app.get("/call")
-    async def call(request: Request) -> str:
-        inside.set()
-        await asyncio.sleep(60)
-        return "late"
+    inside = _waiting_index(app, "/call", seconds=60)
 
     async def pieces() -> AsyncIterator[str]:
         yield "first"
