@@ -12,8 +12,8 @@ from typing import Any
 
 from ._buffer import BodyBuffer, BodyMeter, JSONMeter
 from ._errors import ClientDisconnect, HTTPError
+from ._framing import UNSUPPORTED_CODING, transfer_coding_refusal
 from ._limits import Limits
-from ._parsing import UNSUPPORTED_CODING, transfer_coding_refusal
 from ._types import Environ
 
 CHUNK_SIZE = 64 * 1024

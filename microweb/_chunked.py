@@ -32,7 +32,7 @@ from waitress.parser import HTTPRequestParser
 from waitress.receiver import ChunkedReceiver
 from waitress.utilities import BadRequest, RequestEntityTooLarge
 
-from ._parsing import CHUNK_EXTENSIONS, MAX_CHUNK_EXTENSIONS, frames_in_trailer
+from ._framing import CHUNK_EXTENSIONS, MAX_CHUNK_EXTENSIONS, frames_in_trailer
 from ._percent import HEX_DIGITS
 
 # NOTE: a field line (RFC 9112 5) as Waitress's HEADER_FIELD_RE matches one, in linear time:
@@ -40,7 +40,7 @@ from ._percent import HEX_DIGITS
 FIELD_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*")
 
 # NOTE: a size line's chunk extensions, from their first ";", as Waitress's CHUNK_EXT_RE takes
-# them (with "$": a bare LF at their end too), in _parsing's pattern that h11's reader uses.
+# them (with "$": a bare LF at their end too), in _framing's pattern that h11's reader uses.
 # PERF: Waitress's repeats a group for each extension and each byte of a quoted value, and re
 # kept a backtracking point for each: 16 KiB (MAX_CHUNK_EXTENSIONS) took 2.4 MB to check; now
 # no more than the line (Python 3.11+; on 3.10, a point for each extension and quoted pair).

@@ -9,7 +9,7 @@ import asyncio
 from typing import Any
 
 from ._asgi_body import BODY_AWAITED
-from ._parsing import has_body
+from ._framing import has_body
 from ._sockets import reset_after_end
 
 

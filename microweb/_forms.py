@@ -16,15 +16,9 @@ import multipart
 
 from ._buffer import BodyBuffer, PieceBuffer
 from ._errors import HTTPError
+from ._fields import RequestFields, parse_fields, too_many_fields
 from ._limits import Limits
-from ._parsing import (
-    RequestFields,
-    decode_with,
-    form_boundary,
-    media_type,
-    parse_fields,
-    too_many_fields,
-)
+from ._parsing import decode_with, form_boundary, media_type
 from ._parts import (
     MULTIPART,
     Event,

@@ -23,8 +23,8 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from ._conn_end import AnswersAfterEnd, IdleOnceSent, read_whole_unanswered
+from ._framing import UNSUPPORTED_CODING
 from ._h11_connection import FramedConnection, decoded_path
-from ._parsing import UNSUPPORTED_CODING
 from ._stall import StallTimer
 from ._unix import NoUnixAddress
 from ._uvicorn_shared import (

@@ -16,8 +16,8 @@ from typing import Any
 import h11
 from h11._readers import ChunkedReader, maybe_read_from_IDLE_client
 
+from ._framing import has_body, switch_refusal
 from ._h11_framing import CONTROL_BYTE, StrictChunkedReader, read_head
-from ._parsing import has_body, switch_refusal
 from ._percent import percent_decode
 from ._target import authority_refusal
 

@@ -17,7 +17,7 @@ from typing import Any
 import h11
 from h11._readers import ChunkedReader, maybe_read_from_IDLE_client
 
-from ._parsing import (
+from ._framing import (
     CHUNK_EXTENSIONS,
     FOLDED_LINE,
     MAX_CHUNK_EXTENSIONS,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from ._parsing import (
+from ._framing import (
     CONNECT_BODY,
     UNSUPPORTED_CODING,
     UPGRADE_BODY,

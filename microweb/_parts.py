@@ -26,8 +26,9 @@ from ._disposition import (
     stray_semicolons,
 )
 from ._errors import HTTPError
+from ._fields import RequestHeaders
 from ._limits import Limits
-from ._parsing import RequestHeaders, find_text_codec, form_boundary, media_type
+from ._parsing import find_text_codec, form_boundary, media_type
 
 MULTIPART = "multipart/form-data"
 

@@ -16,9 +16,9 @@ from ._buffer import BodyMeter
 from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict, trusted_headers
 from ._errors import HTTPError
+from ._fields import RequestCookies, RequestFields, RequestHeaders, parse_fields
 from ._forms import Spooler
 from ._limits import Limits
-from ._parsing import RequestCookies, RequestFields, RequestHeaders, parse_fields
 from ._target import PATH_SAFE, check_host, clipped, query_text, valid_host, without_empty_port
 from ._types import AppLike
 

@@ -19,12 +19,7 @@ from waitress.parser import ParsingError, TransferEncodingNotImplemented, get_he
 from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 
 from ._chunked import FIELD_LINE, ChunkedParser
-from ._parsing import (
-    FOLDED_LINE,
-    CodingRefusal,
-    switch_refusal,
-    transfer_coding_refusal,
-)
+from ._framing import FOLDED_LINE, CodingRefusal, switch_refusal, transfer_coding_refusal
 from ._percent import percent_decode_bytes
 from ._target import authority_refusal, target_path
 

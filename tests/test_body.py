@@ -30,7 +30,7 @@ from drive import (
 from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response
 from microweb._body import CHUNK_SIZE, HOP_CHUNKS, READ_HOP_CHUNKS
 from microweb._forms import FORM_READ
-from microweb._parsing import switch_refusal, transfer_coding_refusal
+from microweb._framing import switch_refusal, transfer_coding_refusal
 from microweb._strict_json import parse_json
 from microweb.testing import TestClient
 

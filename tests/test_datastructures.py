@@ -1,6 +1,6 @@
 """What reading a request's headers, query or form key by key costs, and the index that keeps
 it linear right through ``Headers``' changes (``_datastructures``, ``RequestHeaders`` of
-``_parsing``).
+``_fields``).
 
 Costs are counted, never timed: the comparisons of names (a ``str`` that counts them), or the
 Python lines run (``traced_lines``).
@@ -20,7 +20,7 @@ from conftest import MakeClient, traced_lines
 import microweb
 from microweb import App, Request
 from microweb._datastructures import INDEXED_FROM, Headers, MultiDict, trusted_headers
-from microweb._parsing import RequestFields, RequestHeaders
+from microweb._fields import RequestFields, RequestHeaders
 
 # NOTE: the default max_headers and max_query_params: what any client may send.
 MANY = 1000

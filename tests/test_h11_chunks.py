@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from microweb._framing import CHUNK_EXTENSIONS
 from microweb._h11_connection import FramedConnection
 from microweb._h11_framing import empty_lines
-from microweb._parsing import CHUNK_EXTENSIONS
 
 HEAD = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 

@@ -10,14 +10,8 @@ from drive import python_calls
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from microweb._parsing import (
-    UNSUPPORTED_CODING,
-    CodingRefusal,
-    is_coded,
-    list_items,
-    names_option,
-    transfer_coding_refusal,
-)
+from microweb._framing import UNSUPPORTED_CODING, CodingRefusal, transfer_coding_refusal
+from microweb._parsing import is_coded, list_items, names_option
 
 # -- the readings before review359 (66e71b2e), item by item in Python ------------------------
 
