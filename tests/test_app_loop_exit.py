@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from drive import wsgi_get
 
-from microweb import App, Request
+from microweb import App, Request, _app_loop
 from microweb.testing import TestClient
 
 ENDINGS = [SystemExit, KeyboardInterrupt]
@@ -126,3 +126,27 @@ def test_a_call_waiting_as_a_task_exits_is_answered_and_said_nothing_of(
     said = [r.getMessage() for r in caplog.records if r.name == "microweb"]
     assert len(said) == 1 and ending.__name__ in said[0], said
     assert not [m for m in said if "cancellation" in m or "closed" in m], said
+
+
+def test_a_stop_made_in_the_turn_an_exit_ends_still_stops_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: run_forever() forgets a stop made in the turn that an exception leaves it by: the
+    # loop ran on after its stop, and its thread was never joined.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    loop = asyncio.new_event_loop()
+
+    def leave() -> None:
+        raise SystemExit(6)
+
+    def both() -> None:
+        loop.call_soon(_app_loop.stop_loop, loop)
+        loop.call_soon(leave)
+
+    loop.call_soon(both)
+    thread = threading.Thread(target=_app_loop.run_until_stopped, args=(loop,), daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), "the loop ran on after its stop"
+    assert loop.is_closed()
+    assert len(caplog.records) == 1 and "SystemExit" in caplog.records[0].getMessage()
