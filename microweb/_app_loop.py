@@ -351,13 +351,42 @@ def adopt(context: contextvars.Context) -> None:
             var.set(value)
 
 
-def adopt_changed(before: contextvars.Context, after: contextvars.Context) -> None:
-    """Set in the current context what ``after`` changed of ``before``, an earlier copy of the
-    same context: what code that ran in ``after`` set, where the current context may have
-    changed meanwhile (what it set since is kept, unless ``after`` set the same variable)."""
-    for var, value in after.items():
-        if before.get(var, _UNSET) is not value:
-            var.set(value)
+class ContextRecord:
+    """A context as code began to run in it (``began``), and the context it runs in, or a copy
+    of it taken later (``context``): ``adopt()`` sets in the current context what the code
+    changed of it since.
+
+    ``ContextRecord()`` records a copy of the current context, for code to run in
+    (``record.context.run(...)``, in another thread, say), or as a task begins, for what the
+    task's own code changes of its context: ``now()`` copies that as it is then.
+    """
+
+    __slots__ = ("began", "context")
+
+    def __init__(
+        self, began: contextvars.Context | None = None, context: contextvars.Context | None = None
+    ) -> None:
+        if context is None:
+            context = contextvars.copy_context()
+        self.context = context
+        self.began = context.copy() if began is None else began
+
+    def now(self) -> ContextRecord:
+        """The record with a copy of the current context as it is now (code running in it)."""
+        return ContextRecord(self.began, contextvars.copy_context())
+
+    def copy(self) -> ContextRecord:
+        """The record with a copy of its ``context`` as it is now (code running in it)."""
+        return ContextRecord(self.began, self.context.copy())
+
+    def adopt(self) -> None:
+        """Set in the current context what the code that ran in ``context`` changed of it since
+        it began, where the current context may have changed meanwhile (what it set since is
+        kept, unless that code set the same variable)."""
+        began = self.began
+        for var, value in self.context.items():
+            if began.get(var, _UNSET) is not value:
+                var.set(value)
 
 
 def outcome(hop: Hop) -> Any:
