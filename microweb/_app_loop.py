@@ -40,6 +40,8 @@ _UNSET: Any = object()
 _CLEANING: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 # NOTE: the loops that run_until_stopped() runs, from its start to the end of their cleanup.
 _RUN_TO_THE_END: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+# NOTE: the loops that stop_loop() has stopped.
+_STOPPED: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
 # NOTE: how often a thread waiting for the loop checks that the loop still runs (seconds).
@@ -349,13 +351,42 @@ def adopt(context: contextvars.Context) -> None:
             var.set(value)
 
 
-def adopt_changed(before: contextvars.Context, after: contextvars.Context) -> None:
-    """Set in the current context what ``after`` changed of ``before``, an earlier copy of the
-    same context: what code that ran in ``after`` set, where the current context may have
-    changed meanwhile (what it set since is kept, unless ``after`` set the same variable)."""
-    for var, value in after.items():
-        if before.get(var, _UNSET) is not value:
-            var.set(value)
+class ContextRecord:
+    """A context as code began to run in it (``began``), and the context it runs in, or a copy
+    of it taken later (``context``): ``adopt()`` sets in the current context what the code
+    changed of it since.
+
+    ``ContextRecord()`` records a copy of the current context, for code to run in
+    (``record.context.run(...)``, in another thread, say), or as a task begins, for what the
+    task's own code changes of its context: ``now()`` copies that as it is then.
+    """
+
+    __slots__ = ("began", "context")
+
+    def __init__(
+        self, began: contextvars.Context | None = None, context: contextvars.Context | None = None
+    ) -> None:
+        if context is None:
+            context = contextvars.copy_context()
+        self.context = context
+        self.began = context.copy() if began is None else began
+
+    def now(self) -> ContextRecord:
+        """The record with a copy of the current context as it is now (code running in it)."""
+        return ContextRecord(self.began, contextvars.copy_context())
+
+    def copy(self) -> ContextRecord:
+        """The record with a copy of its ``context`` as it is now (code running in it)."""
+        return ContextRecord(self.began, self.context.copy())
+
+    def adopt(self) -> None:
+        """Set in the current context what the code that ran in ``context`` changed of it since
+        it began, where the current context may have changed meanwhile (what it set since is
+        kept, unless that code set the same variable)."""
+        began = self.began
+        for var, value in self.context.items():
+            if began.get(var, _UNSET) is not value:
+                var.set(value)
 
 
 def outcome(hop: Hop) -> Any:
@@ -542,10 +573,10 @@ class AppLoop:
         if thread is threading.current_thread():
             # NOTE: called on the loop (an async handler closing its app): a thread cannot
             # join itself; the loop stops once this step of the task ends, and closes itself.
-            loop.stop()
+            stop_loop(loop)
             return
         try:
-            loop.call_soon_threadsafe(loop.stop)
+            loop.call_soon_threadsafe(stop_loop, loop)
         except RuntimeError:
             # NOTE: closed already: its run_forever() ended by an exception (a task's
             # SystemExit), not by a stop. The app's close raised "Event loop is closed"
@@ -593,13 +624,15 @@ def new_loop() -> asyncio.AbstractEventLoop:
 def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
     """Run ``loop`` in this thread until it stops; then cancel its tasks and let them end.
 
-    Each task left gets ``CancelledError`` and up to ``CLEANUP_WAIT`` seconds to run its
-    cleanup; then the loop's async generators are closed, as ``asyncio.run()`` does at its end,
-    and the loop is closed.
+    A ``SystemExit`` or ``KeyboardInterrupt`` that a task or a callback lets out of the loop
+    (a background task's ``sys.exit()``) is logged, and the loop runs on, until stopped by
+    ``stop_loop``. Each task left then gets ``CancelledError`` and up to ``CLEANUP_WAIT``
+    seconds to run its cleanup; then the loop's async generators are closed, as
+    ``asyncio.run()`` does at its end, and the loop is closed.
     """
     _RUN_TO_THE_END.add(loop)
     try:
-        loop.run_forever()
+        _run_through_exits(loop)
         # NOTE: here, not in the cleanup: a call handed over before the cleanup's first step
         # ran made its task then, which the cleanup cancelled before its own first step: its
         # coroutine was never awaited, and its thread got LoopStopped for a call begun, not
@@ -613,6 +646,37 @@ def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
         # also when stop() did not wait for it (called on the loop, or after its 10 s).
         _RUN_TO_THE_END.discard(loop)
         loop.close()
+
+
+def stop_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Stop ``loop``, which ``run_until_stopped`` runs; called on the loop itself."""
+    _STOPPED.add(loop)
+    loop.stop()
+
+
+def _run_through_exits(loop: asyncio.AbstractEventLoop) -> None:
+    while True:
+        try:
+            loop.run_forever()
+        except (SystemExit, KeyboardInterrupt) as exc:
+            # NOTE: asyncio lets these two out of a task (and a callback), and out of the loop:
+            # the loop's thread ended for good, every later call was refused as after the app's
+            # close, and a call waiting then was said to have ignored its cancellation. No
+            # request raised it (a request's own goes to the server, from _run_hop()), so no
+            # server sees it: logged here. The ready callbacks not run yet run on the next turn.
+            logger.error(
+                "%s raised on the event loop by a task or callback outside any request: "
+                "logged, and the loop runs on",
+                type(exc).__name__,
+                exc_info=exc,
+            )
+            del exc  # NOTE: no cycle through this frame and the traceback.
+            # NOTE: run_forever() forgets a stop made in the turn that the exception ended; one
+            # asked for and not made yet is still queued.
+            if loop in _STOPPED:
+                return
+        else:
+            return
 
 
 async def _clean_up(loop: asyncio.AbstractEventLoop) -> None:

@@ -4,14 +4,13 @@ the client's leaving watched meanwhile, and the stream closed, sent or not."""
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from inspect import GEN_CREATED, getgeneratorstate, isawaitable
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from ._app_loop import adopt_changed
+from ._app_loop import ContextRecord
 from ._asgi_websocket import TURN
 from ._close_wait import Carried, Sending, close_awaited, close_unsent
 from ._concurrency import error_of_request
@@ -74,7 +73,7 @@ async def send_rest(
 async def _close_unsent(host: StreamHost, stream: Any, request: Request) -> None:
     """Close a stream that is not sent, within ``CLOSE_WAIT`` (see ``close_unsent()``)."""
     if stream is not None:
-        values: list[tuple[contextvars.Context, contextvars.Context]] = []
+        values: list[ContextRecord] = []
         try:
             # NOTE: a task only where there is a stream to close (not a file's HEAD or 304).
             await close_unsent(_closed_unsent(host, stream, request, values), stream, request)
@@ -84,18 +83,18 @@ async def _close_unsent(host: StreamHost, stream: Any, request: Request) -> None
                 # stream's; a close given up on sets nothing (values come once it has run).
                 # Under WSGI the after-response work of a HEAD, a 204 or a 304 saw it; under
                 # ASGI it saw none (review403).
-                adopt_changed(*values[0])
+                values[0].adopt()
 
 
 async def _closed_unsent(
     host: StreamHost,
     stream: Any,
     request: Request,
-    values: list[tuple[contextvars.Context, contextvars.Context]],
+    values: list[ContextRecord],
 ) -> None:
     """Close a stream that is not sent; log what its close raises. Its task's context as it
     began and as it ended is appended to ``values``."""
-    began = contextvars.copy_context()
+    began = ContextRecord()
     closing = ClosingFor(request)
     try:
         await _close_stream(host, stream)
@@ -106,7 +105,7 @@ async def _closed_unsent(
         raise Carried(exc) from exc
     finally:
         closing.end()
-        values.append((began, contextvars.copy_context()))
+        values.append(began.now())
 
 
 async def _stream_until_disconnect(
@@ -147,14 +146,14 @@ async def _stream_until_disconnect(
                 # NOTE: what the stream set, in the sending task or in its thread, is set in
                 # the request's task once it has closed, as under WSGI, where the request's
                 # after-response work saw it; it saw none (review398).
-                adopt_changed(*values)
+                values.adopt()
                 # NOTE: a close given up on (values as it began): what the stream set
                 # before, a sync one's in its thread too, as under WSGI an async one's; the
                 # after-response work saw none of it (review403).
                 if (stepped := sending.stepped) is not None and (
                     in_thread := stepped()
                 ) is not None:
-                    adopt_changed(*in_thread)
+                    in_thread.adopt()
         await asyncio.wait({watcher})
     if sending.given_up:
         if sending.ended:
@@ -183,7 +182,7 @@ async def _send_stream(
 ) -> None:
     # NOTE: the task's context as it begins, a copy of the request's: what the stream changes
     # of it is set in the request's once the stream has closed (_stream_until_disconnect()).
-    began = contextvars.copy_context()
+    began = ContextRecord()
     chunks = _async_chunks(stream, host.pool)
     iterator = None
     clock = asyncio.get_running_loop().time
@@ -242,14 +241,14 @@ async def _send_stream(
                 # finally reset a context variable's token in another context (ValueError),
                 # and left a scope entered in this task from another one.
                 # NOTE: what it set so far, for a close given up on (_stream_until_disconnect()).
-                sending.values = (began, contextvars.copy_context())
+                sending.values = began.now()
                 sending.stepped = stepped_of(chunks)
                 sending.closing.set_result(None)
                 await _aclose_logged(_close_sent(host, iterator, chunks), request)
                 sending.closed = True
         finally:
             sending.stepped = None  # NOTE: in the values now.
-            sending.values = (began, contextvars.copy_context())
+            sending.values = began.now()
     await _end_body(send, sending)
 
 
@@ -287,14 +286,15 @@ async def _close_stream(host: StreamHost, stream: Any) -> None:
             # SSE's or a declared length's, is awaited here, on the loop.
             # NOTE: what the close sets in its thread is set in this task once it has run (a
             # stream not sent, or an async one with a sync close); cancelled, it may run on.
-            context = contextvars.copy_context()
-            began = context.copy()
-            closed = cast("asyncio.Future[Any]", run_in_pool(host.pool, context.run, stream.close))
+            record = ContextRecord()
+            closed = cast(
+                "asyncio.Future[Any]", run_in_pool(host.pool, record.context.run, stream.close)
+            )
             try:
                 left = await closed
             finally:
                 if closed.done() and not closed.cancelled():
-                    adopt_changed(began, context)
+                    record.adopt()
             if isawaitable(left):
                 await left
 

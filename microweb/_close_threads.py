@@ -10,7 +10,6 @@ task waits for, for a driver's warning.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -18,7 +17,7 @@ from inspect import isawaitable, iscoroutine
 from queue import Full
 from typing import Any, cast
 
-from ._app_loop import adopt_changed
+from ._app_loop import ContextRecord
 from ._closing import close_sync_in
 from ._pool import WorkerPool
 from ._pool_futures import run_in_pool
@@ -141,10 +140,11 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
     # NOTE: what the close sets in its thread is set in the caller's context once it has run,
     # as a stream's other closes are: the after-response work of a stream inside gzip's or
     # SSE's saw nothing of it, under both interfaces (review403).
-    context = contextvars.copy_context()
-    began = context.copy()
+    record = ContextRecord()
     try:
-        closing = cast("asyncio.Future[object]", run_in_pool(_CLOSES, context.run, pending.run))
+        closing = cast(
+            "asyncio.Future[object]", run_in_pool(_CLOSES, record.context.run, pending.run)
+        )
     except Full:
         logger.error(
             "%sthe close() of a streamed response's %s was dropped, not run: all %d close "
@@ -191,7 +191,7 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
         if task is not None:
             _THREAD_CLOSES.pop(task, None)
         if closing.done() and not closing.cancelled():
-            adopt_changed(began, context)
+            record.adopt()
         del closing  # NOTE: it holds the error, whose traceback holds this frame: no cycle.
 
 

@@ -6,7 +6,6 @@ says when one has run longer."""
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import os
 import threading
@@ -16,7 +15,7 @@ from functools import partial
 from threading import Thread
 from typing import Any, cast
 
-from ._app_loop import Hop
+from ._app_loop import ContextRecord, Hop
 from ._close_threads import close_wait_from, closing_in_a_thread
 from ._error_logs import stream_failed, unsent_stream_failed, was_reported
 from ._errors import ClientDisconnect
@@ -39,8 +38,8 @@ class Sending:
     def __init__(self, closing: asyncio.Future[None]) -> None:
         self.closing = closing
         self.closed = self.ended = self.given_up = False
-        self.values: tuple[contextvars.Context, contextvars.Context] | None = None
-        self.stepped: Callable[[], tuple[contextvars.Context, contextvars.Context] | None] | None
+        self.values: ContextRecord | None = None
+        self.stepped: Callable[[], ContextRecord | None] | None
         self.stepped = None
 
 

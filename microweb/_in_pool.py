@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from inspect import iscoroutine
 from typing import Any, TypeVar, cast
 
-from ._app_loop import adopt_changed
+from ._app_loop import ContextRecord
 from ._closing import close_both
 from ._errors import own_stop
 from ._pool import WorkerPool
@@ -48,9 +48,7 @@ def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncIterator[T]
     return _InPool(iterable, pool)
 
 
-def stepped_of(
-    chunks: object,
-) -> Callable[[], tuple[contextvars.Context, contextvars.Context] | None] | None:
+def stepped_of(chunks: object) -> Callable[[], ContextRecord | None] | None:
     """``chunks.stepped`` where ``iterate_in_pool()`` gave ``chunks`` a thread, else ``None``
     (a stream of the app's own may have an attribute of that name)."""
     return chunks.stepped if type(chunks) is _InPool else None
@@ -130,7 +128,7 @@ class _InPool(AsyncIterator[T]):
             finally:
                 pinned.adopt()
 
-    def stepped(self) -> tuple[contextvars.Context, contextvars.Context] | None:
+    def stepped(self) -> ContextRecord | None:
         """The stream's context in its thread as it began and as its close began, once it has
         (``None`` before): what it set in its steps, for a close given up on; on the loop."""
         pinned = self._pinned
@@ -149,10 +147,11 @@ class _Pinned:
         self._iterable, self._loop = iterable, loop
         # NOTE: the values of the stream's context variables, kept from step to step, and
         # those it began with: what it changed is set in the caller's once it has closed.
-        self._context = contextvars.copy_context()
-        self._began = self._context.copy()
-        # NOTE: set by the thread as the close begins: (_began, the context as it is then).
-        self.stepped: tuple[contextvars.Context, contextvars.Context] | None = None
+        self._record = ContextRecord()
+        self._context = self._record.context
+        # NOTE: set by the thread as the close begins: the record with a copy of the context
+        # as it is then.
+        self.stepped: ContextRecord | None = None
         # NOTE: the items made and not yet taken: the thread appends, the loop pops.
         self.ready: deque[Any] = deque()
         # NOTE: guards the loop's "nothing ready, wake me" against the thread's append, and
@@ -200,7 +199,7 @@ class _Pinned:
         where they run in the request's own; on the loop."""
         closed = self._closed
         if closed.done() and not closed.cancelled():
-            adopt_changed(self._began, self._context)
+            self._record.adopt()
 
     def given_up(self) -> None:
         """Nobody will await the end of the close (``stop()`` never began): what is left of it
@@ -239,7 +238,7 @@ class _Pinned:
             # the WSGI driver makes it; raised as it is in an async generator, Python's own.
             self._put(Raised(own_stop(exc) if isinstance(exc, StopIteration) else exc))
         finally:
-            self.stepped = (self._began, self._context.copy())
+            self.stepped = self._record.copy()
             try:
                 left = self._context.run(close_both, iterator, self._iterable)
             except BaseException as exc:

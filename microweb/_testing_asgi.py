@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from ._app_loop import new_loop, run_until_stopped
+from ._app_loop import new_loop, run_until_stopped, stop_loop
 from ._testing_http import AppExit, ASGITransport, run_served, served
 from ._testing_http import written as written_path
 from ._testing_sides import AsyncSide, arecord_answer, astop_if_reported
@@ -47,7 +47,7 @@ class LoopThread:
 
     def stop(self) -> None:
         self.stopping = True
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.loop.call_soon_threadsafe(stop_loop, self.loop)
         self._thread.join()  # NOTE: run_until_stopped() closes the loop as it ends.
 
 
