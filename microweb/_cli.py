@@ -13,15 +13,10 @@ from collections.abc import Sequence
 
 from ._app import App
 from ._importer import TargetError, factory_target
+from ._serve_app import CLIENT_TIMEOUT
 from ._serve_options import HEALTHCHECK_TIMEOUT, KEEP_ALIVE, SERVERS, WORKERS_PER_CPU
-from ._serving import (
-    CLIENT_TIMEOUT,
-    GRACEFUL_TIMEOUT,
-    LOG_LEVELS,
-    Terminated,
-    loaded,
-    serve,
-)
+from ._serve_run import Terminated
+from ._serving import GRACEFUL_TIMEOUT, LOG_LEVELS, loaded, serve
 from ._stopping import STARTUP_FAILURE, end_by, quit_as_terminate, to_nowhere, to_stderr
 
 

@@ -43,7 +43,9 @@ from waitress.adjustments import Adjustments
 from waitress.utilities import RequestHeaderFieldsTooLarge
 
 import microweb._cli as cli
+import microweb._serve_app as serve_app_module
 import microweb._serve_options
+import microweb._serve_run as serve_run_module
 import microweb._serving as serving_module
 import microweb._stall
 import microweb._supervisor
@@ -132,7 +134,7 @@ def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> FakeUvicorn:
     monkeypatch.setattr(microweb._uvicorn, "Config", fake.Config)
     monkeypatch.setattr(microweb._uvicorn, "configure_uvicorn_logging", lambda: None)
     monkeypatch.setattr(microweb._supervisor, "serve_processes", fake.serve_processes)
-    monkeypatch.setattr(serving_module, "bind", lambda host, port: "socket")
+    monkeypatch.setattr(serve_run_module, "bind", lambda host, port: "socket")
     # NOTE: serve() sets the stall timeout of this process's protocols; restored at the end.
     monkeypatch.setattr(microweb._stall.StallTimer, "stall_timeout", microweb._stall.STALL_TIMEOUT)
     for name in (
@@ -169,11 +171,11 @@ def _sized_app(access_log: bool = False, websocket: bool = True) -> App:
 
 def test_caps_come_from_the_largest_route_limit() -> None:
     app = _sized_app()
-    assert serving_module.waitress_body_cap(app) == 50 * MiB + 50 * MiB // 8
-    assert serving_module.websocket_message_cap(app) == 5000 + 64 * 1024
+    assert serve_app_module.waitress_body_cap(app) == 50 * MiB + 50 * MiB // 8
+    assert serve_app_module.websocket_message_cap(app) == 5000 + 64 * 1024
     plain = App()
-    assert serving_module.waitress_body_cap(plain) == 10 * MiB + 10 * MiB // 8
-    assert serving_module.websocket_message_cap(plain) == MiB + MiB // 8
+    assert serve_app_module.waitress_body_cap(plain) == 10 * MiB + 10 * MiB // 8
+    assert serve_app_module.websocket_message_cap(plain) == MiB + MiB // 8
 
 
 def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -321,7 +323,7 @@ def test_uvicorn_client_options(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.M
     assert "limit_concurrency" not in fake_uvicorn.settings  # NOTE: Uvicorn's default: none.
     assert stall.StallTimer.stall_timeout == 120
     serving_module.serve("x:app", "uvicorn", HOST, 8000, client_timeout=30, connection_limit=500)
-    assert fake_uvicorn.settings["limit_concurrency"] == 501  # NOTE: see _serving.py.
+    assert fake_uvicorn.settings["limit_concurrency"] == 501  # NOTE: see _serve_run.py.
     # NOTE: the class microweb serve's protocols read it from, in this process.
     assert stall.StallTimer.stall_timeout == 30
     assert BoundedHttpTools.stall_timeout == BoundedH11.stall_timeout == 30
@@ -441,7 +443,7 @@ def test_keep_alive_reaches_the_server(
         seen.update(options)
         return signal.SIGTERM
 
-    monkeypatch.setattr(serving_module, "_serve", served)
+    monkeypatch.setattr(serving_module, "run_server", served)
     monkeypatch.setattr(serving_module, "end_by", lambda signum: None)
     monkeypatch.setattr(serving_module, "configure_logging", lambda level: None)
     monkeypatch.setattr(microweb._uvicorn, "configure_uvicorn_logging", lambda: None)
@@ -457,8 +459,8 @@ def test_a_port_out_of_range_is_refused(
     def served(*args: object) -> None:
         raise AssertionError(f"--port {port} was served")
 
-    monkeypatch.setattr(serving_module, "_serve_waitress", served)
-    monkeypatch.setattr(serving_module, "_serve_uvicorn", served)
+    monkeypatch.setattr(serve_run_module, "_serve_waitress", served)
+    monkeypatch.setattr(serve_run_module, "_serve_uvicorn", served)
     assert cli.main(["serve", APP_FILE, "--server", server, "--port", port]) == 2
     assert f"--port must be from 0 to 65535, got {port}" in capsys.readouterr().err
 
@@ -473,8 +475,8 @@ def test_a_client_timeout_past_its_most_is_refused(
     def served(*args: object, **options: object) -> None:
         raise AssertionError(f"--client-timeout {seconds} was served")
 
-    monkeypatch.setattr(serving_module, "_serve_waitress", served)
-    monkeypatch.setattr(serving_module, "_serve_uvicorn", served)
+    monkeypatch.setattr(serve_run_module, "_serve_waitress", served)
+    monkeypatch.setattr(serve_run_module, "_serve_uvicorn", served)
     options = ["--server", server, "--client-timeout", seconds]
     assert cli.main(["serve", APP_FILE, *options]) == 2
     assert f"--client-timeout must be at most 1000000000, got {seconds}" in (
@@ -496,9 +498,9 @@ def test_an_empty_host_is_refused(
     def served(*args: object, **kwargs: object) -> None:
         raise AssertionError("--host '' was served")
 
-    monkeypatch.setattr(serving_module, "_serve_waitress", served)
-    monkeypatch.setattr(serving_module, "_serve_uvicorn", served)
-    monkeypatch.setattr(serving_module, "_serve_uvicorn_processes", served)
+    monkeypatch.setattr(serve_run_module, "_serve_waitress", served)
+    monkeypatch.setattr(serve_run_module, "_serve_uvicorn", served)
+    monkeypatch.setattr(serve_run_module, "_serve_uvicorn_processes", served)
     assert cli.main(["serve", APP_FILE, "--host", "", "--server", *options]) == 2
     assert "--host must not be empty" in capsys.readouterr().err
 
@@ -520,9 +522,9 @@ def test_an_ipv6_host_in_brackets_says_to_leave_them_out(
     def served(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"--host {host} was served")
 
-    monkeypatch.setattr(serving_module, "_serve_waitress", served)
-    monkeypatch.setattr(serving_module, "_serve_uvicorn", served)
-    monkeypatch.setattr(serving_module, "_serve_uvicorn_processes", served)
+    monkeypatch.setattr(serve_run_module, "_serve_waitress", served)
+    monkeypatch.setattr(serve_run_module, "_serve_uvicorn", served)
+    monkeypatch.setattr(serve_run_module, "_serve_uvicorn_processes", served)
     assert cli.main(["serve", APP_FILE, "--host", host, "--server", *options]) == 2
     bare = host.strip("[]")
     assert f"--host takes an IPv6 address without brackets: --host {bare}" in (
@@ -540,7 +542,7 @@ def _refused(
         raise AssertionError(f"{options} was served")
 
     for serving in ("_serve_waitress", "_serve_uvicorn", "_serve_uvicorn_processes"):
-        monkeypatch.setattr(serving_module, serving, served)
+        monkeypatch.setattr(serve_run_module, serving, served)
     assert cli.main(["serve", APP_FILE, *options]) == 2
     return capsys.readouterr().err
 
@@ -617,7 +619,7 @@ def test_uvloop_not_installed_is_said(
         return None if name == "uvloop" else find_spec(name, package)
 
     monkeypatch.setattr(importlib.util, "find_spec", without_uvloop)
-    monkeypatch.setattr(serving_module, "_serve_uvicorn", lambda *args: pytest.fail("served"))
+    monkeypatch.setattr(serve_run_module, "_serve_uvicorn", lambda *args: pytest.fail("served"))
     assert cli.main(["serve", APP_FILE, "--loop", "uvloop"]) == 2
     err = capsys.readouterr().err
     assert "--loop uvloop: uvloop is not installed; install it with: pip install uvloop" in err
@@ -1458,9 +1460,9 @@ def test_uvicorn_without_httptools_runs_h11_with_the_stall_timer(
     fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app())
-    real_find_spec = serving_module.importlib.util.find_spec
+    real_find_spec = serve_run_module.importlib.util.find_spec
     monkeypatch.setattr(
-        serving_module.importlib.util,
+        serve_run_module.importlib.util,
         "find_spec",
         lambda name: None if name == "httptools" else real_find_spec(name),
     )
@@ -1479,10 +1481,10 @@ def test_uvicorn_with_wsproto_but_not_websockets_says_what_its_websockets_lack(
     # NOTE: Uvicorn's own pick then is its wsproto protocol, which has none of _ws_flow's
     # bounds: it ran them unsaid (review368).
     monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app())
-    real_find_spec = serving_module.importlib.util.find_spec
+    real_find_spec = serve_run_module.importlib.util.find_spec
     hidden = {"websockets"} if wsproto else {"websockets", "wsproto"}
     monkeypatch.setattr(
-        serving_module.importlib.util,
+        serve_run_module.importlib.util,
         "find_spec",
         lambda name: None if name in hidden else real_find_spec(name),
     )
@@ -1936,7 +1938,7 @@ def test_a_worker_whose_target_fails_to_load_says_why(
     monkeypatch.delitem(sys.modules, "edited_target", raising=False)
     target = tmp_path / "edited_target.py"
     target.write_text(source)
-    monkeypatch.setenv(serving_module.TARGET_VARIABLE, f"{target}:app")
+    monkeypatch.setenv(serve_app_module.TARGET_VARIABLE, f"{target}:app")
     monkeypatch.setattr(serving_module, "configure_logging", lambda level: None)
     config = uvicorn.Config(
         "microweb._serving:asgi_from_environment", factory=True, log_config=None

@@ -244,7 +244,7 @@ def test_the_websocket_warning_under_waitress_is_one_log_line(tmp_path: Path) ->
     log = done.stdout + done.stderr
     assert done.returncode == STARTUP_FAILURE, log
     assert "WARNING:microweb: this app has WebSocket routes" in log, log
-    assert "_serving.py" not in log, log
+    assert "_serve_run.py" not in log, log
 
 
 def test_threads_the_system_refuses_end_waitress_with_none_left_running(

@@ -30,7 +30,7 @@ from websockets.http11 import Response
 from websockets.sync.client import ClientConnection, connect
 from ws_app import ALLOWED_ORIGIN, MAX_MESSAGE
 
-from microweb._serving import UVICORN_WS
+from microweb._serve_run import UVICORN_WS
 
 pytestmark = pytest.mark.servers
 

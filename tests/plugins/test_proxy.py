@@ -20,7 +20,8 @@ import microweb._request_head as request_head
 import microweb.plugins.proxy as proxy_module
 from microweb import App, Headers, Request, Response
 from microweb._cli import main
-from microweb._serving import FORWARDED_VARIABLE, TARGET_VARIABLE, asgi_from_environment
+from microweb._serve_app import FORWARDED_VARIABLE, TARGET_VARIABLE
+from microweb._serving import asgi_from_environment
 from microweb.plugins import ProxyHeaders, RequestID
 from microweb.plugins.proxy import MAX_HOPS, MAX_VALUE_SIZE, parse_forwarded, parse_node, valid_host
 from microweb.testing import TestClient
