@@ -7,6 +7,7 @@ And Starlette's ``Route(path, endpoint)`` called on microweb's ``Route``, or its
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import pickle
 import sys
@@ -447,6 +448,50 @@ def test_a_route_is_copied_and_pickled_with_its_config(how: str) -> None:
     deep = copy.deepcopy(routes[0])
     assert deep.config["tags"] == ["a"] and deep.config["tags"] is not routes[0].config["tags"]
     assert copy.copy(routes[0]) == routes[0]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _TaggedRoute(Route):
+    """A plugin's route subclass, with a field that ``__init__`` does not take."""
+
+    tag: str = dataclasses.field(default="", init=False)
+
+
+class _NotedRoute(Route):
+    """A route subclass that is no dataclass: it has a ``__dict__`` of its own."""
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_a_route_subclass_is_copied_with_its_own_fields(how: str) -> None:
+    # NOTE: the copy was made by calling the class with every field: "__init__() got an
+    # unexpected keyword argument 'tag'" for an init=False field, and an attribute of a
+    # subclass's __dict__ was lost.
+    made: dict[str, Route] = {
+        "tagged": _TaggedRoute("/t", frozenset({"GET"}), _shown, "t", False, config={"db": 1}),
+        "noted": _NotedRoute("/n", frozenset({"GET"}), _shown, "n", False),
+    }
+    object.__setattr__(made["tagged"], "tag", "kept")
+    made["noted"].__dict__["note"] = "kept"
+    for route in made.values():
+        if how == "copy":
+            copied = copy.copy(route)
+        elif how == "deepcopy":
+            copied = copy.deepcopy(route)
+        else:
+            copied = pickle.loads(pickle.dumps(route))
+        assert type(copied) is type(route) and copied == route and copied is not route
+        assert copied.template == route.template and dict(copied.config) == dict(route.config)
+    assert _copied_attr(made["tagged"], how, "tag") == "kept"
+    assert _copied_attr(made["noted"], how, "note") == "kept"
+
+
+def _copied_attr(route: Route, how: str, name: str) -> Any:
+    """Return the attribute ``name`` of ``route`` copied as ``how`` says."""
+    if how == "copy":
+        return getattr(copy.copy(route), name)
+    if how == "deepcopy":
+        return getattr(copy.deepcopy(route), name)
+    return getattr(pickle.loads(pickle.dumps(route)), name)
 
 
 def _route_kept(request: Request) -> dict[str, Any]:
