@@ -402,6 +402,42 @@ def test_the_classes_given_to_the_test_client_say_what_to_give(make_client: Make
     assert make_client(app).get("/api/links").text == "listed"
 
 
+def _plain_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [])
+    return [b"plain"]
+
+
+async def _plain_asgi(scope: Any, receive: Any, send: Any) -> None:
+    pass
+
+
+def test_a_driver_or_another_callable_given_to_the_test_client_says_what_to_give(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: TestClient(app.as_asgi()), as Starlette's client takes an ASGI app, failed only at
+    # the first request, with "'ASGIDriver' object has no attribute 'as_wsgi'".
+    app = App()
+    app.get("/links")(_endpoint)
+    wsgi_driver = app.as_wsgi()
+    for driver in (wsgi_driver, app.as_asgi()):
+        with pytest.raises(TypeError) as raised:
+            make_client(driver)  # type: ignore[arg-type]
+        made = "as_wsgi()" if "WSGI" in type(driver).__name__ else "as_asgi()"
+        assert str(raised.value) == (
+            f"TestClient takes an App, not what its {made} made: give the app itself, "
+            "TestClient(app), which drives as_wsgi() and as_asgi() as the interface says"
+        )
+    wsgi_driver.close()
+    for other, kind in ((_plain_wsgi, "function"), (_plain_asgi, "function"), (None, "NoneType")):
+        with pytest.raises(TypeError) as raised:
+            make_client(other)  # type: ignore[arg-type]
+        assert str(raised.value) == (
+            f"TestClient takes a microweb App, not {kind}: it drives the app's own as_wsgi() "
+            "and as_asgi(); another WSGI or ASGI callable is for httpx's own transports"
+        )
+    assert make_client(app).get("/links").text == "listed"
+
+
 def _shown(request: Request, item_id: int) -> str:
     return f"item {item_id}"
 
