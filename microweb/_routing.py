@@ -5,6 +5,7 @@ arguments, route names. Their lookup is ``_route_table``'s; templates and conver
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import re
@@ -344,6 +345,14 @@ class Route:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["config"] = dict(self.config)
         return _restored, (type(self), values, dict(getattr(self, "__dict__", {})))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Route:
+        # NOTE: the handler is shared, as a deep copy shares a function: a bound method's
+        # object, a callable object or a partial was copied ("cannot pickle '_thread.lock'"
+        # for a view holding a lock), and the copy was unequal to the route.
+        memo[id(self.handler)] = self.handler
+        _, (cls, values, attributes) = self.__reduce__()
+        return _restored(cls, copy.deepcopy(values, memo), copy.deepcopy(attributes, memo))
 
 
 def _restored(

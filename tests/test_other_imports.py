@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import importlib
 import pickle
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -528,6 +530,37 @@ def _copied_attr(route: Route, how: str, name: str) -> Any:
     if how == "deepcopy":
         return getattr(copy.deepcopy(route), name)
     return getattr(pickle.loads(pickle.dumps(route)), name)
+
+
+class _View:
+    """A view object holding what cannot be copied, whose method is a handler."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def show(self, request: Request) -> str:
+        return "shown"
+
+    def __call__(self, request: Request) -> str:
+        return "called"
+
+
+def _with_extra(request: Request, extra: list[int]) -> str:
+    return str(extra)
+
+
+def test_a_deep_copied_route_shares_a_handler_that_is_no_function() -> None:
+    # NOTE: a deep copy copied a bound method's object ("cannot pickle '_thread.lock'"), a
+    # callable object or a partial: the copy's handler was another, the copy unequal.
+    view = _View()
+    app = App()
+    app.get("/method")(view.show)
+    app.get("/object", name="object")(view)
+    app.get("/partial", name="partial")(functools.partial(_with_extra, extra=[1]))
+    for route in app.routes:
+        copied = copy.deepcopy(route)
+        assert copied.handler is route.handler and copied == route
+    assert [copy.deepcopy(route) for route in app.routes] == app.routes
 
 
 def _route_kept(request: Request) -> dict[str, Any]:
