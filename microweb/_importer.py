@@ -167,6 +167,13 @@ def _called(target: str, factory: object) -> App:
         ) from None
     except ValueError:  # NOTE: no signature to read (some built-ins): it is just called.
         pass
+    if factory is App:
+        # NOTE: made anew, the app had none of the routes the module registered; "serve
+        # module:App" says the same.
+        raise TargetError(
+            f"{target!r} calls the class App itself, which makes an app with none of the "
+            "module's routes: make one, app = App(), register the routes on it and serve that"
+        )
     made = factory()
     if not isinstance(made, App):
         kind = type(made).__name__
@@ -196,6 +203,13 @@ def _not_an_app(target: str, location: str, attr: str, obj: object) -> TargetErr
     if isinstance(getattr(obj, "app", None), App) and not isinstance(obj, types.ModuleType):
         return TargetError(
             f"{target!r} is a {kind}, made by an App's as_wsgi() or as_asgi(): serve the App"
+        )
+    if isinstance(obj, type) and not issubclass(obj, App):
+        # NOTE: called, it makes no App (an ASGI 2 app is such a class): "if it is an app
+        # factory" sent the user to a target that failed next.
+        return TargetError(
+            f"{target!r} is the class {attr.rpartition('.')[2]}, not a microweb App: microweb "
+            "serve serves an App, app = App(), or an app factory that returns one"
         )
     if isinstance(obj, _MAKERS):
         # NOTE: the name as the target wrote it: a lambda's own __name__ is "<lambda>", an

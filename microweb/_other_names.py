@@ -107,6 +107,19 @@ _KEYWORDS = {
         "on_startup": (_THEIRS, "App(), then app.on_startup(hook) for each"),
         "on_shutdown": (_THEIRS, "App(), then app.on_shutdown(hook) for each"),
         "lifespan": (_THEIRS, "App(), then app.lifespan(lifespan)"),
+        # NOTE: Flask's folders are found beside the app's module; microweb's from the
+        # current directory.
+        "static_folder": (
+            "Flask's",
+            "App(), then app.install(Static({value})), Static from microweb.plugins (a "
+            "relative folder is found from the current directory)",
+        ),
+        "template_folder": (
+            "Flask's",
+            "App(), and templates = Templates({value}), Templates from microweb.templating, "
+            "then templates.render(request, name, context) (a relative folder is found from "
+            "the current directory)",
+        ),
     },
     "router": {
         "routes": (

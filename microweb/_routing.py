@@ -5,6 +5,7 @@ arguments, route names. Their lookup is ``_route_table``'s; templates and conver
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import re
@@ -333,20 +334,42 @@ class Route:
         """The names of the template's parameters, in order."""
         return tuple(s.name for s in self.segments if isinstance(s, Param))
 
-    def __reduce__(self) -> tuple[Callable[..., Route], tuple[type[Route], dict[str, Any]]]:
+    def __reduce__(
+        self,
+    ) -> tuple[Callable[..., Route], tuple[type[Route], dict[str, Any], dict[str, Any]]]:
         # NOTE: config as a dict, made read-only again by _restored: a mappingproxy is neither
         # pickled nor deep-copied, so a route was neither, where a plugin may keep routes (a
         # cache) or send them on (a process pool's task). The handler is pickled by reference,
         # as Python pickles any function: a lambda's or a nested function's pickle fails so.
+        # A subclass's attributes outside the fields (it has a __dict__) go along.
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["config"] = dict(self.config)
-        return _restored, (type(self), values)
+        return _restored, (type(self), values, dict(getattr(self, "__dict__", {})))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Route:
+        # NOTE: the handler is shared, as a deep copy shares a function: a bound method's
+        # object, a callable object or a partial was copied ("cannot pickle '_thread.lock'"
+        # for a view holding a lock), and the copy was unequal to the route.
+        memo[id(self.handler)] = self.handler
+        _, (cls, values, attributes) = self.__reduce__()
+        return _restored(cls, copy.deepcopy(values, memo), copy.deepcopy(attributes, memo))
 
 
-def _restored(cls: type[Route], values: dict[str, Any]) -> Route:
-    """Make the route that ``Route.__reduce__`` took apart into ``values``."""
-    config = values["config"]
-    return cls(**{**values, "config": MappingProxyType(config) if config else NO_CONFIG})
+def _restored(
+    cls: type[Route], values: dict[str, Any], attributes: dict[str, Any] | None = None
+) -> Route:
+    """Make the route that ``Route.__reduce__`` took apart into ``values`` (its fields) and
+    ``attributes`` (a subclass's ``__dict__``)."""
+    # NOTE: set as Python's own copy of an object sets them, without __init__: a subclass's
+    # init=False field is no parameter of it ("unexpected keyword argument").
+    route = object.__new__(cls)
+    for name, value in values.items():
+        if name == "config":
+            value = MappingProxyType(value) if value else NO_CONFIG
+        object.__setattr__(route, name, value)
+    for name, value in (attributes or {}).items():
+        object.__setattr__(route, name, value)
+    return route
 
 
 def _refusing_starlettes_call(init: Callable[..., None]) -> Callable[..., None]:

@@ -8,9 +8,12 @@ from typing import Any, overload
 
 import httpx
 
+from ._app import App
+from ._asgi import ASGIDriver
 from ._router import Router, RouteRegistry
 from ._target import root_path_refused
 from ._testing_sides import browsers_url
+from ._wsgi import WSGIDriver
 
 INTERFACES = ("wsgi", "asgi", "both")
 
@@ -21,13 +24,16 @@ def check_interface(interface: str) -> None:
 
 
 def check_app(app: object) -> None:
-    """Refuse a client's ``app`` that is the class ``App``, or a ``Router`` (the class or
-    one), which failed only at the first request, with ``'Router' object has no attribute
-    'as_wsgi'`` or ``App.as_wsgi() missing 1 required positional argument: 'self'``.
+    """Refuse a client's ``app`` that is no ``App``: the class ``App``, a ``Router`` (the
+    class or one), what ``as_wsgi()`` or ``as_asgi()`` made, or any other callable, which
+    failed only at the first request, with ``'Router' object has no attribute 'as_wsgi'`` or
+    ``App.as_wsgi() missing 1 required positional argument: 'self'``.
 
     Raises:
-        TypeError: For either, saying what to give.
+        TypeError: For any of them, saying what to give.
     """
+    if isinstance(app, App):
+        return
     if isinstance(app, type) and issubclass(app, RouteRegistry) and not issubclass(app, Router):
         name = app.__name__
         raise TypeError(
@@ -40,6 +46,17 @@ def check_app(app: object) -> None:
             f"TestClient takes an App, not a Router ({given}): include the router in an "
             "app, app = App(); app.include(router), and give it the app"
         )
+    if isinstance(app, (WSGIDriver, ASGIDriver)):
+        # NOTE: Starlette's client takes an ASGI callable: a port gives it app.as_asgi().
+        made = "as_wsgi()" if isinstance(app, WSGIDriver) else "as_asgi()"
+        raise TypeError(
+            f"TestClient takes an App, not what its {made} made: give the app itself, "
+            "TestClient(app), which drives as_wsgi() and as_asgi() as the interface says"
+        )
+    raise TypeError(
+        f"TestClient takes a microweb App, not {type(app).__name__}: it drives the app's own "
+        "as_wsgi() and as_asgi(); another WSGI or ASGI callable is for httpx's own transports"
+    )
 
 
 def check_flag(name: str, value: object) -> bool:

@@ -91,10 +91,11 @@ class TestClient(RequestMethods):
             ``https://`` URL with a host (or that has a query, a fragment, a port past
             65535 or a host that ends in a number and is no IPv4 address), or a
             ``root_path`` that does not start with ``/`` or that ends with one.
-        TypeError: If ``app`` is the class ``App`` or a ``Router`` (include it in an app),
-            ``ignore_headers`` is one string, ``client`` is neither a ``(host, port)`` tuple
-            nor ``None``, or ``follow_redirects`` or ``raise_server_exceptions`` is not a
-            ``bool``.
+        TypeError: If ``app`` is no ``App``: the class ``App``, a ``Router`` (include it in
+            an app), what ``as_wsgi()`` or ``as_asgi()`` made (give the app itself), or any other
+            object; or if ``ignore_headers`` is one string, ``client`` is neither a
+            ``(host, port)`` tuple nor ``None``, or ``follow_redirects`` or
+            ``raise_server_exceptions`` is not a ``bool``.
 
     Attributes:
         base_url: As given; read on every request and WebSocket handshake, and checked as

@@ -17,7 +17,7 @@ from servers import HOST, free_port, start, stop
 
 from microweb import App
 from microweb._cli import TargetError, main, routes_table
-from microweb._importer import _split, load_app, source_dir
+from microweb._importer import _split, factory_target, load_app, source_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,6 +106,38 @@ def test_the_classes_and_a_router_as_targets_say_what_to_serve(
     )
     with pytest.raises(TargetError, match=message):
         load_app(f"{path}:{attr}")
+
+
+@pytest.mark.parametrize("attr", ["App", "app"])
+def test_the_class_app_called_as_a_factory_says_what_to_serve(tmp_path: Path, attr: str) -> None:
+    # NOTE: "ported.py:App()" (or --factory) served an app made anew, with no routes: the
+    # same mistake as "ported.py:App", which said what to serve.
+    path = tmp_path / "ported.py"
+    path.write_text("from microweb import App\napp = App\n")
+    for target in (f"{path}:{attr}()", factory_target(f"{path}:{attr}")):
+        with pytest.raises(TargetError) as raised:
+            load_app(target)
+        assert str(raised.value) == (
+            f"{target!r} calls the class App itself, which makes an app with none of the "
+            "module's routes: make one, app = App(), register the routes on it and serve that"
+        )
+
+
+def test_a_class_that_makes_no_app_is_not_called_a_factory(tmp_path: Path) -> None:
+    # NOTE: an ASGI app written as a class (as ASGI 2 had them) was told "if it is an app
+    # factory, serve ...:Asgi()", which then needed arguments, or made no App.
+    path = tmp_path / "ported.py"
+    path.write_text(
+        "class Asgi:\n    def __init__(self, scope):\n        self.scope = scope\n"
+        "class Plain:\n    pass\n"
+    )
+    for attr in ("Asgi", "Plain"):
+        with pytest.raises(TargetError) as raised:
+            load_app(f"{path}:{attr}")
+        assert str(raised.value) == (
+            f"'{path}:{attr}' is the class {attr}, not a microweb App: microweb serve serves "
+            "an App, app = App(), or an app factory that returns one"
+        )
 
 
 @pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])

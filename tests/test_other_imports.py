@@ -7,9 +7,12 @@ And Starlette's ``Route(path, endpoint)`` called on microweb's ``Route``, or its
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import importlib
 import pickle
 import sys
+import threading
 import types
 from pathlib import Path
 from typing import Any
@@ -409,6 +412,42 @@ def test_the_classes_given_to_the_test_client_say_what_to_give(make_client: Make
     assert make_client(app).get("/api/links").text == "listed"
 
 
+def _plain_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [])
+    return [b"plain"]
+
+
+async def _plain_asgi(scope: Any, receive: Any, send: Any) -> None:
+    pass
+
+
+def test_a_driver_or_another_callable_given_to_the_test_client_says_what_to_give(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: TestClient(app.as_asgi()), as Starlette's client takes an ASGI app, failed only at
+    # the first request, with "'ASGIDriver' object has no attribute 'as_wsgi'".
+    app = App()
+    app.get("/links")(_endpoint)
+    wsgi_driver = app.as_wsgi()
+    for driver in (wsgi_driver, app.as_asgi()):
+        with pytest.raises(TypeError) as raised:
+            make_client(driver)  # type: ignore[arg-type]
+        made = "as_wsgi()" if "WSGI" in type(driver).__name__ else "as_asgi()"
+        assert str(raised.value) == (
+            f"TestClient takes an App, not what its {made} made: give the app itself, "
+            "TestClient(app), which drives as_wsgi() and as_asgi() as the interface says"
+        )
+    wsgi_driver.close()
+    for other, kind in ((_plain_wsgi, "function"), (_plain_asgi, "function"), (None, "NoneType")):
+        with pytest.raises(TypeError) as raised:
+            make_client(other)  # type: ignore[arg-type]
+        assert str(raised.value) == (
+            f"TestClient takes a microweb App, not {kind}: it drives the app's own as_wsgi() "
+            "and as_asgi(); another WSGI or ASGI callable is for httpx's own transports"
+        )
+    assert make_client(app).get("/links").text == "listed"
+
+
 def _shown(request: Request, item_id: int) -> str:
     return f"item {item_id}"
 
@@ -455,6 +494,81 @@ def test_a_route_is_copied_and_pickled_with_its_config(how: str) -> None:
     deep = copy.deepcopy(routes[0])
     assert deep.config["tags"] == ["a"] and deep.config["tags"] is not routes[0].config["tags"]
     assert copy.copy(routes[0]) == routes[0]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _TaggedRoute(Route):
+    """A plugin's route subclass, with a field that ``__init__`` does not take."""
+
+    tag: str = dataclasses.field(default="", init=False)
+
+
+class _NotedRoute(Route):
+    """A route subclass that is no dataclass: it has a ``__dict__`` of its own."""
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_a_route_subclass_is_copied_with_its_own_fields(how: str) -> None:
+    # NOTE: the copy was made by calling the class with every field: "__init__() got an
+    # unexpected keyword argument 'tag'" for an init=False field, and an attribute of a
+    # subclass's __dict__ was lost.
+    made: dict[str, Route] = {
+        "tagged": _TaggedRoute("/t", frozenset({"GET"}), _shown, "t", False, config={"db": 1}),
+        "noted": _NotedRoute("/n", frozenset({"GET"}), _shown, "n", False),
+    }
+    object.__setattr__(made["tagged"], "tag", "kept")
+    made["noted"].__dict__["note"] = "kept"
+    for route in made.values():
+        if how == "copy":
+            copied = copy.copy(route)
+        elif how == "deepcopy":
+            copied = copy.deepcopy(route)
+        else:
+            copied = pickle.loads(pickle.dumps(route))
+        assert type(copied) is type(route) and copied == route and copied is not route
+        assert copied.template == route.template and dict(copied.config) == dict(route.config)
+    assert _copied_attr(made["tagged"], how, "tag") == "kept"
+    assert _copied_attr(made["noted"], how, "note") == "kept"
+
+
+def _copied_attr(route: Route, how: str, name: str) -> Any:
+    """Return the attribute ``name`` of ``route`` copied as ``how`` says."""
+    if how == "copy":
+        return getattr(copy.copy(route), name)
+    if how == "deepcopy":
+        return getattr(copy.deepcopy(route), name)
+    return getattr(pickle.loads(pickle.dumps(route)), name)
+
+
+class _View:
+    """A view object holding what cannot be copied, whose method is a handler."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def show(self, request: Request) -> str:
+        return "shown"
+
+    def __call__(self, request: Request) -> str:
+        return "called"
+
+
+def _with_extra(request: Request, extra: list[int]) -> str:
+    return str(extra)
+
+
+def test_a_deep_copied_route_shares_a_handler_that_is_no_function() -> None:
+    # NOTE: a deep copy copied a bound method's object ("cannot pickle '_thread.lock'"), a
+    # callable object or a partial: the copy's handler was another, the copy unequal.
+    view = _View()
+    app = App()
+    app.get("/method")(view.show)
+    app.get("/object", name="object")(view)
+    app.get("/partial", name="partial")(functools.partial(_with_extra, extra=[1]))
+    for route in app.routes:
+        copied = copy.deepcopy(route)
+        assert copied.handler is route.handler and copied == route
+    assert [copy.deepcopy(route) for route in app.routes] == app.routes
 
 
 def _route_kept(request: Request) -> dict[str, Any]:

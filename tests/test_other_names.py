@@ -185,7 +185,21 @@ _CONSTRUCTOR_KEYWORDS = [
         "Router(prefix=...), then router.route(path, methods=",
     ),
     (Router, "url_prefix", "/api", "Flask's Blueprint's", "Router(prefix='/api')"),
+    # NOTE: Flask(__name__, static_folder=..., template_folder=...), a port's first line:
+    # Python names the keyword before it counts the positional arguments.
+    (App, "static_folder", "public", "Flask's", "App(), then app.install(Static('public'))"),
+    (App, "template_folder", "pages", "Flask's", "templates = Templates('pages')"),
 ]
+
+
+def test_flasks_folders_with_its_import_name_say_what_to_write() -> None:
+    with pytest.raises(TypeError) as raised:
+        App(__name__, static_folder="public", template_folder="pages")  # type: ignore[call-arg]
+    assert str(raised.value) == (
+        "App.__init__() got an unexpected keyword argument 'static_folder' (Flask's keyword): "
+        "write App(), then app.install(Static('public')), Static from microweb.plugins "
+        "(a relative folder is found from the current directory)"
+    )
 
 
 @pytest.mark.parametrize(("cls", "keyword", "value", "whose", "advice"), _CONSTRUCTOR_KEYWORDS)
