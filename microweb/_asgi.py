@@ -10,7 +10,8 @@ from functools import partial
 from types import CoroutineType
 from typing import TYPE_CHECKING, cast
 
-from ._asgi_body import ASGIBody, default_limit
+from ._asgi_body import ASGIBody
+from ._asgi_body_terms import default_limit
 from ._asgi_lifespan import run_lifespan, start_once
 from ._asgi_request import request_of
 from ._asgi_streams import body_of, send_rest

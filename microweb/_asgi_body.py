@@ -7,51 +7,34 @@ through the loop in hops (``HOP_CHUNKS``). The same source tells when the client
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from ._app_loop import Stalled, run_on_loop
+from ._app_loop import run_on_loop
+from ._asgi_body_terms import LoopReadDone, default_limit, framing, warn_stalled
 from ._body import (
     CHUNK_SIZE,
     CLAIM,
-    DEFAULT_BODY_LIMIT,
     HOP_CHUNKS,
     MAX_LENGTH_DIGITS,
     ReadDone,
-    check_transfer_coding,
     parse_content_length,
 )
 from ._buffer import BodyBuffer, BodyMeter, JSONMeter
 from ._concurrency import coroutine_of
 from ._errors import ClientDisconnect, HTTPError
-from ._request import logged_method, logged_path
 from ._types import Message, Receive
 
 if TYPE_CHECKING:
     from ._request import Request
 
 T = TypeVar("T")
-logger = logging.getLogger("microweb")
 # NOTE: held while ASGIBody._stalled() sets a request's flag: one warning a request.
 _TOLD = threading.Lock()
 # NOTE: a header line's name.
 _NAME = itemgetter(0)
-
-# NOTE: a scope extension that microweb's Uvicorn protocols give a request expecting
-# 100-continue (_stall.py): called, once, when the app first waits for the body. Uvicorn sends
-# no 100 Continue once the answer has started, so a body read after that is one the client
-# need not send; this tells the protocol that the client owes it from now on.
-BODY_AWAITED = "microweb.body_awaited"
-# NOTE: a scope extension that microweb's Uvicorn protocols give every request (_stall.py):
-# called, it says whether the connection is lost or closing (a write failed, the client was
-# closed for not reading), so that what the app sends now may never reach the client.
-# Uvicorn's send() returns at once then, and the driver's watcher of receive() hears of it only
-# some turns of the loop later: an async stream that awaits nothing else ran on for a turn
-# (TURN, 5 ms) for each, about 20 ms. The driver asks it at each of the stream's turns.
-SENDS_DROPPED = "microweb.sends_dropped"
 
 
 class MessageChunks:
@@ -98,31 +81,6 @@ class MessageChunks:
     async def aclose(self) -> None:
         """Read no more of the body."""
         self._more = self._open = False
-
-
-class LoopReadDone(ReadDone):
-    """The end of a read of an ASGI body, which a pool thread's read waits for on the loop.
-
-    The read waited for needs the loop: a thread that waited for it here, with the loop held by
-    code that joins that thread, waited for ever with no word, where a read of its own is
-    told of (``ASGIBody._stalled``). So it waits through a hop to the loop, as a read does.
-    """
-
-    __slots__ = ("_loop", "_stalled")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, stalled: Stalled) -> None:
-        super().__init__()
-        self._loop, self._stalled = loop, stalled
-
-    def wait_blocking(self) -> None:
-        # NOTE: a hop, not a wait on the event: 20 us more, only where two reads meet.
-        if not self._done.is_set():
-            run_on_loop(self._loop, self.wait(), self._stalled)
-
-
-def default_limit() -> int:
-    """The body limit of an ``ASGIBody`` until the driver gives the request's."""
-    return DEFAULT_BODY_LIMIT
 
 
 class ASGIBody:
@@ -211,7 +169,7 @@ class ASGIBody:
             length = headers[names.index(b"content-length")][1]
             if length.isdigit() and len(length) <= MAX_LENGTH_DIGITS:
                 return int(length)
-        chunked, found = _framing(headers)
+        chunked, found = framing(headers)
         # SPEC: RFC 9112 6.3, Content-Length is ignored when Transfer-Encoding is present.
         if chunked or found is None:
             return None
@@ -240,7 +198,7 @@ class ASGIBody:
             # hid a "Content-Length: 3" (a 400 in one case), a "Transfer-Encoding" or a
             # "Content-Encoding" beside a lower-case Content-Type. PERF: checked once a request
             # that reads its body, joined (names of any bytes-like type, a server's bytearray,
-            # are read): as long as one loop of _framing() over 8 names (timeit, 2026-12-06).
+            # are read): as long as one loop of framing() over 8 names (timeit, 2026-12-06).
             names = list(map(_NAME, self._headers))
             if not b"".join(names).islower():
                 self._headers = [(name.lower(), value) for name, value in self._headers]
@@ -469,18 +427,7 @@ class ASGIBody:
             if self._stall_told:
                 return True
             self._stall_told = True
-        logger.warning(
-            "%s %s: a thread's sync read of the body (read(), json(), form(), iter_parts(),"
-            " is_disconnected()...) has waited %.1f s for the event loop, which has run nothing"
-            " else meanwhile: if the code that holds the loop waits for that thread (a join() in"
-            " a def handler with offload=False, a sync flow, a sync error handler or async def"
-            " code), both wait for ever. Join a thread that reads the body from an offloaded def"
-            " handler (drop offload=False), or from async code with"
-            " await asyncio.to_thread(thread.join)",
-            logged_method(request),
-            logged_path(request),
-            waited,
-        )
+        warn_stalled(request, waited)
         return True
 
     async def _hop_for(self, awaitable: Awaitable[T]) -> T:
@@ -544,25 +491,3 @@ class ASGIBody:
         self._pending = None
         if self._hop is not None:
             self._hop.cancel()
-
-
-def _framing(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bool, bytes | None]:
-    """Whether ``headers`` say Transfer-Encoding (its codings checked), and their one
-    Content-Length."""
-    length = None
-    codings: list[str] = []
-    for name, value in headers:
-        if name == b"transfer-encoding":
-            codings.append(value.decode("latin-1"))
-        elif name == b"content-length":
-            if (length is not None and value != length) or not value:
-                # SPEC: RFC 9112 6.3, a Content-Length of two values, or of none, frames no
-                # body: Uvicorn (h11, httptools) and Waitress answer 400 before the app.
-                # Where a client gives the app its headers (the test client), the last
-                # line was taken, and "4" then "3" read a body framed as 4 bytes as 3.
-                raise HTTPError(400, "invalid Content-Length")
-            length = value
-    if codings:
-        # NOTE: every line at once: "chunked" on two lines is chunked twice.
-        check_transfer_coding(codings)
-    return bool(codings), length

@@ -12,7 +12,8 @@ from operator import countOf, itemgetter
 from typing import Any
 from urllib.parse import quote
 
-from ._asgi_body import BODY_AWAITED, SENDS_DROPPED, ASGIBody
+from ._asgi_body import ASGIBody
+from ._asgi_body_terms import BODY_AWAITED, SENDS_DROPPED
 from ._file_threads import ThreadHooks
 from ._limits import Limits
 from ._request import Request, decode_raw_path, new_request

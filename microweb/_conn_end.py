@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ._asgi_body import BODY_AWAITED
+from ._asgi_body_terms import BODY_AWAITED
 from ._framing import has_body
 from ._sockets import reset_after_end
 

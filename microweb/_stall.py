@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from uvicorn.protocols.http.flow_control import FlowControl
 
-from ._asgi_body import BODY_AWAITED, SENDS_DROPPED
+from ._asgi_body_terms import BODY_AWAITED, SENDS_DROPPED
 
 # NOTE: Waitress's default channel_timeout: seconds with no byte of a request that is due
 # before the connection is closed, under both servers.

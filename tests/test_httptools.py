@@ -29,7 +29,7 @@ from waitress.adjustments import Adjustments
 from waitress.parser import HTTPRequestParser
 
 from microweb import App, Request, Response, _h11, _httptools_refusals
-from microweb._asgi_body import SENDS_DROPPED
+from microweb._asgi_body_terms import SENDS_DROPPED
 from microweb._h11 import BoundedH11
 from microweb._h11_connection import FramedConnection
 from microweb._httptools import BoundedHttpTools

@@ -35,6 +35,7 @@ IO_MODULES = frozenset(
         "_asgi_request.py",
         "_body.py",
         "_asgi_body.py",
+        "_asgi_body_terms.py",
         "_concurrency.py",
         "_cut_closing.py",
         "_in_pool.py",
@@ -223,8 +224,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "bridges": (
         "_app_loop", "_stream_ahead", "_unawaited", "_concurrency", "_cut_closing", "_in_pool",
-        "_close_threads", "_file_threads", "_pool", "_pool_futures", "_body", "_asgi_body",
-        "_lifespans",
+        "_close_threads", "_file_threads", "_pool", "_pool_futures", "_body", "_asgi_body_terms",
+        "_asgi_body", "_lifespans",
     ),
     "drivers": (
         "_wsgi_request", "_wsgi_end", "_wsgi_closing", "_wsgi_stream", "_wsgi", "_asgi_request",

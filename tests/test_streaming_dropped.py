@@ -17,7 +17,7 @@ import pytest
 from drive import Message, http_scope
 
 from microweb import App, Request, Response
-from microweb._asgi_body import SENDS_DROPPED
+from microweb._asgi_body_terms import SENDS_DROPPED
 
 # NOTE: chunks sent before the connection is lost, and a bound on the stream, should it never
 # hear of the loss (a few tenths of a second of 1-byte chunks, some 50 TURNs).

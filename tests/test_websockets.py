@@ -39,7 +39,7 @@ from microweb import (
     WebSocket,
     WebSocketDisconnect,
 )
-from microweb._asgi_body import default_limit
+from microweb._asgi_body_terms import default_limit
 from microweb._limits import MAX_JSON_DEPTH
 from microweb.plugins import CORS
 from microweb.testing import TestClient
