@@ -81,12 +81,13 @@ class RouteRegistry:
 
         Raises:
             ValueError: If the template or a method is invalid, another template has the
-                same name, ``limits`` names ``max_headers`` (the app's only), or (a router)
-                the router was included already.
+                same name, ``limits`` names ``max_headers`` (the app's only) or gives a limit
+                a value ``Limits`` refuses, or (a router) the router was included already.
             TypeError: If the handler does not take the template's parameters as keyword
                 arguments, is a generator function, or is a ``def`` wrapper of an
-                ``async def`` function; or if ``methods`` or ``skip`` is one string instead
-                of a list.
+                ``async def`` function; if ``methods`` or ``skip`` is one string instead
+                of a list; or if ``limits`` is neither a ``Limits`` nor a mapping, or names
+                no limit.
         """
         if isinstance(methods, str):
             # NOTE: methods="POST" read as the methods P, O, S and T (review140).
@@ -96,7 +97,7 @@ class RouteRegistry:
         if unknown or not method_set:
             raise ValueError(f"unknown HTTP methods {sorted(unknown)} for route {path!r}")
         skipped = skip_names(skip)
-        check_route_limits(limits)
+        check_route_limits(limits, path)
 
         def decorator(handler: H) -> H:
             route = self._make_route(path, method_set, handler, name, offload, limits)
