@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from ._effects import Colored
 from ._handler_checks import as_flow, check_error_key, error_handler_entry
 from ._limits import RouteLimits, check_route_limits
-from ._other_names import add_other_names, routing_advice
+from ._other_names import add_other_names, listed_first, routing_advice
 from ._plan import ErrorHandler
 from ._route_nesting import check_prefix_template, join_prefix, with_options
 from ._route_templates import parse_template
@@ -386,6 +386,14 @@ def check_includable(router: object) -> None:
         raise TypeError(
             "include() takes a Router, not an App, whose plugins, flows and hooks would be "
             "left out: register the routes on a Router, with its own flows, and include it"
+        )
+    counted = listed_first(router)
+    if counted and isinstance(counted[1], Router):
+        # NOTE: it read "include() takes a Router, not list: [<microweb...Router object at
+        # ...>, ...]", where the fix is one include() each (review424).
+        raise TypeError(
+            f"include() takes one Router, not a {type(router).__name__} of {counted[0]}: call "
+            "include() once for each of them (for router in routers: app.include(router))"
         )
     advice = routing_advice(router)
     if advice:

@@ -354,6 +354,29 @@ def test_a_list_subclass_of_starlettes_routes_given_to_include() -> None:
         app.include(_Listed())  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("kind", [list, tuple, _Listed])
+def test_routers_listed_given_to_include_say_to_include_each(
+    make_client: MakeClient, kind: type
+) -> None:
+    # NOTE: it read "include() takes a Router, not list: [<microweb...Router object ...>, ...]",
+    # where the fix is one include() each (review424).
+    first, second = Router(prefix="/a"), Router(prefix="/b")
+    first.get("/links")(_endpoint)
+    second.get("/links")(_endpoint)
+    app = App()
+    for registry in (app, Router()):
+        with pytest.raises(TypeError) as raised:
+            registry.include(kind([first, second]))
+        assert str(raised.value) == (
+            f"include() takes one Router, not a {kind.__name__} of 2: call include() once "
+            "for each of them (for router in routers: app.include(router))"
+        )
+    for router in (first, second):
+        app.include(router)
+    client = make_client(app)
+    assert [client.get(f"{p}/links").text for p in ("/a", "/b")] == ["listed", "listed"]
+
+
 def test_a_value_whose_repr_raises_given_to_include_gets_the_type_error() -> None:
     # NOTE: the message showed repr(value), whose error went out of include() in its place.
     class Shown:
