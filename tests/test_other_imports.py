@@ -624,3 +624,24 @@ def test_a_route_whose_handler_pickles_not_is_deep_copied_but_not_pickled() -> N
     assert copy.deepcopy(route).handler is route.handler
     with pytest.raises((pickle.PicklingError, AttributeError), match="lambda"):
         pickle.dumps(route)
+
+
+def test_a_route_whose_config_copies_not_names_the_key() -> None:
+    # NOTE: a deep copy said "cannot pickle '_thread.lock' object" alone, naming neither the
+    # route nor the key (review424). pickle.dumps fails in pickle's own code, after
+    # Route.__reduce__ returned, where no note can be added: Python 3.14 adds its own
+    # ("when serializing dict item 'lock'").
+    app = App()
+    app.get("/items/{item_id:int}", config={"db": False, "lock": threading.Lock()})(_shown)
+    [route] = app.routes
+    with pytest.raises(TypeError, match=r"_thread\.lock") as raised:
+        copy.deepcopy(route)
+    notes = getattr(raised.value, "__notes__", [])
+    if sys.version_info >= (3, 11):
+        assert notes == [
+            "deep-copying the route '/items/{item_id:int}': its config['lock'] could not be copied"
+        ]
+    else:
+        assert notes == []
+    with pytest.raises(TypeError, match=r"_thread\.lock"):
+        pickle.dumps(route)
