@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -103,17 +104,56 @@ class Limits:
 RouteLimits = Limits | Mapping[str, int]
 
 
-def check_route_limits(override: RouteLimits | None) -> None:
-    """Refuse a route's mapping of limits that names one only the app's can set.
+def check_route_limits(override: RouteLimits | None, path: str) -> None:
+    """Refuse, at registration, a route's limits that ``resolve_limits`` could not apply.
+
+    Args:
+        override: The route's ``limits=``.
+        path: The route's template, named in the error.
 
     Raises:
-        ValueError: If it names ``max_headers``.
+        TypeError: If it is neither a ``Limits`` nor a mapping, or a mapping names no limit.
+        ValueError: If a mapping names ``max_headers`` or gives a value a ``Limits`` refuses.
     """
-    if isinstance(override, Mapping) and "max_headers" in override:
+    if override is None or isinstance(override, Limits):
+        return
+    where = f"route {path!r}"
+    if isinstance(override, type) and issubclass(override, Limits):
+        raise TypeError(
+            f"{where}: limits= takes a Limits or a dict, not the class Limits itself: call it, "
+            "Limits(max_body_size=...), or pass a dict of the limits to change"
+        )
+    if not isinstance(override, Mapping):
+        # NOTE: it was Python's "Limits.replace() argument after ** must be a mapping, not
+        # int", at the app's registration, and a Router's at include() (review424).
+        raise TypeError(
+            f"{where}: limits= takes a Limits or a dict of limits to change, "
+            f"not {type(override).__name__}"
+        )
+    if "max_headers" in override:
         raise ValueError(
             "max_headers is the app's limit, not a route's: the headers may be read before "
             "routing (by flows, as the plugins' are); set App(limits=Limits(max_headers=...))"
         )
+    # NOTE: an unknown name was Python's "Limits.__init__() got an unexpected keyword
+    # argument", from inside dataclasses.replace, naming no route (review424).
+    for key in override:
+        if key not in _ROUTE_LIMIT_NAMES:
+            raise TypeError(f"{where}: limits= has no {key!r}{_near_limit(key)}")
+    try:
+        Limits(**override)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+_ROUTE_LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits) if f.name != "max_headers")
+
+
+def _near_limit(key: object) -> str:
+    """The tail of the error of an unknown route limit: a near name, and every name."""
+    near = difflib.get_close_matches(key, _ROUTE_LIMIT_NAMES, n=1) if isinstance(key, str) else []
+    guess = f" (did you mean {near[0]!r}?)" if near else ""
+    return f"{guess}: a route's limits are {', '.join(_ROUTE_LIMIT_NAMES)}"
 
 
 def resolve_limits(base: Limits, override: RouteLimits | None) -> Limits:

@@ -207,6 +207,25 @@ _STARLETTE_ROUTING = {
 _APPS = {"Starlette": "a Starlette app", "FastAPI": "a FastAPI app"}
 
 
+def listed_first(given: object) -> tuple[int, object] | None:
+    """The length and first item of ``given``, a non-empty list or tuple; else ``None``.
+
+    Args:
+        given: What ``include()`` was given in place of a ``Router``.
+    """
+    # NOTE: a subclass's list too (routes kept in one of the app's), read by list's own
+    # methods: its __len__ and __getitem__ are the app's code.
+    if issubclass(type(given), list):
+        listed = cast("list[object]", given)
+        count = list.__len__(listed)
+        return (count, list.__getitem__(listed, 0)) if count else None
+    if issubclass(type(given), tuple):
+        kept = cast("tuple[object, ...]", given)
+        count = tuple.__len__(kept)
+        return (count, tuple.__getitem__(kept, 0)) if count else None
+    return None
+
+
 def routing_advice(given: object) -> str:
     """Say what to write for ``given``, microweb's ``Route`` or Starlette's or FastAPI's routing
     object or app (or a list of them), that ``include()`` refused; else ``""``.
@@ -215,16 +234,8 @@ def routing_advice(given: object) -> str:
         given: What ``include()`` was given in place of a ``Router``.
     """
     # NOTE: type() alone, no attribute of the app's objects read: this is an error path.
-    # NOTE: a subclass's list too (routes kept in one of the app's), read by list's own
-    # methods: its __len__ and __getitem__ are the app's code.
-    first = given
-    if issubclass(type(given), list):
-        listed = cast("list[object]", given)
-        first = list.__getitem__(listed, 0) if list.__len__(listed) else given
-    elif issubclass(type(given), tuple):
-        kept = cast("tuple[object, ...]", given)
-        first = tuple.__getitem__(kept, 0) if tuple.__len__(kept) else given
-    cls = type(first)
+    counted = listed_first(given)
+    cls = type(counted[1] if counted else given)
     if issubclass(cls, Route):
         return (
             "a Route (what a plugin's apply() reads, made by the app): add a route with "

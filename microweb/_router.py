@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from ._effects import Colored
 from ._handler_checks import as_flow, check_error_key, error_handler_entry
 from ._limits import RouteLimits, check_route_limits
-from ._other_names import add_other_names, routing_advice
+from ._other_names import add_other_names, listed_first, routing_advice
 from ._plan import ErrorHandler
 from ._route_nesting import check_prefix_template, join_prefix, with_options
 from ._route_templates import parse_template
@@ -81,12 +81,13 @@ class RouteRegistry:
 
         Raises:
             ValueError: If the template or a method is invalid, another template has the
-                same name, ``limits`` names ``max_headers`` (the app's only), or (a router)
-                the router was included already.
+                same name, ``limits`` names ``max_headers`` (the app's only) or gives a limit
+                a value ``Limits`` refuses, or (a router) the router was included already.
             TypeError: If the handler does not take the template's parameters as keyword
                 arguments, is a generator function, or is a ``def`` wrapper of an
-                ``async def`` function; or if ``methods`` or ``skip`` is one string instead
-                of a list.
+                ``async def`` function; if ``methods`` or ``skip`` is one string instead
+                of a list; or if ``limits`` is neither a ``Limits`` nor a mapping, or names
+                no limit.
         """
         if isinstance(methods, str):
             # NOTE: methods="POST" read as the methods P, O, S and T (review140).
@@ -96,7 +97,7 @@ class RouteRegistry:
         if unknown or not method_set:
             raise ValueError(f"unknown HTTP methods {sorted(unknown)} for route {path!r}")
         skipped = skip_names(skip)
-        check_route_limits(limits)
+        check_route_limits(limits, path)
 
         def decorator(handler: H) -> H:
             route = self._make_route(path, method_set, handler, name, offload, limits)
@@ -385,6 +386,14 @@ def check_includable(router: object) -> None:
         raise TypeError(
             "include() takes a Router, not an App, whose plugins, flows and hooks would be "
             "left out: register the routes on a Router, with its own flows, and include it"
+        )
+    counted = listed_first(router)
+    if counted and isinstance(counted[1], Router):
+        # NOTE: it read "include() takes a Router, not list: [<microweb...Router object at
+        # ...>, ...]", where the fix is one include() each (review424).
+        raise TypeError(
+            f"include() takes one Router, not a {type(router).__name__} of {counted[0]}: call "
+            "include() once for each of them (for router in routers: app.include(router))"
         )
     advice = routing_advice(router)
     if advice:

@@ -5,10 +5,12 @@ arguments, route names. Their lookup is ``_route_table``'s; templates and conver
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import inspect
 import re
+import sys
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -352,7 +354,34 @@ class Route:
         # for a view holding a lock), and the copy was unequal to the route.
         memo[id(self.handler)] = self.handler
         _, (cls, values, attributes) = self.__reduce__()
-        return _restored(cls, copy.deepcopy(values, memo), copy.deepcopy(attributes, memo))
+        try:
+            return _restored(cls, copy.deepcopy(values, memo), copy.deepcopy(attributes, memo))
+        except Exception as exc:
+            _note_uncopied_config(exc, self, memo)
+            raise
+
+
+def _note_uncopied_config(exc: Exception, route: Route, memo: dict[int, Any]) -> None:
+    """Note on ``exc``, a deep copy's error, the key of ``route.config`` that could not be
+    copied (Python 3.11 on: 3.10 has no notes); nothing where every value copies."""
+    # NOTE: it said "cannot pickle '_thread.lock' object" alone, naming neither the route nor
+    # the key (review424). Only here, once the copy failed: the copy of each value again, to
+    # find it. pickle.dumps(route) fails in pickle's own code, after __reduce__ returned, where
+    # no note can be added (Python 3.14 adds its own: "when serializing dict item 'lock'").
+    if sys.version_info < (3, 11):
+        return
+    for key, value in route.config.items():
+        try:
+            copy.deepcopy(value, dict(memo))
+        except Exception:
+            note = (
+                f"deep-copying the route {route.template!r}: its config[{key!r}] could not be "
+                "copied"
+            )
+            with contextlib.suppress(Exception):
+                if note not in getattr(exc, "__notes__", ()):
+                    exc.add_note(note)
+            return
 
 
 def _restored(

@@ -354,6 +354,29 @@ def test_a_list_subclass_of_starlettes_routes_given_to_include() -> None:
         app.include(_Listed())  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("kind", [list, tuple, _Listed])
+def test_routers_listed_given_to_include_say_to_include_each(
+    make_client: MakeClient, kind: type
+) -> None:
+    # NOTE: it read "include() takes a Router, not list: [<microweb...Router object ...>, ...]",
+    # where the fix is one include() each (review424).
+    first, second = Router(prefix="/a"), Router(prefix="/b")
+    first.get("/links")(_endpoint)
+    second.get("/links")(_endpoint)
+    app = App()
+    for registry in (app, Router()):
+        with pytest.raises(TypeError) as raised:
+            registry.include(kind([first, second]))
+        assert str(raised.value) == (
+            f"include() takes one Router, not a {kind.__name__} of 2: call include() once "
+            "for each of them (for router in routers: app.include(router))"
+        )
+    for router in (first, second):
+        app.include(router)
+    client = make_client(app)
+    assert [client.get(f"{p}/links").text for p in ("/a", "/b")] == ["listed", "listed"]
+
+
 def test_a_value_whose_repr_raises_given_to_include_gets_the_type_error() -> None:
     # NOTE: the message showed repr(value), whose error went out of include() in its place.
     class Shown:
@@ -600,4 +623,25 @@ def test_a_route_whose_handler_pickles_not_is_deep_copied_but_not_pickled() -> N
     [route] = app.routes
     assert copy.deepcopy(route).handler is route.handler
     with pytest.raises((pickle.PicklingError, AttributeError), match="lambda"):
+        pickle.dumps(route)
+
+
+def test_a_route_whose_config_copies_not_names_the_key() -> None:
+    # NOTE: a deep copy said "cannot pickle '_thread.lock' object" alone, naming neither the
+    # route nor the key (review424). pickle.dumps fails in pickle's own code, after
+    # Route.__reduce__ returned, where no note can be added: Python 3.14 adds its own
+    # ("when serializing dict item 'lock'").
+    app = App()
+    app.get("/items/{item_id:int}", config={"db": False, "lock": threading.Lock()})(_shown)
+    [route] = app.routes
+    with pytest.raises(TypeError, match=r"_thread\.lock") as raised:
+        copy.deepcopy(route)
+    notes = getattr(raised.value, "__notes__", [])
+    if sys.version_info >= (3, 11):
+        assert notes == [
+            "deep-copying the route '/items/{item_id:int}': its config['lock'] could not be copied"
+        ]
+    else:
+        assert notes == []
+    with pytest.raises(TypeError, match=r"_thread\.lock"):
         pickle.dumps(route)

@@ -802,6 +802,54 @@ def test_a_routes_max_headers_is_refused() -> None:
             registry.get("/", limits={"max_headers": 5000})
 
 
+def test_a_routes_unknown_limit_names_the_route_and_the_limits() -> None:
+    # NOTE: it was Python's "Limits.__init__() got an unexpected keyword argument 'max_body'",
+    # from inside dataclasses.replace, and on a Router only at include() (review424).
+    for registry in (App(), Router(prefix="/api")):
+        with pytest.raises(TypeError) as raised:
+            registry.get("/x", limits={"max_body": 10})
+        message = str(raised.value)
+        assert message.startswith("route '/x': limits= has no 'max_body'")
+        assert "has no 'max_body' (did you mean 'max_body_size'?): a route's" in message
+        assert "max_json_size" in message
+        assert "max_headers" not in message
+
+
+def test_a_routes_unknown_limit_without_a_near_name() -> None:
+    with pytest.raises(TypeError, match=r"limits= has no 'colour': a route's limits are"):
+        App().post("/x", limits={"colour": 1})
+
+
+def test_a_routes_limit_of_the_wrong_type_is_refused_at_registration() -> None:
+    for registry in (App(), Router()):
+        for value in ("10", True, -1, 1.5, None):
+            with pytest.raises(ValueError, match=r"route '/x': Limits.max_body_size must be a"):
+                registry.get("/x", limits={"max_body_size": value})
+
+
+def test_a_routes_limits_of_the_wrong_kind_are_refused() -> None:
+    for registry in (App(), Router()):
+        for value in (5, "max_body_size", [("max_body_size", 5)]):
+            with pytest.raises(TypeError, match=r"route '/x': limits= takes a Limits or a dict"):
+                registry.get("/x", limits=value)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"not the class Limits itself: call it, Limits\("):
+            registry.get("/x", limits=Limits)  # type: ignore[arg-type]
+
+
+def test_a_routers_checked_limits_hold_once_included(make_client: MakeClient) -> None:
+    router = Router(prefix="/api")
+
+    @router.post("/small", limits={"max_body_size": 4})
+    def small(request: Request) -> dict[str, int]:
+        return {"size": len(request.read())}
+
+    app = App()
+    app.include(router)
+    client = make_client(app)
+    assert client.post("/api/small", content=b"1234").json() == {"size": 4}
+    assert client.post("/api/small", content=b"12345").status_code == 413
+
+
 # -- client, scheme, host, url, state, interface, app ----------------------------------------
 
 
