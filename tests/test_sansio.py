@@ -234,7 +234,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "facade": (
         "_other_names", "_route_nesting", "_handler_checks", "_router", "_app_registries",
-        "_app", "__init__", "__main__", "testing",
+        "_app_routes", "_app", "__init__", "__main__", "testing",
         "_testing_wsgi",
         "_testing_asgi",
         "_testing_http", "_testing_websocket", "_testing_cookies", "_testing_cookie_order",
