@@ -147,6 +147,11 @@ async def close_awaited(
         if not sender.done() and not sending.closed:
             # NOTE: here, for a request the server cancelled too (then or meanwhile): its
             # task ends now, the sender's is kept.
+            if pool is not None:
+                # NOTE: a sync stream's step or close may run on in its thread: given up on
+                # with no cancellation, it went uncounted at the lifespan's shutdown, whose
+                # hooks ran under it with no word (review418).
+                pool.cut_off = True
             give_up_on_close(sender, sending, stream, request)
 
 
