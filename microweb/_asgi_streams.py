@@ -76,7 +76,9 @@ async def _close_unsent(host: StreamHost, stream: Any, request: Request) -> None
         values: list[ContextRecord] = []
         try:
             # NOTE: a task only where there is a stream to close (not a file's HEAD or 304).
-            await close_unsent(_closed_unsent(host, stream, request, values), stream, request)
+            await close_unsent(
+                _closed_unsent(host, stream, request, values), stream, request, host.made_pool
+            )
         finally:
             if values:
                 # NOTE: what its close set in its task is set in the request's, as for a sent

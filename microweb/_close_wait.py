@@ -146,14 +146,25 @@ async def close_awaited(
         if not sender.done() and not sending.closed:
             # NOTE: here, for a request the server cancelled too (then or meanwhile): its
             # task ends now, the sender's is kept.
+            if pool is not None:
+                # NOTE: a sync stream's step or close may run on in its thread: given up on
+                # with no cancellation, it went uncounted at the lifespan's shutdown, whose
+                # hooks ran under it with no word (review418).
+                pool.cut_off = True
             give_up_on_close(sender, sending, stream, request)
 
 
-async def close_unsent(closing: Coroutine[Any, Any, None], stream: Any, request: Request) -> None:
+async def close_unsent(
+    closing: Coroutine[Any, Any, None],
+    stream: Any,
+    request: Request,
+    pool: WorkerPool | None = None,
+) -> None:
     """Run ``closing``, the close of a stream that is not sent (a HEAD's, a 204's, a 304's),
     for ``CLOSE_WAIT`` seconds at most, as a sent stream's: past them, the answer ends and the
-    close runs on in its task, kept until it ends. ``closing`` logs what the close raises, and
-    carries a ``KeyboardInterrupt`` or ``SystemExit`` (``Carried``), raised again here."""
+    close runs on in its task, kept until it ends (a sync one in ``pool``'s thread, which is
+    marked cut off). ``closing`` logs what the close raises, and carries a
+    ``KeyboardInterrupt`` or ``SystemExit`` (``Carried``), raised again here."""
     # NOTE: awaited in the request's task, a close that never returned left the client waiting
     # for the end of the answer for ever (and the server's shutdown for the task).
     task = asyncio.ensure_future(closing)
@@ -161,6 +172,8 @@ async def close_unsent(closing: Coroutine[Any, Any, None], stream: Any, request:
         await asyncio.wait({task}, timeout=CLOSE_WAIT)
     finally:
         if not task.done():
+            if pool is not None:
+                pool.cut_off = True  # NOTE: as a sent stream's (close_awaited()), review418.
             _keep_late(task, stream, request)
     if not task.done() or task.cancelled():
         return

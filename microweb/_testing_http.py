@@ -19,6 +19,7 @@ import httpx
 
 from ._app_loop import run_on_loop
 from ._body import MAX_LENGTH_DIGITS
+from ._close_wait import close_wait
 from ._testing_content import uploaded
 from ._testing_sides import Answer
 from ._testing_wsgi import CLIENT_CLOSED, check_scheme, refused_request_head, take_written_path
@@ -311,7 +312,8 @@ class _Exchange(httpx.AsyncByteStream):
 
         Raises:
             Exception: An error that ended the app and was not raised yet.
-            TimeoutError: If the client left and the app did not end within ``WAIT`` seconds.
+            TimeoutError: If the client left and the app did not end within ``CLOSE_WAIT`` and
+                ``WAIT`` seconds.
         """
         try:
             if self._over.is_set():
@@ -334,18 +336,24 @@ class _Exchange(httpx.AsyncByteStream):
             self._task = ended_in_place_of(self._task)
 
     async def _leave(self) -> None:
-        """Be a client that goes away before the end, and give the app ``WAIT`` seconds to end."""
+        """Be a client that goes away before the end, and give the app ``CLOSE_WAIT`` and
+        ``WAIT`` seconds to end."""
         self._left = True
         self._over.set()
         while not self._chunks.empty():
             self._chunks.get_nowait()  # NOTE: frees a send() waiting for room.
-        await asyncio.wait({self._task}, timeout=WAIT)
+        # NOTE: CLOSE_WAIT first, the app's own bound on its stream's close (a def generator
+        # blocked in the pool, an async one's finally): as long as WAIT, the test's ran out
+        # as the app's did, and a stream a server ends with a warning raised TimeoutError in
+        # the test, its request cut off (review418).
+        bound = close_wait() + WAIT
+        await asyncio.wait({self._task}, timeout=bound)
         if not self._task.done():
-            # NOTE: bounded, as a server's shutdown is: a stream that ignores the disconnect
-            # (a def generator blocked in the pool) must not hold the test for ever.
+            # NOTE: bounded, as a server's shutdown is: an app that ignores the disconnect
+            # (after-response work that never returns) must not hold the test for ever.
             self._task.cancel()
             await asyncio.wait({self._task}, timeout=WAIT)
-            raise TimeoutError(f"the app did not end within {WAIT} s of the client leaving")
+            raise TimeoutError(f"the app did not end within {bound:g} s of the client leaving")
 
 
 class SyncBody(httpx.SyncByteStream):
