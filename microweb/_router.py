@@ -98,6 +98,11 @@ class RouteRegistry:
             raise ValueError(f"unknown HTTP methods {sorted(unknown)} for route {path!r}")
         skipped = skip_names(skip)
         check_route_limits(limits, path)
+        if isinstance(limits, Mapping):
+            # NOTE: a router's route kept the caller's dict, read at include(): changed after
+            # the check, it gave limits never checked, or failed there naming no route
+            # (attack424). The values checked are the ones kept.
+            limits = dict(limits)
 
         def decorator(handler: H) -> H:
             route = self._make_route(path, method_set, handler, name, offload, limits)

@@ -850,6 +850,27 @@ def test_a_routers_checked_limits_hold_once_included(make_client: MakeClient) ->
     assert client.post("/api/small", content=b"12345").status_code == 413
 
 
+def test_a_routers_limits_are_the_ones_checked_at_registration(make_client: MakeClient) -> None:
+    # NOTE: a Router kept the dict itself, read at include(): changed after the check, it
+    # failed there with Python's "Limits.__init__() got an unexpected keyword argument",
+    # naming no route, or gave the route limits never checked; an app's route took the values
+    # at registration (attack424).
+    shared = {"max_body_size": 4}
+    router = Router(prefix="/api")
+
+    @router.post("/small", limits=shared)
+    def small(request: Request) -> dict[str, int]:
+        return {"size": len(request.read())}
+
+    shared["max_body"] = 10
+    shared["max_body_size"] = -1
+    app = App()
+    app.include(router)
+    client = make_client(app)
+    assert client.post("/api/small", content=b"1234").json() == {"size": 4}
+    assert client.post("/api/small", content=b"12345").status_code == 413
+
+
 # -- client, scheme, host, url, state, interface, app ----------------------------------------
 
 
