@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from types import GeneratorType, MappingProxyType
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from ._effects import Colored
@@ -400,12 +400,12 @@ def check_includable(router: object) -> None:
             f"include() takes one Router, not a {type(router).__name__} of {counted[0]}: call "
             "include() once for each of them (for router in routers: app.include(router))"
         )
-    if isinstance(router, GeneratorType):
+    if isinstance(router, Iterator):
         # NOTE: it read "include() takes a Router, not generator: <generator object ...>";
         # not read, as that would use up its routers (attack424).
         raise TypeError(
-            "include() takes one Router, not a generator: call include() once for each router "
-            "it gives (for router in routers: app.include(router))"
+            f"include() takes one Router, not a {type(router).__name__}: call include() once "
+            "for each router it gives (for router in routers: app.include(router))"
         )
     advice = routing_advice(router)
     if advice:

@@ -662,16 +662,21 @@ def test_routers_in_a_dict_or_a_set_given_to_include_say_to_include_each() -> No
             )
 
 
-def test_a_generator_given_to_include_says_to_include_each() -> None:
+@pytest.mark.parametrize("kind", ["generator", "list_iterator", "map"])
+def test_a_generator_given_to_include_says_to_include_each(kind: str) -> None:
     # NOTE: it read "include() takes a Router, not generator: <generator object ...>"; it is
     # not read (its routers would be used up) to say so (attack424).
     routers = [Router(prefix="/a"), Router(prefix="/b")]
     for registry in (App(), Router()):
-        given = (router for router in routers)
+        given = {
+            "generator": (router for router in routers),
+            "list_iterator": iter(routers),
+            "map": map(lambda router: router, routers),
+        }[kind]
         with pytest.raises(TypeError) as raised:
             registry.include(given)  # type: ignore[arg-type]
         assert str(raised.value) == (
-            "include() takes one Router, not a generator: call include() once for each "
+            f"include() takes one Router, not a {kind}: call include() once for each "
             "router it gives (for router in routers: app.include(router))"
         )
         assert list(given) == routers
