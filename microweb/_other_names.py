@@ -208,7 +208,8 @@ _APPS = {"Starlette": "a Starlette app", "FastAPI": "a FastAPI app"}
 
 
 def listed_first(given: object) -> tuple[int, object] | None:
-    """The length and first item of ``given``, a non-empty list or tuple; else ``None``.
+    """The length and first item of ``given``, a non-empty list, tuple, set or dict view;
+    else ``None``.
 
     Args:
         given: What ``include()`` was given in place of a ``Router``.
@@ -223,7 +224,16 @@ def listed_first(given: object) -> tuple[int, object] | None:
         kept = cast("tuple[object, ...]", given)
         count = tuple.__len__(kept)
         return (count, tuple.__getitem__(kept, 0)) if count else None
+    # NOTE: app.include(routers.values()) had no hint (attack424). A dict's view and a set
+    # iterated by their own types' methods, which call none of the app's code.
+    for kind in _UNORDERED:
+        if issubclass(type(given), kind):
+            count = kind.__len__(given)
+            return (count, next(kind.__iter__(given))) if count else None
     return None
+
+
+_UNORDERED: tuple[Any, ...] = (type({}.values()), type({}.keys()), set, frozenset)
 
 
 def routing_advice(given: object) -> str:

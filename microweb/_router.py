@@ -98,6 +98,11 @@ class RouteRegistry:
             raise ValueError(f"unknown HTTP methods {sorted(unknown)} for route {path!r}")
         skipped = skip_names(skip)
         check_route_limits(limits, path)
+        if isinstance(limits, Mapping):
+            # NOTE: a router's route kept the caller's dict, read at include(): changed after
+            # the check, it gave limits never checked, or failed there naming no route
+            # (attack424). The values checked are the ones kept.
+            limits = dict(limits)
 
         def decorator(handler: H) -> H:
             route = self._make_route(path, method_set, handler, name, offload, limits)
@@ -394,6 +399,13 @@ def check_includable(router: object) -> None:
         raise TypeError(
             f"include() takes one Router, not a {type(router).__name__} of {counted[0]}: call "
             "include() once for each of them (for router in routers: app.include(router))"
+        )
+    if isinstance(router, Iterator):
+        # NOTE: it read "include() takes a Router, not generator: <generator object ...>";
+        # not read, as that would use up its routers (attack424).
+        raise TypeError(
+            f"include() takes one Router, not a {type(router).__name__}: call include() once "
+            "for each router it gives (for router in routers: app.include(router))"
         )
     advice = routing_advice(router)
     if advice:

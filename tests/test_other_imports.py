@@ -645,3 +645,38 @@ def test_a_route_whose_config_copies_not_names_the_key() -> None:
         assert notes == []
     with pytest.raises(TypeError, match=r"_thread\.lock"):
         pickle.dumps(route)
+
+
+def test_routers_in_a_dict_or_a_set_given_to_include_say_to_include_each() -> None:
+    # NOTE: app.include(routers.values()) read "include() takes a Router, not dict_values:
+    # dict_values([<microweb.Router object at ...>])", where a list said to include each
+    # (attack424).
+    routers = {"a": Router(prefix="/a"), "b": Router(prefix="/b")}
+    for given in (routers.values(), set(routers.values()), frozenset(routers.values())):
+        for registry in (App(), Router()):
+            with pytest.raises(TypeError) as raised:
+                registry.include(given)  # type: ignore[arg-type]
+            assert str(raised.value) == (
+                f"include() takes one Router, not a {type(given).__name__} of 2: call "
+                "include() once for each of them (for router in routers: app.include(router))"
+            )
+
+
+@pytest.mark.parametrize("kind", ["generator", "list_iterator", "map"])
+def test_a_generator_given_to_include_says_to_include_each(kind: str) -> None:
+    # NOTE: it read "include() takes a Router, not generator: <generator object ...>"; it is
+    # not read (its routers would be used up) to say so (attack424).
+    routers = [Router(prefix="/a"), Router(prefix="/b")]
+    for registry in (App(), Router()):
+        given = {
+            "generator": (router for router in routers),
+            "list_iterator": iter(routers),
+            "map": map(lambda router: router, routers),
+        }[kind]
+        with pytest.raises(TypeError) as raised:
+            registry.include(given)  # type: ignore[arg-type]
+        assert str(raised.value) == (
+            f"include() takes one Router, not a {kind}: call include() once for each "
+            "router it gives (for router in routers: app.include(router))"
+        )
+        assert list(given) == routers

@@ -6,6 +6,7 @@ import asyncio
 import copy
 import json
 import pickle
+import types
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -848,6 +849,62 @@ def test_a_routers_checked_limits_hold_once_included(make_client: MakeClient) ->
     client = make_client(app)
     assert client.post("/api/small", content=b"1234").json() == {"size": 4}
     assert client.post("/api/small", content=b"12345").status_code == 413
+
+
+def test_a_routers_limits_are_the_ones_checked_at_registration(make_client: MakeClient) -> None:
+    # NOTE: a Router kept the dict itself, read at include(): changed after the check, it
+    # failed there with Python's "Limits.__init__() got an unexpected keyword argument",
+    # naming no route, or gave the route limits never checked; an app's route took the values
+    # at registration (attack424).
+    shared = {"max_body_size": 4}
+    router = Router(prefix="/api")
+
+    @router.post("/small", limits=shared)
+    def small(request: Request) -> dict[str, int]:
+        return {"size": len(request.read())}
+
+    shared["max_body"] = 10
+    shared["max_body_size"] = -1
+    app = App()
+    app.include(router)
+    client = make_client(app)
+    assert client.post("/api/small", content=b"1234").json() == {"size": 4}
+    assert client.post("/api/small", content=b"12345").status_code == 413
+
+
+def test_every_spelling_of_a_routes_limits_still_registers() -> None:
+    # NOTE: the check at registration (review424) must let through what resolve_limits took:
+    # a Limits (a subclass too), any mapping of route limits, an empty one, None, and 0.
+    class Own(Limits):
+        __slots__ = ()
+
+    every = {f: 0 for f in Limits.__slots__ if f != "max_headers"}
+    spellings: list[Any] = [
+        Limits(max_body_size=0),
+        Own(max_body_size=0),
+        every,
+        types.MappingProxyType({"max_body_size": 0}),
+        {},
+        None,
+    ]
+    app, router = App(limits=Limits(max_json_size=7)), Router(prefix="/api")
+    for index, limits in enumerate(spellings):
+        for registry in (app, router):
+            registry.get(f"/r{index}", limits=limits)(_limits_shown)
+    app.include(router)
+    got = {route.template: route.limits for route in app.routes}
+    for prefix in ("", "/api"):
+        assert got[f"{prefix}/r0"] == Limits(max_body_size=0)
+        assert got[f"{prefix}/r1"] == Own(max_body_size=0)
+        assert got[f"{prefix}/r2"] == Limits(max_headers=1000, **every)
+        assert got[f"{prefix}/r3"] == Limits(max_body_size=0, max_json_size=7)
+        assert got[f"{prefix}/r4"] == got[f"{prefix}/r5"] == Limits(max_json_size=7)
+    # NOTE: a router's route kept the MappingProxyType, which no deep copy could copy.
+    assert copy.deepcopy(router.routes[3]).limits == {"max_body_size": 0}
+
+
+def _limits_shown(request: Request) -> str:
+    return repr(request.route.limits if request.route else None)
 
 
 # -- client, scheme, host, url, state, interface, app ----------------------------------------
