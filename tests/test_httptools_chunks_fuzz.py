@@ -261,3 +261,18 @@ def test_a_chunk_line_longer_than_what_is_kept_is_not_known_never_ended_wrong(
             assert got == truth or cut > LONG_CHUNK_LINE
             for state in states:
                 assert state is None or len(state[2]) <= LONG_CHUNK_LINE
+
+
+def test_bodies_httptools_takes_end_where_it_ends_them_read_a_byte_at_a_time() -> None:
+    # NOTE: each read ends between any two bytes: all the state carried from read to read.
+    rng = random.Random("review427-bytes")
+    taken = 0
+    while taken < 60:
+        body = chunked_body(rng)
+        truth = httptools_end(body)
+        if truth is None or len(body) > 600:
+            continue
+        taken += 1
+        got, states = read_in_reads(body, list(range(len(body) + 1)), chunks_read)
+        assert got == truth, (body, truth, got)
+        assert states == read_in_reads(body, list(range(len(body) + 1)), joined_chunks_read)[1]
