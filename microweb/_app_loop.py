@@ -3,7 +3,10 @@
 A server thread hands an awaitable to a loop running in another thread and blocks until it
 ends; under WSGI that loop is the ``AppLoop``, the app's one long-lived event loop. An async
 stream runs there in one task, ahead of the server thread that sends its chunks
-(``_stream_ahead.iterate_on_loop``).
+(``_stream_ahead.iterate_on_loop``). A ``SystemExit`` or ``KeyboardInterrupt`` that a task or
+callback of no request lets out of the loop is logged, and the loop runs on
+(``run_until_stopped``). ``ContextRecord`` is a context recorded as code begins to run in it,
+whose changes ``adopt()`` later sets in the caller's.
 """
 
 from __future__ import annotations

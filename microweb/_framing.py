@@ -1,7 +1,7 @@
 """The one reading of a request's framing, shared by ``microweb serve``'s Waitress parser and
 Uvicorn protocols and by the app's body reads: ``Transfer-Encoding`` lines (chunked, 400 or 501,
-and why), chunk extensions, fields in a trailer, folded header lines, and a protocol switch
-with a body."""
+and why), chunk extensions, framing fields in a trailer, folded header lines, and a protocol
+switch with a body."""
 
 from __future__ import annotations
 
