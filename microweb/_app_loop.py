@@ -625,10 +625,11 @@ def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
     """Run ``loop`` in this thread until it stops; then cancel its tasks and let them end.
 
     A ``SystemExit`` or ``KeyboardInterrupt`` that a task or a callback lets out of the loop
-    (a background task's ``sys.exit()``) is logged, and the loop runs on, until stopped by
-    ``stop_loop``. Each task left then gets ``CancelledError`` and up to ``CLEANUP_WAIT``
-    seconds to run its cleanup; then the loop's async generators are closed, as
-    ``asyncio.run()`` does at its end, and the loop is closed.
+    (a background task's ``sys.exit()``), or a stop made by ``loop.stop()`` itself, is logged,
+    and the loop runs on, until stopped by ``stop_loop``. Each task left then gets
+    ``CancelledError`` and up to ``CLEANUP_WAIT`` seconds to run its cleanup (an exit it raises
+    is logged too); then the loop's async generators are closed, as ``asyncio.run()`` does at
+    its end, and the loop is closed.
     """
     _RUN_TO_THE_END.add(loop)
     try:
@@ -684,7 +685,15 @@ def _run_through_exits(
             if loop in _STOPPED if until is None else until.done():
                 return
         else:
-            return
+            if until is not None or loop in _STOPPED:
+                return
+            # NOTE: a stop the app's own code made (asyncio.get_running_loop().stop()) ran the
+            # cleanup and closed the loop, the app open: under WSGI every later async request
+            # was a 500 "reached async code after the app was closed" (review421).
+            logger.error(
+                "the event loop was stopped by a call of its stop() outside microweb: "
+                "ignored, and the loop runs on (the app's close stops it)"
+            )
 
 
 async def _clean_up(loop: asyncio.AbstractEventLoop) -> None:

@@ -184,3 +184,25 @@ def test_an_exit_in_a_cancelled_tasks_cleanup_leaves_the_other_cleanups_run(
     said = [r.getMessage() for r in caplog.records if r.name == "microweb"]
     assert len(said) == 1 and ending.__name__ in said[0], said
     assert not [r for r in caplog.records if "destroyed" in r.getMessage()]
+
+
+def test_a_stop_of_the_loop_by_the_apps_own_code_is_logged_and_the_loop_serves_on(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the loop's thread ran its cleanup and closed the loop: under WSGI every later async
+    # request was a 500 "reached async code after the app was closed"; under the test client's
+    # ASGI side the request itself was cancelled, and the client's close found the loop closed.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = _app(SystemExit, threading.Event())
+
+    @app.get("/stop")
+    async def stop(request: Request) -> str:
+        asyncio.get_running_loop().stop()
+        return "stopped"
+
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/stop").text == "stopped"
+        for _ in range(3):
+            assert client.get("/fine").text == "fine"
+    said = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert len(said) == 1 and "stop()" in said[0], said
