@@ -628,10 +628,11 @@ def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
     """Run ``loop`` in this thread until it stops; then cancel its tasks and let them end.
 
     A ``SystemExit`` or ``KeyboardInterrupt`` that a task or a callback lets out of the loop
-    (a background task's ``sys.exit()``) is logged, and the loop runs on, until stopped by
-    ``stop_loop``. Each task left then gets ``CancelledError`` and up to ``CLEANUP_WAIT``
-    seconds to run its cleanup; then the loop's async generators are closed, as
-    ``asyncio.run()`` does at its end, and the loop is closed.
+    (a background task's ``sys.exit()``), or a stop made by ``loop.stop()`` itself, is logged,
+    and the loop runs on, until stopped by ``stop_loop``. Each task left then gets
+    ``CancelledError`` and up to ``CLEANUP_WAIT`` seconds to run its cleanup (an exit it raises
+    is logged too); then the loop's async generators are closed, as ``asyncio.run()`` does at
+    its end, and the loop is closed.
     """
     _RUN_TO_THE_END.add(loop)
     try:
@@ -643,7 +644,9 @@ def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
         _CLEANING.add(loop)
         # NOTE: without this, a request cut off by stop() or a startup hook's background task
         # would be destroyed pending ("Task was destroyed but it is pending!"), its cleanup unrun.
-        loop.run_until_complete(_clean_up(loop))
+        # NOTE: an exit a cancelled task raises in its finally is logged, and the cleanup runs
+        # on: it ended the loop's thread, unlogged, the other tasks destroyed pending (review421).
+        _run_through_exits(loop, loop.create_task(_clean_up(loop)))
     finally:
         # NOTE: here, not in stop(): the loop's thread is the one that knows when it is done,
         # also when stop() did not wait for it (called on the loop, or after its 10 s).
@@ -657,10 +660,16 @@ def stop_loop(loop: asyncio.AbstractEventLoop) -> None:
     loop.stop()
 
 
-def _run_through_exits(loop: asyncio.AbstractEventLoop) -> None:
+def _run_through_exits(
+    loop: asyncio.AbstractEventLoop, until: asyncio.Future[None] | None = None
+) -> None:
+    """Run ``loop`` until stopped by ``stop_loop``, or given ``until``, until it is done."""
     while True:
         try:
-            loop.run_forever()
+            if until is None:
+                loop.run_forever()
+            else:
+                loop.run_until_complete(until)
         except (SystemExit, KeyboardInterrupt) as exc:
             # NOTE: asyncio lets these two out of a task (and a callback), and out of the loop:
             # the loop's thread ended for good, every later call was refused as after the app's
@@ -676,10 +685,18 @@ def _run_through_exits(loop: asyncio.AbstractEventLoop) -> None:
             del exc  # NOTE: no cycle through this frame and the traceback.
             # NOTE: run_forever() forgets a stop made in the turn that the exception ended; one
             # asked for and not made yet is still queued.
-            if loop in _STOPPED:
+            if loop in _STOPPED if until is None else until.done():
                 return
         else:
-            return
+            if until is not None or loop in _STOPPED:
+                return
+            # NOTE: a stop the app's own code made (asyncio.get_running_loop().stop()) ran the
+            # cleanup and closed the loop, the app open: under WSGI every later async request
+            # was a 500 "reached async code after the app was closed" (review421).
+            logger.error(
+                "the event loop was stopped by a call of its stop() outside microweb: "
+                "ignored, and the loop runs on (the app's close stops it)"
+            )
 
 
 async def _clean_up(loop: asyncio.AbstractEventLoop) -> None:
@@ -691,7 +708,10 @@ async def _clean_up(loop: asyncio.AbstractEventLoop) -> None:
         # would keep the gather, and this loop, waiting forever.
         done, _ = await asyncio.wait(tasks, timeout=CLEANUP_WAIT)
         for task in done:
-            if not task.cancelled() and task.exception() is not None:
+            # NOTE: an exit is logged by _run_through_exits() as it is raised.
+            if not task.cancelled() and not isinstance(
+                task.exception(), (type(None), SystemExit, KeyboardInterrupt)
+            ):
                 loop.call_exception_handler(
                     {
                         "message": "a task raised while its event loop stopped",

@@ -35,3 +35,17 @@ async def fine(request: Request) -> str:
     """Answer after one turn of the loop."""
     await asyncio.sleep(0)
     return "fine"
+
+
+async def _leave_as_cancelled() -> None:
+    try:
+        await asyncio.sleep(1000)
+    finally:
+        sys.exit(9)
+
+
+@app.get("/at-stop")
+async def at_stop(request: Request) -> str:
+    """Start a task that calls ``sys.exit(9)`` as the app loop's stop cancels it."""
+    TASKS.append(asyncio.get_running_loop().create_task(_leave_as_cancelled()))
+    return "waiting"

@@ -150,3 +150,59 @@ def test_a_stop_made_in_the_turn_an_exit_ends_still_stops_the_loop(
     assert not thread.is_alive(), "the loop ran on after its stop"
     assert loop.is_closed()
     assert len(caplog.records) == 1 and "SystemExit" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("ending", ENDINGS)
+def test_an_exit_in_a_cancelled_tasks_cleanup_leaves_the_other_cleanups_run(
+    interface: str, ending: type[BaseException], caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: raised as the loop's stop cancelled the tasks left, it ended the loop's cleanup:
+    # the other tasks were destroyed pending, their finally unrun, and microweb said nothing.
+    caplog.set_level(logging.ERROR)
+    app = App()
+    tasks: list[asyncio.Task[None]] = []
+    ended: list[str] = []
+
+    async def wait(name: str) -> None:
+        try:
+            await asyncio.sleep(100)
+        finally:
+            if name == "leaving":
+                raise ending(7)
+            await asyncio.sleep(0.01)
+            ended.append(name)
+
+    @app.get("/tasks")
+    async def start(request: Request) -> str:
+        loop = asyncio.get_running_loop()
+        tasks.extend(loop.create_task(wait(name)) for name in ("first", "leaving", "last"))
+        return "started"
+
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/tasks").text == "started"
+    assert sorted(ended) == ["first", "last"]
+    said = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert len(said) == 1 and ending.__name__ in said[0], said
+    assert not [r for r in caplog.records if "destroyed" in r.getMessage()]
+
+
+def test_a_stop_of_the_loop_by_the_apps_own_code_is_logged_and_the_loop_serves_on(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the loop's thread ran its cleanup and closed the loop: under WSGI every later async
+    # request was a 500 "reached async code after the app was closed"; under the test client's
+    # ASGI side the request itself was cancelled, and the client's close found the loop closed.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = _app(SystemExit, threading.Event())
+
+    @app.get("/stop")
+    async def stop(request: Request) -> str:
+        asyncio.get_running_loop().stop()
+        return "stopped"
+
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/stop").text == "stopped"
+        for _ in range(3):
+            assert client.get("/fine").text == "fine"
+    said = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert len(said) == 1 and "stop()" in said[0], said

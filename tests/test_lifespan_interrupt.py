@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from microweb import App, _app_loop
-from microweb._app_loop import hop_to_loop, run_until_stopped
+from microweb._app_loop import hop_to_loop, run_until_stopped, stop_loop
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="signal.pthread_kill is POSIX-only")
 
@@ -158,7 +158,7 @@ def test_ctrl_c_before_the_loop_started_the_call_cancels_it_and_gets_out() -> No
     def guard() -> None:
         if not released.wait(timeout=10):
             events.append("loop stopped by the guard")
-            loop.call_soon_threadsafe(loop.stop)
+            loop.call_soon_threadsafe(stop_loop, loop)
 
     runner = threading.Thread(target=run_until_stopped, args=(loop,), daemon=True)
     runner.start()
@@ -171,7 +171,7 @@ def test_ctrl_c_before_the_loop_started_the_call_cancels_it_and_gets_out() -> No
     finally:
         released.set()
         with contextlib.suppress(RuntimeError):  # NOTE: the guard's stop closed it.
-            loop.call_soon_threadsafe(loop.stop)
+            loop.call_soon_threadsafe(stop_loop, loop)
         runner.join()
     assert events == ["step cancelled"]
 
@@ -245,7 +245,7 @@ def test_ctrl_c_as_the_call_is_handed_to_the_loop_cancels_it_and_gets_out(when: 
             hop_to_loop(loop, _slow_step(events, started))
         events.append("interrupt handled")
     finally:
-        loop.call_soon_threadsafe(loop.stop)
+        loop.call_soon_threadsafe(stop_loop, loop)
         runner.join()
     if when == "after":
         assert started.is_set() and events == ["step cancelled", "interrupt handled"]

@@ -7,6 +7,7 @@ handler's exit goes to the server under both: a 500, and the server serves on.
 
 from __future__ import annotations
 
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -58,3 +59,16 @@ def test_a_background_tasks_exit_ends_uvicorn_with_its_status(tmp_path: Path) ->
     with running(serve_command("uvicorn-h11", APP, port), port=port, log=log) as process:
         assert _get(port, "/task") == (200, b"started")
         assert process.wait(timeout=15) == 4, read_log(log)
+
+
+def test_a_tasks_exit_as_the_stop_cancels_it_is_logged_as_waitress_ends(tmp_path: Path) -> None:
+    # NOTE: it ended the app loop's cleanup at the server's stop, and nothing was said of it.
+    port, log = free_port(), tmp_path / "server.log"
+    with running(serve_command("waitress", APP, port), port=port, log=log) as process:
+        assert _get(port, "/at-stop") == (200, b"waiting")
+        assert _get(port, "/fine") == (200, b"fine")
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)
+    said = read_log(log)
+    assert "SystemExit raised on the event loop by a task or callback outside any" in said
+    assert "SystemExit: 9" in said
