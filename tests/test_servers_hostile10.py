@@ -9,18 +9,16 @@ bytes and reads the answer.
 
 from __future__ import annotations
 
-import re
 import tracemalloc
 
 import pytest
 from servers import NEXT, ServedWay, assert_refused_alone, exchange, module_server, statuses
+from test_httptools_chunks_fuzz import joined_chunks_read
 
 from microweb._httptools_reads import (
     FOLLOWED_CHUNKS,
     FRESH_CHUNKS,
-    IN_DATA,
     IN_LINE,
-    IN_TRAILER,
     LONG_CHUNK_LINE,
     ChunkState,
     chunks_read,
@@ -77,37 +75,6 @@ def test_a_read_of_many_small_chunk_lines_is_followed_to_the_request_after_it(
     assert b"next" not in answer
     answer = exchange(server, small_chunks(count) + NEXT)
     assert statuses(answer) == [b"200", b"200"], answer[-300:]
-
-
-def joined_chunks_read(
-    state: ChunkState | None, data: bytes, start: int
-) -> tuple[ChunkState | None, int]:
-    """``chunks_read()`` as it was before review411, each line looked for in what was kept
-    joined with the rest of the read: what it must still give."""
-    size = len(data)
-    while state is not None and start <= size:
-        phase, left, kept, chunks = state
-        if phase == IN_DATA:
-            if left > size - start:
-                return (IN_DATA, left - (size - start), b"", chunks), -1
-            start, state = start + left, (IN_LINE, 0, b"", chunks)
-            continue
-        joined = kept + data[start:]
-        if phase == IN_TRAILER:
-            end = joined.find(b"\n\r\n")
-            if end < 0:
-                return (IN_TRAILER, 0, joined[-2:], 0), -1
-            return None, start + end + 3 - len(kept)
-        end = joined.find(b"\r\n")
-        if end < 0:
-            return (None if len(joined) > LONG_CHUNK_LINE else (IN_LINE, 0, joined, chunks)), -1
-        found = re.match(rb"[0-9A-Fa-f]+", joined[:end])
-        chunk = -1 if found is None else int(found[0], 16)
-        if chunk < 0 or (chunk and not chunks):
-            return None, -1
-        start += end + 2 - len(kept)
-        state = (IN_DATA, chunk + 2, b"", chunks - 1) if chunk else (IN_TRAILER, 0, b"\n", 0)
-    return None, -1
 
 
 # NOTE: bodies, good and bad, with the bytes after them: CRs and LFs where lines may be cut.
