@@ -19,12 +19,18 @@ from drive import body_messages, http_scope
 from microweb import App, Request, Response
 
 
-async def _cut_off_then_shut_down(
-    app: App, path: str, entered: threading.Event, release: threading.Event
-) -> list[dict[str, Any]]:
-    """Start the lifespan, cancel a request to ``path`` once its ``def`` code has ``entered``
-    (as Uvicorn does at the end of its grace period), shut down, then ``release`` that code;
-    return the lifespan's replies."""
+async def _started(
+    app: App, path: str
+) -> tuple[
+    asyncio.Future[Any],
+    asyncio.Queue[dict[str, Any]],
+    list[dict[str, Any]],
+    asyncio.Future[Any],
+    asyncio.Event,
+]:
+    """Start the lifespan of ``app``, then a request to ``path`` whose client stays until the
+    event returned is set; return the lifespan's task, its inbox and replies, the request's
+    task, and that event."""
     asgi = app.as_asgi()
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     replies: list[dict[str, Any]] = []
@@ -37,12 +43,12 @@ async def _cut_off_then_shut_down(
     )
     await inbox.put({"type": "lifespan.startup"})
     messages = iter(body_messages(b""))
-    done = asyncio.Event()
+    left = asyncio.Event()
 
     async def receive() -> dict[str, Any]:
         message = next(messages, None)
         if message is None:
-            await done.wait()
+            await left.wait()
             return {"type": "http.disconnect"}
         return message
 
@@ -52,6 +58,16 @@ async def _cut_off_then_shut_down(
     while not replies:
         await asyncio.sleep(0)
     request = asyncio.ensure_future(asgi(http_scope(path=path), receive, send))
+    return lifespan, inbox, replies, request, left
+
+
+async def _cut_off_then_shut_down(
+    app: App, path: str, entered: threading.Event, release: threading.Event
+) -> list[dict[str, Any]]:
+    """Start the lifespan, cancel a request to ``path`` once its ``def`` code has ``entered``
+    (as Uvicorn does at the end of its grace period), shut down, then ``release`` that code;
+    return the lifespan's replies."""
+    lifespan, inbox, replies, request, _ = await _started(app, path)
     await asyncio.get_running_loop().run_in_executor(None, entered.wait)
     # NOTE: a sync stream's request then waits for the stream's step, which goes on in its
     # thread, and Uvicorn shuts down meanwhile.
@@ -135,33 +151,7 @@ async def _left_then_shut_down(
     code has ``entered``, wait for the request to end (``CLOSE_WAIT`` gives up on its stream),
     shut down, then ``release`` that code; return the lifespan's replies, and whether the
     request had ended before the shutdown."""
-    asgi = app.as_asgi()
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    replies: list[dict[str, Any]] = []
-
-    async def reply(message: dict[str, Any]) -> None:
-        replies.append(message)
-
-    lifespan = asyncio.ensure_future(
-        asgi({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, reply)
-    )
-    await inbox.put({"type": "lifespan.startup"})
-    messages = iter(body_messages(b""))
-    left = asyncio.Event()
-
-    async def receive() -> dict[str, Any]:
-        message = next(messages, None)
-        if message is None:
-            await left.wait()
-            return {"type": "http.disconnect"}
-        return message
-
-    async def send(message: dict[str, Any]) -> None:
-        pass
-
-    while not replies:
-        await asyncio.sleep(0)
-    request = asyncio.ensure_future(asgi(http_scope(path=path), receive, send))
+    lifespan, inbox, replies, request, left = await _started(app, path)
     try:
         await asyncio.get_running_loop().run_in_executor(None, entered.wait)
         left.set()
