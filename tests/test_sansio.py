@@ -213,7 +213,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_types", "_errors", "_limits", "_datastructures", "_percent", "_cookies", "_charsets",
         "_strict_json", "_parsing", "_framing", "_fields", "_disposition", "_closing", "_sse",
         "_files", "_route_templates",
-        "_routing", "_route_nodes", "_route_clashes", "_route_table", "_url_paths", "_effects",
+        "_routing", "_route_nodes", "_route_clashes", "_route_reach", "_route_table", "_url_paths",
+        "_effects",
         "_target", "_buffer", "_status", "_checkpoint", "_binding", "_media", "_file_bodies",
     ),
     "core": (
