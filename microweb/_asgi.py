@@ -16,13 +16,13 @@ from ._asgi_lifespan import run_lifespan, start_once
 from ._asgi_request import request_of
 from ._asgi_streams import body_of, send_rest
 from ._asgi_websocket import run_session
-from ._calls import client_left, handlers_failed, to_send
 from ._concurrency import (
     cancelled_here,
     drive_async,
     error_of_request,
     make_pool,
 )
+from ._default_answers import client_left, handlers_failed, to_send
 from ._effects import (
     ENDED,
     Colored,

@@ -1,21 +1,20 @@
 """Calling app code in its colour, and answering the errors it raises.
 
 ``call`` yields the effect a handler, an error handler or a flow step needs; ``error_response``
-turns an exception into a registered error handler's answer or the default error body, which
-is JSON or plain text by the client's ``Accept``; ``client_left`` answers a client that went
-away while its body was read. What is logged of the errors is ``_error_logs``'.
+turns an exception into a registered error handler's answer or the default error body
+(``_default_answers``, with what the drivers answer past the handlers). What is logged of the
+errors is ``_error_logs``'.
 """
 
 from __future__ import annotations
 
 import logging
-import traceback
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._buffer import is_too_large
+from ._default_answers import default_error, last_resort
 from ._effects import Colored, Effects, Ending, Offload, closing_here
-from ._emission import ACCEPT_VARIES, NOSNIFF, Header, negotiate_file, outgoing
+from ._emission import negotiate_file
 from ._error_logs import log_answered, log_failed, log_unhandled
 from ._errors import (
     ClientDisconnect,
@@ -25,13 +24,9 @@ from ._errors import (
     raise_own,
     report_unhandled,
     status_of,
-    status_phrase,
 )
-from ._media import JSON, TEXT, encode_json
-from ._parsing import header_value, prefers_json
-from ._port_hints import port_hint
 from ._request import logged_method, logged_path
-from ._response import Response, StreamBody
+from ._response import Response
 from ._results import copied, to_response
 
 if TYPE_CHECKING:
@@ -126,7 +121,7 @@ def error_response(
             # answers it, as any 431. The bug itself was logged above.
             report_unhandled(exc)
             return (yield from error_response(plan, request, refused))
-        return _last_resort(plan, request, exc)
+        return last_resort(plan, request, exc)
     finally:
         _answered(exc)
         # NOTE: the handler's failure has this frame in its traceback: kept in exc, the frame,
@@ -305,7 +300,7 @@ def _default_answer(plan: Plan, request: Request, exc: HTTPError, broken_before:
                 logged_path(request),
                 exc_info=broken,
             )
-            return _last_resort(plan, request, broken)
+            return last_resort(plan, request, broken)
         # NOTE: an HTTPError changed after it was made (a subclass that sets its detail, a
         # header added to exc.headers), past HTTPError()'s checks, into no answer: it raised
         # out of the app, a 500 and a traceback from the server with nothing logged by the app
@@ -333,98 +328,6 @@ def _answered(exc: Exception) -> None:
         # request it answered stayed alive with its body, 14 KB each for 10 KB bodies, and
         # the next error handler could reach an earlier user's locals (review142).
         exc.__traceback__ = None
-
-
-def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:
-    """Answer ``exc``, which an error handler raised where no error handler may answer it.
-
-    A sync error handler's own ``CancelledError`` reaches the driver past the handlers (the
-    core takes it for a cut), which answer it then; raised there again, it is logged as any
-    error handler's failure and the default 500 goes out.
-    """
-    logger.error(
-        "error handler failed for %s %s", logged_method(request), logged_path(request), exc_info=exc
-    )
-    return _last_resort(plan, request, exc)
-
-
-def to_send(
-    plan: Plan, request: Request, response: Response
-) -> tuple[Response, list[Header], bytes | StreamBody | None]:
-    """Return the response to send, with its headers and body as ``outgoing()`` gives them;
-    one that can't be sent is replaced (see ``unsendable``)."""
-    try:
-        headers, body = outgoing(response, request.method)
-    except Exception as exc:
-        response = unsendable(plan, request, exc, response)
-        headers, body = outgoing(response, request.method)
-    return response, headers, body
-
-
-def unsendable(plan: Plan, request: Request, exc: Exception, response: Response) -> Response:
-    """Answer ``exc``, which ``outgoing()`` raised for the app's ``response`` (a stream that is
-    no iterable, say): logged, and the default 500 goes out in its place, with the headers of
-    ``response`` that say nothing of its body and may label any 500 (CORS's, ``Vary``, a
-    request ID): not its caching, nor a cookie, which a handler's error's 500 lacks too.
-
-    No error handler answers it: the response has left the handlers and the flows, and
-    another of the app's own could fail the same way.
-    """
-    logger.error(
-        "unhandled error in %s %s: its response can't be sent",
-        logged_method(request),
-        logged_path(request),
-        exc_info=exc,
-    )
-    # NOTE: the flows had labelled the response that can't be sent: a page got a CORS error
-    # for the 500 that replaced it, where any other 500 reads as one.
-    answer = _last_resort(plan, request, exc)
-    for name, value in response.headers.items():
-        if _kept(name):
-            answer.headers.add(name, value)
-    return answer
-
-
-# NOTE: what describes the body not sent (or where else to go), and the 500's own header;
-# and what says something of that response that is wrong of a 500, which any other 500 (a
-# handler's error's) lacks: its caching (a CDN kept the 500 an hour; a CDN's own or nginx's
-# too), a retry time, a challenge, its methods, a refresh, its preloads; a body a proxy sends
-# in its place (nginx's X-Accel-Redirect, X-Sendfile); and a change of the client's state
-# (a cookie: a session saved, a sign-in made by a request that failed; cleared site data; an
-# authentication's next nonce). Also that response's own offers, as Allow is: a 426's Upgrade,
-# a 415's Accept-Patch; and nginx's buffering of its body (a stream's "no").
-_NOT_KEPT = frozenset(
-    {
-        "etag", "last-modified", "accept-ranges", "location", "x-content-type-options",
-        "expires", "age", "pragma", "surrogate-control", "x-accel-expires", "retry-after",
-        "www-authenticate", "allow", "refresh", "link", "x-accel-redirect", "x-sendfile",
-        "x-lighttpd-send-file", "digest", "repr-digest", "set-cookie", "clear-site-data",
-        "authentication-info", "upgrade", "accept-patch", "x-accel-buffering",
-    }
-)  # fmt: skip
-
-
-def _kept(name: str) -> bool:
-    # NOTE: a flow's security policy is no header of the body.
-    if name.startswith("content-"):
-        return name.startswith("content-security-policy")
-    # SPEC: RFC 9213: a CDN's own Cache-Control is named <cdn>-CDN-Cache-Control.
-    return name not in _NOT_KEPT and not name.endswith("cache-control")
-
-
-def _last_resort(plan: Plan, request: Request, exc: Exception) -> Response:
-    report_unhandled(exc)  # NOTE: the last resort; not an error a 500 handler answered.
-    detail = None
-    if plan.app.debug:
-        # NOTE: a lone surrogate (a name decoded with surrogateescape, in a message) made the
-        # page's encode raise out of the app (review161): written as "\udc80", as repr() would.
-        text = "".join(traceback.format_exception(exc))
-        # NOTE: what to write instead, as the log line says (request.form["x"] kept from Flask).
-        hint = port_hint(exc)
-        if hint:
-            text = f"{text}\n{hint}\n"
-        detail = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return default_error(request, 500, detail, {})
 
 
 def _error_value(request: Request, result: Any, exc: Exception, key: object) -> Response:
@@ -458,85 +361,3 @@ def _add_headers(response: Response, exc: HTTPError) -> None:
     # SPEC: RFC 9110 15.5.6 and 15.5.2: a 405 MUST carry Allow, a 401 WWW-Authenticate.
     for name, value in exc.headers.items():
         response.headers.setdefault(name, value)
-
-
-def default_error(
-    request: Request,
-    status: int,
-    detail: str | None,
-    headers: Mapping[str, str],
-    own: bool = False,
-) -> Response:
-    """Return the default error body: JSON when the client accepts JSON, else plain text.
-
-    ``own`` tells that ``headers`` are the router's (a 405's ``Allow``): lower case, checked,
-    and none of those this answer sets.
-    """
-    try:
-        accept = header_value(request.headers, "accept")
-    except HTTPError as refused:
-        # NOTE: this answer read the headers first (a 404 with no flow that read them): their
-        # 431 escaped the app, a 500 and a traceback from the server (review141). It is the
-        # answer, as when a flow reads them first; the headers now hold the first lines.
-        return default_error(request, refused.status, refused.detail, refused.headers)
-    detail = detail or status_phrase(status)
-    # PERF: no JSON asked for without "json" in Accept (see prefers_json): a browser's Accept
-    # read in 0.16 us, not 4.1 (Firefox's), text/html 1.25 -> 0.08 (timeit, 2026-12-05).
-    if accept and "json" in accept.lower() and prefers_json(accept):
-        body, media_type = encode_json({"status": status, "detail": detail}), JSON
-        labels: tuple[Header, ...] = (ACCEPT_VARIES,)
-    else:
-        body, media_type = detail.encode("utf-8"), TEXT
-        # NOTE: a detail may quote the client (a form field's name, an app's f"no note
-        # {name}"): loaded by <script src>, a text/plain body runs as a script unless it says
-        # nosniff (Fetch, X-Content-Type-Options), and Internet Explorer rendered it as HTML.
-        # Go's http.Error says it too.
-        labels = (NOSNIFF, ACCEPT_VARIES)
-    # NOTE: Vary: the body is JSON or text by the request's Accept, and a 404 or a 405 is
-    # cacheable: a shared cache gave the JSON 404 it kept to a browser (Falcon says it too).
-    if headers and not own:
-        response = Response(body, status, headers, media_type)
-        if NOSNIFF in labels:
-            response.headers.setdefault(*NOSNIFF)
-        _vary_on_accept(response)
-        return response
-    # PERF: the framework's own headers, put in unchecked as Response puts its type, and
-    # sent by outgoing()'s fast path: through headers.setdefault() and head_list(), a 404
-    # under WSGI took 19.1 -> 24.9 us (2026-12-05).
-    response = Response(body, status, None, media_type)
-    items = response._headers._list
-    if headers:
-        # PERF: the router's, first, as Response puts them: a 405 with no Headers checks, 4
-        # names and values, nor 3 lists made again (cProfile: 144 -> 85 calls, 2026-12-05).
-        items[:0] = headers.items()
-    items.extend(labels)
-    return response
-
-
-def _vary_on_accept(response: Response) -> None:
-    """Add ``Accept`` to the ``Vary`` of ``response``, whose headers an error gave."""
-    vary = response.headers.get("vary")
-    if vary is None:
-        response.headers["Vary"] = "Accept"
-        return
-    names = {name.strip().lower() for name in vary.split(",")}
-    if not names & {"accept", "*"}:
-        response.headers["Vary"] = f"{vary}, Accept"
-
-
-def client_left(request: Request, exc: ClientDisconnect) -> Response:
-    """The answer to a ``ClientDisconnect`` that reached the driver: a default 400.
-
-    WSGI sends it even when the client has gone (PEP 3333 wants a response); ASGI sends it
-    unless its body source saw ``http.disconnect``. No traceback is logged. A ``ClientDisconnect``
-    raised by app code with no message still says what happened (as JSON to a client that
-    accepts it).
-    """
-    try:
-        detail = str(exc)
-    except Exception:
-        detail = ""  # NOTE: an app's own subclass whose __str__ fails: no reason to say.
-    # NOTE: a lone surrogate (a name decoded with surrogateescape) made the answer's encode
-    # raise out of the app: written as "\udc80", as repr() would.
-    detail = detail.encode("utf-8", "backslashreplace").decode("utf-8")
-    return default_error(request, 400, detail or "the client disconnected", {})

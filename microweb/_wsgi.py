@@ -16,10 +16,10 @@ from multiprocessing.util import Finalize
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ._app_loop import AppClosed, AppLoop, LoopStopped
-from ._calls import client_left, handlers_failed, unsendable
 from ._close_wait import close_returned, watch_close
 from ._concurrency import drive_in_thread, drive_sync
 from ._cut_closing import wait_for_cut_closings
+from ._default_answers import client_left, handlers_failed, unsendable
 from ._effects import ENDED, ShutdownError, run_shutdown
 from ._emission import LENGTHS, outgoing, plain_answer
 from ._error_logs import unsent_stream_failed

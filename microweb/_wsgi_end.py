@@ -10,8 +10,8 @@ from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from ._app_loop import AppClosed, LoopStopped
-from ._calls import default_error
 from ._concurrency import drive_sync
+from ._default_answers import default_error
 from ._effects import ENDED, run_after
 from ._request import Request, logged_method, logged_path, logged_request
 

@@ -221,7 +221,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_parts", "_streamed_parts", "_uploads", "_forms", "_request_head", "_body_cache",
         "_request_body", "_request", "_response_checks", "_response_cookies",
         "_response", "_results", "_emission", "_plugins", "_plan", "_port_hints", "_error_logs",
-        "_calls", "_flow_closing", "_endpoint_call", "_flows", "_ws_handshake", "_pipeline",
+        "_default_answers", "_calls", "_flow_closing", "_endpoint_call", "_flows", "_ws_handshake",
+        "_pipeline",
     ),
     "bridges": (
         "_app_loop", "_stream_ahead", "_unawaited", "_concurrency", "_cut_closing", "_in_pool",
