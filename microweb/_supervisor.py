@@ -45,7 +45,8 @@ import uvicorn
 
 from ._stopping import end_by, interrupts_held, take_interrupts
 from ._uvicorn import OrderlyUvicorn
-from ._workers import HURRY_MARGIN, Workers
+from ._worker_process import HURRY_MARGIN
+from ._workers import Workers
 
 if TYPE_CHECKING:
     from uvicorn.supervisors.basereload import BaseReload as Reloader

@@ -1,5 +1,5 @@
 """A ``--workers`` worker's watcher: a thread that looks at the worker's event loop and notes,
-in memory the main process reads (``_workers``), whether the loop makes progress.
+in memory the main process reads (``_worker_process``), whether the loop makes progress.
 
 The main process cannot tell a blocked loop from a slow one by pinging it: a loop that answers
 pings itself, among 40 CPU-bound ``def`` handlers in the pool, waited so long for the GIL that

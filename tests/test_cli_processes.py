@@ -451,7 +451,7 @@ CHILD_INTERRUPTED = """
 import os, signal, sys
 from multiprocessing import Pipe, RawValue
 import uvicorn
-from microweb import _stopping, _supervisor, _workers
+from microweb import _stopping, _supervisor, _worker_process
 
 
 def interrupt():
@@ -471,12 +471,12 @@ def take_interrupts():
         interrupt()
 
 
-_workers.take_interrupts = _supervisor.take_interrupts = take_interrupts
+_worker_process.take_interrupts = _supervisor.take_interrupts = take_interrupts
 # NOTE: asyncio's loop, as every Uvicorn of the suite's (tests/servers.py TEST_LOOP).
 config = Config("microweb._serving:asgi_from_environment", factory=True, loop="asyncio")
 if sys.argv[1] == "workers":
     _, child = Pipe()
-    _workers._run_worker(config, [], child, [0, 0, 0, 0], 5.0, os.getppid())
+    _worker_process._run_worker(config, [], child, [0, 0, 0, 0], 5.0, os.getppid())
 else:
     _supervisor._run_reloaded(config, print, os.getppid(), RawValue("i", 0), [])
 """

@@ -45,10 +45,10 @@ from servers import (
     wait_for,
 )
 
-from microweb import _serve_options, _supervisor, _watcher, _workers
+from microweb import _serve_options, _supervisor, _watcher, _worker_process, _workers
 
-# NOTE: the class itself, before the fixture below replaces it.
-REAL_WORKER = _workers.Worker
+# NOTE: the class itself, which the fixture below replaces in ``_workers``.
+REAL_WORKER = _worker_process.Worker
 
 pytestmark = [
     pytest.mark.servers,
@@ -503,7 +503,7 @@ def _ended_worker(age: float) -> SimpleNamespace:
     )
 
 
-def _worker(process: object, pipe: Connection, started: bool = False) -> _workers.Worker:
+def _worker(process: object, pipe: Connection, started: bool = False) -> _worker_process.Worker:
     """A ``Worker`` on ``process`` (a fake) and its ``pipe``, born a minute ago, whose beats
     are a list."""
     worker = REAL_WORKER.__new__(REAL_WORKER)
@@ -674,13 +674,13 @@ def test_serving_sees_a_worker_that_ended_since_the_last_look(
         os.close(sentinel)
 
 
-def _serve_one_ended(supervisor: _workers.Workers, worker: _workers.Worker) -> bool:
+def _serve_one_ended(supervisor: _workers.Workers, worker: _worker_process.Worker) -> bool:
     """Run the supervisor's serving loop on ``worker``, which has ended, until it is replaced
     (with the worker's place's count of killed starts) or fails; return whether it failed."""
     supervisor.workers = [worker]
     supervisor.announce = None
 
-    def replace(index: int, ended: _workers.Worker) -> bool:
+    def replace(index: int, ended: _worker_process.Worker) -> bool:
         supervisor._on_signal(signal.SIGTERM, None)  # NOTE: ends the serving loop.
         return True
 
@@ -788,7 +788,7 @@ def test_a_worker_that_said_it_started_is_replaced_even_if_it_ended_before_it_wa
         os.close(sentinel)
 
 
-def _stuck_worker(sent: list[int]) -> _workers.Worker:
+def _stuck_worker(sent: list[int]) -> _worker_process.Worker:
     """A started worker whose event loop has made no progress for a minute, while its watcher
     thread ran; it records the signals it is sent."""
     pipe, _ = multiprocessing.Pipe()
@@ -1004,7 +1004,9 @@ def test_a_main_process_that_did_not_run_for_a_while_as_it_stops_kills_no_worker
     # NOTE: paused during the stop (Ctrl+Z then fg, a machine starved of CPU), it took all
     # that time for time its workers' loops made no progress, and killed them mid-request.
     clock = [time.monotonic()]
-    monkeypatch.setattr(_workers, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    paused_clock = SimpleNamespace(monotonic=lambda: clock[0])
+    monkeypatch.setattr(_workers, "time", paused_clock)
+    monkeypatch.setattr(_worker_process, "time", paused_clock)  # NOTE: the worker's looks.
     sent: list[int] = []
     worker = _stuck_worker(sent)
     worker.progressed = clock[0]  # NOTE: its loop turned until the stop.
@@ -1068,7 +1070,7 @@ def test_a_worker_told_of_a_second_signal_is_killed_unless_its_hooks_begin_in_ti
         worker.check_stopping(math.inf, began)
         assert sent == [signal.SIGTERM]  # NOTE: it has HURRY_MARGIN seconds.
         assert worker.hurried is not None
-        worker.hurried -= _workers.HURRY_MARGIN
+        worker.hurried -= _worker_process.HURRY_MARGIN
         worker.beats[_watcher.HOOKS] = 1
         worker.check_stopping(math.inf, began)
         assert sent == [signal.SIGTERM]  # NOTE: its hooks run, with no time limit.

@@ -76,6 +76,7 @@ IO_MODULES = frozenset(
         "_ws_flow_handshake.py",
         "_supervisor.py",
         "_workers.py",
+        "_worker_process.py",
         "_watcher.py",
         "_stopping.py",
         "_unix.py",
@@ -248,7 +249,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_chunked", "_uvicorn", "_httptools_targets", "_httptools_refusals", "_httptools_reads",
         "_httptools", "_h11", "_h11_connection", "_h11_framing",
         "_uvicorn_shared", "_conn_end", "_stall", "_ws_flow", "_ws_flow_handshake",
-        "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "_sockets", "plugins",
+        "_supervisor", "_workers", "_worker_process", "_watcher", "_stopping", "_unix",
+        "_sockets", "plugins",
     ),
 }  # fmt: skip
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
