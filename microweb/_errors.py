@@ -13,7 +13,7 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from ._datastructures import check_header
+from ._mapping_checks import check_header
 
 
 def is_asyncio_cancellation(exc: BaseException) -> bool:

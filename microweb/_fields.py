@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from ._datastructures import INDEXED_FROM, Headers, MultiDict
+from ._datastructures import Headers, MultiDict
 from ._errors import HTTPError
+from ._mapping_checks import INDEXED_FROM
 from ._percent import percent_decode
 
 V = TypeVar("V")

@@ -19,8 +19,9 @@ from conftest import MakeClient, traced_lines
 
 import microweb
 from microweb import App, Request
-from microweb._datastructures import INDEXED_FROM, Headers, MultiDict, trusted_headers
+from microweb._datastructures import Headers, MultiDict, trusted_headers
 from microweb._fields import RequestFields, RequestHeaders
+from microweb._mapping_checks import INDEXED_FROM
 
 # NOTE: the default max_headers and max_query_params: what any client may send.
 MANY = 1000

@@ -29,7 +29,6 @@ from hypothesis import strategies as st
 
 from microweb import App, Headers, HTTPError, Limits, Request, Response, UploadFile
 from microweb._cookies import parse_cookie_header
-from microweb._datastructures import _HOP_BY_HOP as HOP_BY_HOP
 from microweb._disposition import _DISPOSITION_PARAM
 from microweb._fields import parse_fields
 from microweb._files import parse_range
@@ -37,6 +36,7 @@ from microweb._forms import FormBuilder
 from microweb._framing import CHUNK_EXTENSIONS
 from microweb._h11_framing import empty_lines
 from microweb._limits import MAX_JSON_DEPTH
+from microweb._mapping_checks import _HOP_BY_HOP as HOP_BY_HOP
 from microweb._parsing import _MEDIA_PARAM
 from microweb._percent import percent_decode, percent_decode_bytes, percent_encode_uri
 from microweb._request import decode_raw_path

@@ -211,9 +211,9 @@ def test_core_does_not_name_environ_or_scope(path: Path) -> None:
 # never a higher one, TYPE_CHECKING and function-local imports included.
 LAYERS: dict[str, tuple[str, ...]] = {
     "values": (
-        "_types", "_errors", "_limits", "_datastructures", "_percent", "_cookies", "_charsets",
-        "_strict_json", "_parsing", "_framing", "_fields", "_disposition", "_closing", "_sse",
-        "_files", "_route_templates",
+        "_types", "_errors", "_limits", "_mapping_checks", "_datastructures", "_percent",
+        "_cookies", "_charsets", "_strict_json", "_parsing", "_framing", "_fields",
+        "_disposition", "_closing", "_sse", "_files", "_route_templates",
         "_routing", "_route_nodes", "_route_clashes", "_route_reach", "_route_table", "_url_paths",
         "_effects",
         "_target", "_buffer", "_status", "_checkpoint", "_binding", "_media", "_file_bodies",
