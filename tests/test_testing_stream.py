@@ -12,7 +12,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, stream_in_colour
 
 from microweb import App, Limits, Request, Response
 from microweb.testing import TestClient
@@ -442,15 +442,7 @@ def holding_app(colour: str, kept: list[weakref.ref[Held]], ended: list[str]) ->
     work."""
     app = App()
 
-    def sync_chunks(held: Held) -> Iterator[str]:
-        ended.append("started")
-        try:
-            yield "one\n"
-            yield "two\n"
-        finally:
-            ended.append("finally")
-
-    async def async_chunks(held: Held) -> AsyncIterator[str]:
+    def chunks(held: Held) -> Iterator[str]:
         ended.append("started")
         try:
             yield "one\n"
@@ -465,7 +457,7 @@ def holding_app(colour: str, kept: list[weakref.ref[Held]], ended: list[str]) ->
         HELD.set(held)
         request.state.held = held  # NOTE: and the request, with it.
         request.after_response(ended.append, "after response")
-        return Response.stream(sync_chunks(held) if colour == "sync" else async_chunks(held))
+        return Response.stream(stream_in_colour(colour, lambda: chunks(held)))
 
     return app
 
