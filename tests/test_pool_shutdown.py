@@ -165,6 +165,26 @@ async def _left_then_shut_down(
     return replies, ended
 
 
+def _assert_given_up_then_counted(
+    app: App,
+    path: str,
+    entered: threading.Event,
+    release: threading.Event,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Check that the request to ``path``, whose client left while its ``def`` code ran,
+    ended (``CLOSE_WAIT`` gave up on it, not the code's end), and that the shutdown then
+    counted the code still running."""
+    try:
+        replies, ended = asyncio.run(_left_then_shut_down(app, path, entered, release))
+    finally:
+        release.set()
+    assert ended
+    assert [reply["type"] for reply in replies][-1] == "lifespan.shutdown.complete"
+    assert any("has not returned in time" in line for line in _warnings(caplog))
+    assert any("1 call of def code still running" in line for line in _warnings(caplog))
+
+
 def test_a_shutdown_with_a_sync_stream_given_up_on_still_running_says_so(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -186,14 +206,7 @@ def test_a_shutdown_with_a_sync_stream_given_up_on_still_running_says_so(
 
         return Response.stream(chunks())
 
-    try:
-        replies, ended = asyncio.run(_left_then_shut_down(app, "/stream", entered, release))
-    finally:
-        release.set()
-    assert ended  # NOTE: CLOSE_WAIT, not the step, ended the request.
-    assert [reply["type"] for reply in replies][-1] == "lifespan.shutdown.complete"
-    assert any("has not returned in time" in line for line in _warnings(caplog))
-    assert any("1 call of def code still running" in line for line in _warnings(caplog))
+    _assert_given_up_then_counted(app, "/stream", entered, release, caplog)
 
 
 def test_a_shutdown_with_an_unsent_streams_close_given_up_on_still_running_says_so(
@@ -218,11 +231,4 @@ def test_a_shutdown_with_an_unsent_streams_close_given_up_on_still_running_says_
     def none(request: Request) -> Response:
         return Response.stream(SlowClose(), status=204)
 
-    try:
-        replies, ended = asyncio.run(_left_then_shut_down(app, "/none", entered, release))
-    finally:
-        release.set()
-    assert ended
-    assert [reply["type"] for reply in replies][-1] == "lifespan.shutdown.complete"
-    assert any("has not returned in time" in line for line in _warnings(caplog))
-    assert any("1 call of def code still running" in line for line in _warnings(caplog))
+    _assert_given_up_then_counted(app, "/none", entered, release, caplog)
